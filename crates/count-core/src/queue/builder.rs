@@ -1,0 +1,194 @@
+//! [`CountQueueBuilder`]: every setting of a [`CountQueue`], with its default.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+use tokio::runtime::Handle;
+use tokio::sync::{Notify, mpsc};
+
+use super::flusher::{Flusher, Settings};
+use super::pending::Pending;
+use super::stats::StatsCells;
+use super::{CountQueue, Shared, clock};
+use crate::backoff::Backoff;
+use crate::{BucketWidth, Counter, Error, Result};
+
+/// Builds a [`CountQueue`]; every setter says its default.
+#[derive(Debug)]
+pub struct CountQueueBuilder {
+    counter: Arc<dyn Counter>,
+    capacity: usize,
+    flush_interval: Duration,
+    drain_interval: Duration,
+    bucket_width: Duration,
+    max_endpoints: usize,
+    max_pending: usize,
+    max_batch_rows: usize,
+    write_timeout: Duration,
+    shutdown_timeout: Duration,
+    retry_initial: Duration,
+    retry_max: Duration,
+    runtime: Option<Handle>,
+}
+
+impl CountQueueBuilder {
+    pub(crate) fn new(counter: Arc<dyn Counter>) -> CountQueueBuilder {
+        CountQueueBuilder {
+            counter,
+            capacity: 65_536,
+            flush_interval: Duration::from_secs(1),
+            drain_interval: Duration::from_millis(10),
+            bucket_width: Duration::from_secs(60),
+            max_endpoints: 10_000,
+            max_pending: 1_000_000,
+            max_batch_rows: 10_000,
+            write_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(30),
+            runtime: None,
+        }
+    }
+
+    /// How many recorded requests the queue holds before `record` drops
+    /// (24 bytes each). Default 65,536: with the default drain interval that absorbs
+    /// bursts of over 6 million requests per second.
+    pub fn capacity(mut self, events: usize) -> Self {
+        self.capacity = events;
+        self
+    }
+
+    /// How often a batch is written: at most one interval of counts is lost on a
+    /// crash. Default 1 s.
+    pub fn flush_interval(mut self, every: Duration) -> Self {
+        self.flush_interval = every;
+        self
+    }
+
+    /// How often the flusher moves events from the queue into its aggregate (no I/O).
+    /// Default 10 ms.
+    pub fn drain_interval(mut self, every: Duration) -> Self {
+        self.drain_interval = every;
+        self
+    }
+
+    /// The width of a raw count bucket: whole seconds that divide 24 h. Default 60 s.
+    pub fn bucket_width(mut self, width: Duration) -> Self {
+        self.bucket_width = width;
+        self
+    }
+
+    /// How many distinct endpoints the queue counts as themselves; later new ones are
+    /// counted under `(overflow)` with their method, and in [`Stats::overflowed`].
+    /// Default 10,000.
+    ///
+    /// [`Stats::overflowed`]: super::Stats::overflowed
+    pub fn max_endpoints(mut self, endpoints: usize) -> Self {
+        self.max_endpoints = endpoints;
+        self
+    }
+
+    /// How many aggregated rows (distinct endpoint and bucket) may wait for a failing
+    /// backend. Past it new rows fold into day-wide buckets; past twice it they are
+    /// discarded. Both are counted in [`Stats`]. Default 1,000,000 (tens of MiB).
+    ///
+    /// [`Stats`]: super::Stats
+    pub fn max_pending(mut self, rows: usize) -> Self {
+        self.max_pending = rows;
+        self
+    }
+
+    /// The most rows in one batch, so a write stays a bounded transaction.
+    /// Default 10,000.
+    pub fn max_batch_rows(mut self, rows: usize) -> Self {
+        self.max_batch_rows = rows;
+        self
+    }
+
+    /// How long one write may take before it counts as failed (and ambiguous: it is
+    /// retried with the same batch id). Default 30 s.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// How long [`CountQueue::shutdown`] keeps retrying failed writes. Default 10 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The backoff between retries of a failed write: from `initial`, doubling, up to
+    /// `max`, with jitter. Default 100 ms to 30 s.
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.retry_initial = initial;
+        self.retry_max = max;
+        self
+    }
+
+    /// The tokio runtime to run the flusher on. Default: the current one.
+    pub fn runtime(mut self, handle: Handle) -> Self {
+        self.runtime = Some(handle);
+        self
+    }
+
+    /// Checks the settings and starts the flusher.
+    pub fn build(self) -> Result<CountQueue> {
+        let bucket_width = BucketWidth::new(self.bucket_width)?;
+        at_least_one("capacity", self.capacity)?;
+        at_least_one("max_endpoints", self.max_endpoints)?;
+        at_least_one("max_pending", self.max_pending)?;
+        at_least_one("max_batch_rows", self.max_batch_rows)?;
+        for (name, value) in [
+            ("flush_interval", self.flush_interval),
+            ("drain_interval", self.drain_interval),
+            ("write_timeout", self.write_timeout),
+            ("retry_backoff initial", self.retry_initial),
+        ] {
+            if value.is_zero() {
+                return Err(Error::invalid(name, value, "must be longer than zero"));
+            }
+        }
+        let runtime = match self.runtime {
+            Some(handle) => handle,
+            None => Handle::try_current().map_err(|_| {
+                Error::invalid(
+                    "runtime",
+                    "none",
+                    "CountQueue::build needs a tokio runtime: call it inside one, or pass one with .runtime(handle)",
+                )
+            })?,
+        };
+        clock::start().map_err(Error::unavailable)?;
+
+        let shared = Arc::new(Shared {
+            events: ArrayQueue::new(self.capacity),
+            closed: AtomicBool::new(false),
+            stats: StatsCells::default(),
+            room: Notify::new(),
+            full: Notify::new(),
+        });
+        let settings = Settings {
+            flush_interval: self.flush_interval,
+            drain_interval: self.drain_interval,
+            max_batch_rows: self.max_batch_rows,
+            write_timeout: self.write_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            backoff: Backoff::new(self.retry_initial, self.retry_max),
+        };
+        let pending = Pending::new(bucket_width, self.max_endpoints, self.max_pending);
+        let flusher = Flusher::new(Arc::clone(&shared), self.counter, settings, pending);
+        let (commands, receiver) = mpsc::unbounded_channel();
+        runtime.spawn(flusher.run(receiver));
+        Ok(CountQueue { shared, commands })
+    }
+}
+
+fn at_least_one(name: &'static str, value: usize) -> Result<()> {
+    if value == 0 {
+        return Err(Error::invalid(name, value, "must be at least 1"));
+    }
+    Ok(())
+}
