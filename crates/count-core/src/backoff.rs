@@ -47,7 +47,10 @@ mod tests {
         let mut b = Backoff::new(ms(100), ms(1000));
         for ceiling in [100, 200, 400, 800, 1000, 1000, 1000] {
             let d = b.next_delay();
-            assert!(d >= ms(ceiling / 2) && d <= ms(ceiling), "{d:?} vs {ceiling}");
+            assert!(
+                d >= ms(ceiling / 2) && d <= ms(ceiling),
+                "{d:?} vs {ceiling}"
+            );
         }
         b.reset();
         assert!(b.next_delay() <= ms(100));

@@ -18,7 +18,10 @@ impl BucketWidth {
     pub fn new(width: Duration) -> Result<BucketWidth> {
         let seconds = width.as_secs();
         let whole = width.subsec_nanos() == 0;
-        if !whole || seconds == 0 || seconds > Day::SECONDS as u64 || Day::SECONDS as u64 % seconds != 0
+        if !whole
+            || seconds == 0
+            || seconds > Day::SECONDS as u64
+            || Day::SECONDS as u64 % seconds != 0
         {
             return Err(Error::invalid(
                 "bucket width",
@@ -54,7 +57,10 @@ mod tests {
     #[test]
     fn accepts_divisors_of_a_day() {
         for s in [1, 2, 60, 90, 300, 3600, 86_400] {
-            assert_eq!(BucketWidth::new(Duration::from_secs(s)).unwrap().seconds() as u64, s);
+            assert_eq!(
+                BucketWidth::new(Duration::from_secs(s)).unwrap().seconds() as u64,
+                s
+            );
         }
     }
 

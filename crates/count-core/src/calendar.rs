@@ -204,7 +204,9 @@ impl DateRange {
 
     /// Every day of the range, in order.
     pub fn days(self) -> impl Iterator<Item = Day> {
-        std::iter::successors(Some(self.start), move |d| d.next().filter(|n| *n <= self.end))
+        std::iter::successors(Some(self.start), move |d| {
+            d.next().filter(|n| *n <= self.end)
+        })
     }
 }
 
@@ -332,12 +334,18 @@ mod tests {
         assert!(check_timestamp(MAX_TIMESTAMP).is_ok());
         let before = Timestamp::from_second(MIN_TIMESTAMP.as_second() - 1).unwrap();
         let err = check_timestamp(before).unwrap_err().to_string();
-        assert!(err.contains("from 0001-01-01T00:00:00Z to 9999-12-30T22:00:00Z"), "{err}");
+        assert!(
+            err.contains("from 0001-01-01T00:00:00Z to 9999-12-30T22:00:00Z"),
+            "{err}"
+        );
         // jiff itself ends at MAX_TIMESTAMP's second: nothing later can be made.
         assert_eq!(Timestamp::MAX.as_second(), MAX_TIMESTAMP.as_second());
         assert_eq!(Day::of(Timestamp::MAX).unwrap(), Day::MAX);
         assert_eq!(Day::of(MAX_TIMESTAMP).unwrap(), Day::MAX);
-        assert_eq!(Day::MAX.start().as_second(), MAX_TIMESTAMP.as_second() - 22 * 3600);
+        assert_eq!(
+            Day::MAX.start().as_second(),
+            MAX_TIMESTAMP.as_second() - 22 * 3600
+        );
         assert_eq!(Day::MAX.next(), None);
         assert_eq!(Day::MIN.prev(), None);
         assert_eq!(Day::of(MIN_TIMESTAMP).unwrap(), day(1, 1, 1));
@@ -358,7 +366,10 @@ mod tests {
             Period::Day(day(2024, 2, 29))
         );
         let err = Period::from_parts(2024, 0, 5).unwrap_err().to_string();
-        assert!(err.contains("2024-00-05") && err.contains("without a month"), "{err}");
+        assert!(
+            err.contains("2024-00-05") && err.contains("without a month"),
+            "{err}"
+        );
         assert!(Period::from_parts(2024, 13, 0).is_err());
         assert!(Period::from_parts(2023, 2, 29).is_err());
         assert!(Period::from_parts(0, 0, 0).is_err());
@@ -367,12 +378,18 @@ mod tests {
     #[test]
     fn period_ranges_cover_leap_months_and_years() {
         let feb = Period::month(2024, 2).unwrap().range();
-        assert_eq!((feb.start(), feb.end()), (day(2024, 2, 1), day(2024, 2, 29)));
+        assert_eq!(
+            (feb.start(), feb.end()),
+            (day(2024, 2, 1), day(2024, 2, 29))
+        );
         let feb = Period::month(2100, 2).unwrap().range();
         assert_eq!(feb.end(), day(2100, 2, 28));
         let year = Period::year(2000).unwrap().range();
         assert_eq!(year.days().count(), 366);
-        assert_eq!(Period::Day(day(2024, 5, 5)).range(), DateRange::day(day(2024, 5, 5)));
+        assert_eq!(
+            Period::Day(day(2024, 5, 5)).range(),
+            DateRange::day(day(2024, 5, 5))
+        );
         assert_eq!(Period::year(9999).unwrap().range().end(), Day::MAX);
     }
 
@@ -380,11 +397,17 @@ mod tests {
     fn ranges_are_inclusive_and_ordered() {
         let r = DateRange::new(day(2023, 12, 30), day(2024, 1, 2)).unwrap();
         let days: Vec<String> = r.days().map(|d| d.to_string()).collect();
-        assert_eq!(days, ["2023-12-30", "2023-12-31", "2024-01-01", "2024-01-02"]);
+        assert_eq!(
+            days,
+            ["2023-12-30", "2023-12-31", "2024-01-01", "2024-01-02"]
+        );
         assert!(r.contains(day(2024, 1, 2)) && !r.contains(day(2024, 1, 3)));
         let err = DateRange::new(day(2024, 1, 2), day(2024, 1, 1))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("2024-01-02..=2024-01-01") && err.contains("after"), "{err}");
+        assert!(
+            err.contains("2024-01-02..=2024-01-01") && err.contains("after"),
+            "{err}"
+        );
     }
 }

@@ -194,3 +194,96 @@ pub trait CounterExt: Counter {
 }
 
 impl<C: Counter + ?Sized> CounterExt for C {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Method, Path};
+
+    fn count(n: u64, bucket: Timestamp) -> BucketCount {
+        BucketCount {
+            endpoint: Endpoint::new(Method::Get, Path::new("/batch").unwrap()),
+            bucket,
+            n,
+        }
+    }
+
+    fn id() -> BatchId {
+        BatchId {
+            writer: Uuid::nil(),
+            seq: 7,
+        }
+    }
+
+    #[test]
+    fn a_batch_refuses_counts_a_bigint_cannot_hold_or_zero() {
+        let at = Timestamp::from_second(0).unwrap();
+        for bad in [0, i64::MAX as u64 + 1, u64::MAX] {
+            let err = Batch::new(id(), vec![count(1, at), count(bad, at)]).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains(&bad.to_string()) && text.contains("GET /batch"),
+                "{text}"
+            );
+        }
+        let batch = Batch::new(id(), vec![count(2, at), count(i64::MAX as u64 - 2, at)]).unwrap();
+        assert_eq!(batch.total(), i64::MAX as u64);
+        assert_eq!(batch.id().to_string(), format!("{}#7", Uuid::nil()));
+    }
+
+    #[test]
+    fn a_batch_refuses_buckets_out_of_range() {
+        let too_early = Timestamp::from_second(crate::MIN_TIMESTAMP.as_second() - 1).unwrap();
+        let err = Batch::new(id(), vec![count(1, too_early)]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidInput {
+                    field: "timestamp",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn period_sums_are_ordered_by_path_then_method() {
+        let day = Day::new(2024, 1, 1).unwrap();
+        let e = |m, p| Endpoint::new(m, Path::new(p).unwrap());
+        let daily = [
+            DailyTotal {
+                day,
+                endpoint: e(Method::Post, "/b"),
+                total: 1,
+            },
+            DailyTotal {
+                day,
+                endpoint: e(Method::Get, "/b"),
+                total: 2,
+            },
+            DailyTotal {
+                day: day.next().unwrap(),
+                endpoint: e(Method::Get, "/b"),
+                total: 3,
+            },
+            DailyTotal {
+                day,
+                endpoint: e(Method::Get, "/a"),
+                total: 4,
+            },
+        ];
+        let sums: Vec<(Endpoint, u64)> = sum_by_endpoint(daily)
+            .into_iter()
+            .map(|t| (t.endpoint, t.total))
+            .collect();
+        assert_eq!(
+            sums,
+            [
+                (e(Method::Get, "/a"), 4),
+                (e(Method::Get, "/b"), 5),
+                (e(Method::Post, "/b"), 1)
+            ]
+        );
+    }
+}

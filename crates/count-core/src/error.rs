@@ -144,7 +144,10 @@ mod tests {
     #[test]
     fn invalid_input_names_field_value_and_rule() {
         let err = Error::invalid("method", "FETCH", "not an HTTP method");
-        assert_eq!(err.to_string(), r#"invalid method "FETCH": not an HTTP method"#);
+        assert_eq!(
+            err.to_string(),
+            r#"invalid method "FETCH": not an HTTP method"#
+        );
         assert!(!err.is_retryable());
     }
 

@@ -53,10 +53,9 @@ impl RollupScheduler {
     pub fn first_unfinished_day(&self, now: Timestamp) -> Result<Day> {
         let grace = SignedDuration::try_from(self.grace)
             .map_err(|_| Error::invalid("grace", self.grace, "too long"))?;
-        let cutoff = now
-            .checked_sub(grace)
-            .map_err(|_| Error::invalid("grace", self.grace, "reaches before year 1"))?;
-        Day::of(cutoff)
+        let before_year_one = || Error::invalid("grace", self.grace, "reaches before 0001-01-01");
+        let cutoff = now.checked_sub(grace).map_err(|_| before_year_one())?;
+        Day::of(cutoff).map_err(|_| before_year_one())
     }
 
     /// Rolls up every finished day that holds counts not yet rolled up, oldest first,
@@ -110,7 +109,10 @@ impl RollupScheduler {
             .ok()
             .and_then(Day::next)
             .map(|next| next.start())
-            .and_then(|end| end.checked_add(SignedDuration::try_from(self.grace).ok()?).ok())
+            .and_then(|end| {
+                end.checked_add(SignedDuration::try_from(self.grace).ok()?)
+                    .ok()
+            })
             .and_then(|due| Duration::try_from(due.duration_since(now)).ok());
         match day_finishes {
             Some(d) => d.min(self.check_every),

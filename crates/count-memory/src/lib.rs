@@ -107,7 +107,12 @@ impl Counter for MemoryCounter {
     }
 
     async fn unrolled_days(&self, before: Day) -> Result<Vec<Day>> {
-        Ok(self.lock().raw.range(..before).map(|(&day, _)| day).collect())
+        Ok(self
+            .lock()
+            .raw
+            .range(..before)
+            .map(|(&day, _)| day)
+            .collect())
     }
 }
 

@@ -70,13 +70,30 @@ impl Method {
         self as i32
     }
 
+    /// The method whose discriminant (wire number) is `repr`.
+    pub(crate) const fn from_repr(repr: u8) -> Option<Method> {
+        Some(match repr {
+            1 => Method::Connect,
+            2 => Method::Delete,
+            3 => Method::Get,
+            4 => Method::Head,
+            5 => Method::Options,
+            6 => Method::Post,
+            7 => Method::Put,
+            8 => Method::Trace,
+            9 => Method::Patch,
+            100 => Method::Grpc,
+            _ => return None,
+        })
+    }
+
     /// The method with this `count.v1.Method` wire number.
     ///
     /// `0` (`METHOD_UNSPECIFIED`) and numbers the enum does not define are refused.
     pub fn from_number(number: i32) -> Result<Method> {
-        Method::ALL
-            .into_iter()
-            .find(|m| m.number() == number)
+        u8::try_from(number)
+            .ok()
+            .and_then(Method::from_repr)
             .ok_or_else(|| Error::invalid("method", number, Self::EXPECTED_NUMBERS))
     }
 
@@ -113,7 +130,13 @@ impl TryFrom<&http::Method> for Method {
             http::Method::PUT => Method::Put,
             http::Method::TRACE => Method::Trace,
             http::Method::PATCH => Method::Patch,
-            _ => return Err(Error::invalid("method", method.as_str(), Self::EXPECTED_NAMES)),
+            _ => {
+                return Err(Error::invalid(
+                    "method",
+                    method.as_str(),
+                    Self::EXPECTED_NAMES,
+                ));
+            }
         })
     }
 }
@@ -149,14 +172,23 @@ mod tests {
     fn unknown_names_are_errors_naming_the_value() {
         for bad in ["", "FETCH", "GET ", "get\0"] {
             let err = bad.parse::<Method>().unwrap_err();
-            assert!(matches!(err, Error::InvalidInput { field: "method", .. }));
+            assert!(matches!(
+                err,
+                Error::InvalidInput {
+                    field: "method",
+                    ..
+                }
+            ));
             assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
         }
     }
 
     #[test]
     fn maps_http_methods_and_refuses_extensions() {
-        assert_eq!(Method::try_from(http::Method::PATCH).unwrap(), Method::Patch);
+        assert_eq!(
+            Method::try_from(http::Method::PATCH).unwrap(),
+            Method::Patch
+        );
         assert_eq!(Method::try_from(&http::Method::GET).unwrap(), Method::Get);
         let propfind = http::Method::from_bytes(b"PROPFIND").unwrap();
         let err = Method::try_from(&propfind).unwrap_err();

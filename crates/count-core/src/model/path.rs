@@ -234,7 +234,10 @@ mod tests {
     #[test]
     fn refuses_empty_paths() {
         let err = Path::new("").unwrap_err();
-        assert_eq!(err.to_string(), r#"invalid path "": a path may not be empty"#);
+        assert_eq!(
+            err.to_string(),
+            r#"invalid path "": a path may not be empty"#
+        );
     }
 
     #[test]

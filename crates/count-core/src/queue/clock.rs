@@ -68,7 +68,10 @@ mod tests {
             let coarse = now_second();
             let after = system_now().0;
             // At most one tick behind, never ahead.
-            assert!(coarse <= after && coarse >= before - 1, "{before} {coarse} {after}");
+            assert!(
+                coarse <= after && coarse >= before - 1,
+                "{before} {coarse} {after}"
+            );
             std::thread::sleep(Duration::from_millis(600));
         }
     }

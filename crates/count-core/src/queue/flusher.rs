@@ -18,7 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 use uuid::Uuid;
 
 use super::pending::{Kept, Pending};
-use super::{Command, Shared};
+use super::{Command, Event, Shared, lanes};
 use crate::backoff::Backoff;
 use crate::{Batch, BatchId, Counter, Error, Result};
 
@@ -42,6 +42,8 @@ pub(crate) struct Flusher {
     writer: Uuid,
     next_seq: u64,
     pending: Pending,
+    /// The recording threads' lanes.
+    lanes: Vec<rtrb::Consumer<Event>>,
     /// Frozen batches, written front first.
     outbox: VecDeque<Arc<Batch>>,
     outbox_rows: usize,
@@ -73,6 +75,7 @@ impl Flusher {
             writer: Uuid::new_v4(),
             next_seq: 0,
             pending,
+            lanes: Vec::new(),
             outbox: VecDeque::new(),
             outbox_rows: 0,
             waiters: Vec::new(),
@@ -123,16 +126,12 @@ impl Flusher {
         }
     }
 
-    /// Moves every queued event into `pending`.
+    /// Moves every recorded event, from the lanes and the shared ring, into `pending`.
     fn drain(&mut self) {
-        let stats = &self.shared.stats;
-        // Bounded, so producers outpacing the drain cannot keep the task here forever.
-        let limit = self.shared.events.capacity() * 2;
+        let shared = Arc::clone(&self.shared);
+        self.lanes.extend(shared.lanes.take_opened());
         let (mut drained, mut overflowed, mut coarsened, mut lost) = (0u64, 0, 0, 0);
-        while drained < limit as u64 {
-            let Some(event) = self.shared.events.pop() else {
-                break;
-            };
+        let mut add = |event: Event| {
             drained += 1;
             let placed = self.pending.add(event, self.outbox_rows);
             overflowed += u64::from(placed.overflowed);
@@ -141,10 +140,19 @@ impl Flusher {
                 Kept::Coarsened => coarsened += 1,
                 Kept::Lost => lost += 1,
             }
+        };
+        lanes::drain(&mut self.lanes, &mut add);
+        // Bounded, so producers outpacing the drain cannot keep the task here forever.
+        for _ in 0..shared.events.capacity() * 2 {
+            let Some(event) = shared.events.pop() else {
+                break;
+            };
+            add(event);
         }
         if drained == 0 {
             return;
         }
+        let stats = &shared.stats;
         // `aggregated` first, so a snapshot never sees a count in neither place.
         stats.aggregated.fetch_add(drained - lost, Relaxed);
         stats.drained.fetch_add(drained, Relaxed);

@@ -4,6 +4,7 @@
 mod builder;
 mod clock;
 mod flusher;
+mod lanes;
 mod pending;
 mod stats;
 
@@ -26,12 +27,14 @@ use stats::StatsCells;
 /// Records requests without ever blocking the caller, and writes them, aggregated,
 /// to a [`Counter`](crate::Counter) in the background.
 ///
-/// `record` stamps the request with the current second and pushes a 24-byte event
-/// onto a bounded lock-free queue: no lock, no allocation, no clock call. A flusher
-/// task (one per queue, on the tokio runtime it was built on) drains the queue every
-/// few milliseconds, sums the events per endpoint and time bucket, and writes one
-/// [`Batch`](crate::Batch) per flush interval, exactly once, retrying with backoff on
-/// failure. A full queue drops the request and counts it in [`Stats`].
+/// `record` stamps the request with the current second and pushes a 16-byte event
+/// onto the calling thread's own bounded ring (its *lane*; the shared ring when the
+/// lane is full): no lock, no atomic read-modify-write, no allocation, no clock call.
+/// A flusher task (one per queue, on the tokio runtime it was built on) drains the
+/// rings every few milliseconds, sums the events per endpoint and time bucket, and
+/// writes one [`Batch`](crate::Batch) per flush interval, exactly once, retrying with
+/// backoff on failure. When both rings are full the request is dropped and counted in
+/// [`Stats`].
 ///
 /// Cloning is cheap; all clones share the queue. When the last clone is dropped the
 /// flusher writes what it holds and stops; [`shutdown`](CountQueue::shutdown) does the
@@ -70,19 +73,38 @@ pub enum Recorded {
     DroppedClosed,
 }
 
-/// One request on the queue. `Copy` and 24 bytes: pushing it touches nothing shared
-/// but the queue slot.
+/// One request on a ring: the interned path, and the Unix second and the method packed
+/// into one word (`second << 8 | method`), so four events share a cache line.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Event {
     pub(crate) path: Path,
-    /// Unix second.
-    pub(crate) second: i64,
-    pub(crate) method: Method,
+    stamp: i64,
+}
+
+impl Event {
+    #[inline]
+    pub(crate) fn new(method: Method, path: Path, second: i64) -> Event {
+        // Seconds of years 1 to 9999 need 39 bits: the shift cannot overflow.
+        Event {
+            path,
+            stamp: (second << 8) | method as i64,
+        }
+    }
+
+    pub(crate) fn second(self) -> i64 {
+        self.stamp >> 8
+    }
+
+    pub(crate) fn method(self) -> Method {
+        Method::from_repr(self.stamp as u8).expect("packed from a Method")
+    }
 }
 
 /// What the handles and the flusher share.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    lanes: lanes::Lanes,
+    /// Where a request goes when its thread's lane is full.
     events: ArrayQueue<Event>,
     closed: AtomicBool,
     stats: StatsCells,
@@ -110,11 +132,7 @@ impl CountQueue {
     /// is dropped and counted in [`Stats::dropped_full`].
     #[inline]
     pub fn record(&self, method: Method, path: Path) -> Recorded {
-        self.push(Event {
-            path,
-            second: clock::now_second(),
-            method,
-        })
+        self.push(Event::new(method, path, clock::now_second()))
     }
 
     /// Counts one request made at `at` (the caller's clock, as the gRPC `Add` stream
@@ -131,12 +149,8 @@ impl CountQueue {
     /// Cancel-safe: dropping the future before it completes records nothing.
     /// Fails with [`Error::Closed`] once the queue is shut down.
     pub async fn record_wait(&self, method: Method, path: Path) -> Result<()> {
-        self.push_wait(Event {
-            path,
-            second: clock::now_second(),
-            method,
-        })
-        .await
+        self.push_wait(Event::new(method, path, clock::now_second()))
+            .await
     }
 
     /// [`record_wait`](CountQueue::record_wait) with the caller's timestamp.
@@ -169,13 +183,12 @@ impl CountQueue {
     }
 
     /// A snapshot of what the queue has done.
+    ///
+    /// Requests still in a thread's lane are not seen until the flusher drains it
+    /// (every drain interval, and on `flush`): after `flush` returns the snapshot is
+    /// exact.
     pub fn stats(&self) -> Stats {
         self.shared.stats.snapshot(self.shared.events.len() as u64)
-    }
-
-    /// How many events the queue holds at most.
-    pub fn capacity(&self) -> usize {
-        self.shared.events.capacity()
     }
 
     #[inline]
@@ -185,6 +198,9 @@ impl CountQueue {
             shared.stats.dropped_closed.fetch_add(1, Ordering::Relaxed);
             return Recorded::DroppedClosed;
         }
+        let Err(event) = shared.lanes.push(event) else {
+            return Recorded::Queued;
+        };
         match shared.events.push(event) {
             Ok(()) => Recorded::Queued,
             Err(_) => {
@@ -205,6 +221,11 @@ impl CountQueue {
             if shared.closed.load(Ordering::Relaxed) {
                 return Err(Error::Closed);
             }
+            if let Err(back) = shared.lanes.push(event) {
+                event = back;
+            } else {
+                return Ok(());
+            }
             match shared.events.push(event) {
                 Ok(()) => return Ok(()),
                 Err(back) => event = back,
@@ -223,9 +244,5 @@ impl CountQueue {
 
 fn event_at(method: Method, path: Path, at: Timestamp) -> Result<Event> {
     let at = check_timestamp(at)?;
-    Ok(Event {
-        path,
-        second: floor_second(at),
-        method,
-    })
+    Ok(Event::new(method, path, floor_second(at)))
 }

@@ -55,8 +55,9 @@ impl Pending {
     /// Adds one event. `rows_elsewhere` is the rows already frozen into batches that
     /// are not yet written: they count against the bound too.
     pub(crate) fn add(&mut self, event: Event, rows_elsewhere: usize) -> Placed {
-        let mut endpoint = Endpoint::new(event.method, event.path);
-        let bucket = self.width.start_of(event.second);
+        let method = event.method();
+        let mut endpoint = Endpoint::new(method, event.path);
+        let bucket = self.width.start_of(event.second());
         if let Some(n) = self.rows.get_mut(&(endpoint, bucket)) {
             *n += 1;
             return Placed {
@@ -66,7 +67,7 @@ impl Pending {
         }
         let overflowed = !self.admit(endpoint);
         if overflowed {
-            endpoint = Endpoint::new(event.method, self.overflow);
+            endpoint = Endpoint::new(method, self.overflow);
         }
         let kept = self.insert(endpoint, bucket, rows_elsewhere);
         Placed { overflowed, kept }
@@ -133,11 +134,7 @@ mod tests {
     use crate::Method;
 
     fn event(path: &str, second: i64) -> Event {
-        Event {
-            path: Path::new(path).unwrap(),
-            second,
-            method: Method::Get,
-        }
+        Event::new(Method::Get, Path::new(path).unwrap(), second)
     }
 
     fn rows(p: &mut Pending) -> Vec<(String, i64, u64)> {
@@ -157,7 +154,11 @@ mod tests {
         p.add(event("/b", 30), 0);
         assert_eq!(
             rows(&mut p),
-            [("/a".into(), 0, 2), ("/a".into(), 60, 3), ("/b".into(), 0, 1)]
+            [
+                ("/a".into(), 0, 2),
+                ("/a".into(), 60, 3),
+                ("/b".into(), 0, 1)
+            ]
         );
         assert!(p.is_empty());
     }

@@ -1,4 +1,4 @@
-//! The conformance suite of the [`Counter`] contract, and helpers for testing with it.
+//! The conformance suite of the [`Counter`](crate::Counter) contract, and helpers for testing with it.
 //!
 //! Every backend's tests call [`run_all`] (or each function) on an instance of it.
 //! The functions are plain `async fn`s over `&dyn Counter`: each works under a path
@@ -97,7 +97,12 @@ impl Scope {
             .iter()
             .filter_map(|t| {
                 let local = self.local(&t.endpoint.path)?;
-                Some((t.day.to_string(), t.endpoint.method, local.to_owned(), t.total))
+                Some((
+                    t.day.to_string(),
+                    t.endpoint.method,
+                    local.to_owned(),
+                    t.total,
+                ))
             })
             .collect()
     }

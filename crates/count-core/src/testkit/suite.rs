@@ -1,4 +1,4 @@
-//! The clauses of the [`Counter`] contract, one `pub async fn` each.
+//! The clauses of the [`Counter`](crate::Counter) contract, one `pub async fn` each.
 
 use crate::testkit::{Scope, at, day};
 use crate::{Batch, BucketCount, Counter, DateRange, Method, Period};
@@ -143,7 +143,11 @@ pub async fn rollup_adds_and_repeats_safely(counter: &dyn Counter) {
     let before = counter.daily_totals(DateRange::day(d)).await.unwrap();
     assert_eq!(s.daily(&before), expected, "live before the rollup");
     let rolled = counter.rollup(d).await.unwrap();
-    assert_eq!(s.daily(&rolled), expected, "rollup returns the day's totals");
+    assert_eq!(
+        s.daily(&rolled),
+        expected,
+        "rollup returns the day's totals"
+    );
     let again = counter.rollup(d).await.unwrap();
     assert_eq!(s.daily(&again), expected, "a second rollup changes nothing");
     let after = counter.daily_totals(DateRange::day(d)).await.unwrap();
@@ -203,7 +207,14 @@ pub async fn concurrent_rollups_racing_writes_are_exact(counter: &dyn Counter) {
             counter.rollup(d).await.expect("rollup");
         }
     };
-    tokio::join!(writer(0), writer(1), writer(2), writer(3), roller(), roller());
+    tokio::join!(
+        writer(0),
+        writer(1),
+        writer(2),
+        writer(3),
+        roller(),
+        roller()
+    );
     let gets = ROUNDS * (1 + 2 + 3 + 4);
     let posts = ROUNDS * 4;
     let expected = vec![
@@ -277,7 +288,10 @@ pub async fn empty_ranges_and_periods_are_empty(counter: &dyn Counter) {
         .await
         .unwrap();
     let before = DateRange::new(day("2024-08-01"), day("2024-08-07")).unwrap();
-    let totals = counter.daily_totals(before).await.expect("an empty range is Ok");
+    let totals = counter
+        .daily_totals(before)
+        .await
+        .expect("an empty range is Ok");
     assert!(s.daily(&totals).is_empty(), "{totals:?}");
     let totals = counter
         .daily_totals(DateRange::day(day("2024-08-09")))
@@ -304,7 +318,12 @@ pub async fn many_endpoints_in_one_batch(counter: &dyn Counter) {
     let mut rows = Vec::new();
     for (i, path) in paths.iter().enumerate() {
         for (j, &method) in methods.iter().enumerate() {
-            rows.push((method, path.as_str(), "2024-09-09T09:09:00Z", (i * 3 + j + 1) as u64));
+            rows.push((
+                method,
+                path.as_str(),
+                "2024-09-09T09:09:00Z",
+                (i * 3 + j + 1) as u64,
+            ));
         }
     }
     counter.write(&s.batch(&rows)).await.unwrap();
@@ -316,7 +335,10 @@ pub async fn many_endpoints_in_one_batch(counter: &dyn Counter) {
     assert_eq!(got.len(), 3000);
     for (k, (_, method, path, total)) in got.iter().enumerate() {
         let (i, j) = (k / 3, k % 3);
-        assert_eq!((method, path, *total), (&methods[j], &paths[i], (i * 3 + j + 1) as u64));
+        assert_eq!(
+            (method, path, *total),
+            (&methods[j], &paths[i], (i * 3 + j + 1) as u64)
+        );
     }
     let rolled = counter.rollup(day("2024-09-09")).await.unwrap();
     assert_eq!(s.daily(&rolled), got);

@@ -1,0 +1,175 @@
+//! Property: for any sequence of records (explicit timestamps across day, month and
+//! year boundaries), flushes, failed and repeated writes, and rollups, the totals of
+//! every day, month and year equal exactly what was recorded in it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use count_core::jiff::Timestamp;
+use count_core::testkit::{Fault, FlakyCounter};
+use count_core::{CountQueue, Counter, DateRange, Day, Method, Path, Period};
+use count_memory::MemoryCounter;
+use proptest::prelude::*;
+
+/// Instants on the edges that matter: year ends, a leap day, month ends, the epoch.
+const EDGES: [i64; 6] = [
+    1_704_067_200, // 2024-01-01T00:00:00Z
+    1_709_164_800, // 2024-02-29T00:00:00Z
+    1_709_251_200, // 2024-03-01T00:00:00Z
+    1_735_689_600, // 2025-01-01T00:00:00Z
+    1_677_628_800, // 2023-03-01T00:00:00Z
+    0,             // 1970-01-01T00:00:00Z
+];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Record {
+        path: usize,
+        method: usize,
+        second: i64,
+    },
+    Flush,
+    /// The next write applies but reports failure; the retry must not double count.
+    FailAfterWrite,
+    /// The next write fails without applying.
+    FailBeforeWrite,
+    Rollup {
+        second: i64,
+    },
+    RollupTwiceAtOnce {
+        second: i64,
+    },
+}
+
+fn second() -> impl Strategy<Value = i64> {
+    // Within two minutes either side of an edge, or anywhere in that edge's day.
+    (
+        0..EDGES.len(),
+        prop_oneof![-120i64..120, -86_400i64..86_400],
+    )
+        .prop_map(|(edge, offset)| EDGES[edge] + offset)
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (0..4usize, 0..3usize, second())
+            .prop_map(|(path, method, second)| Op::Record { path, method, second }),
+        2 => Just(Op::Flush),
+        1 => Just(Op::FailAfterWrite),
+        1 => Just(Op::FailBeforeWrite),
+        1 => second().prop_map(|second| Op::Rollup { second }),
+        1 => second().prop_map(|second| Op::RollupTwiceAtOnce { second }),
+    ]
+}
+
+const METHODS: [Method; 3] = [Method::Get, Method::Post, Method::Grpc];
+
+fn day_of(second: i64) -> Day {
+    Day::of(Timestamp::from_second(second).unwrap()).unwrap()
+}
+
+async fn check(ops: Vec<Op>, bucket_seconds: u64) -> Result<(), TestCaseError> {
+    let counter = Arc::new(FlakyCounter::new(MemoryCounter::new()));
+    let queue = CountQueue::builder(counter.clone())
+        .bucket_width(Duration::from_secs(bucket_seconds))
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(2))
+        .build()
+        .unwrap();
+    let paths: Vec<Path> = (0..4)
+        .map(|i| Path::new(&format!("/model/{i}")).unwrap())
+        .collect();
+    // (day, path index, method index) → count
+    let mut expected = BTreeMap::<(Day, usize, usize), u64>::new();
+    for op in ops {
+        match op {
+            Op::Record {
+                path,
+                method,
+                second,
+            } => {
+                let at = Timestamp::from_second(second).unwrap();
+                queue.record_at(METHODS[method], paths[path], at).unwrap();
+                *expected.entry((day_of(second), path, method)).or_default() += 1;
+            }
+            // Failures are expected here: injected faults.
+            Op::Flush => drop(queue.flush().await),
+            Op::FailAfterWrite => counter.plan([Fault::FailAfter]),
+            Op::FailBeforeWrite => counter.plan([Fault::FailBefore]),
+            Op::Rollup { second } => {
+                counter.rollup(day_of(second)).await.unwrap();
+            }
+            Op::RollupTwiceAtOnce { second } => {
+                let day = day_of(second);
+                let (a, b) = tokio::join!(counter.rollup(day), counter.rollup(day));
+                prop_assert_eq!(a.unwrap(), b.unwrap());
+            }
+        }
+    }
+    while queue.flush().await.is_err() {}
+
+    let totals = |filter: &dyn Fn(Day) -> bool| {
+        let mut sums = BTreeMap::<(String, Method), u64>::new();
+        for (&(day, path, method), &n) in &expected {
+            if filter(day) {
+                *sums
+                    .entry((paths[path].as_str().to_owned(), METHODS[method]))
+                    .or_default() += n;
+            }
+        }
+        sums.into_iter()
+            .map(|((p, m), n)| (m, p, n))
+            .collect::<Vec<_>>()
+    };
+    let report = |t: Vec<count_core::PeriodTotal>| {
+        t.into_iter()
+            .map(|t| {
+                (
+                    t.endpoint.method,
+                    t.endpoint.path.as_str().to_owned(),
+                    t.total,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let days: Vec<Day> = expected.keys().map(|k| k.0).collect();
+    for &day in &days {
+        let periods = [
+            Period::Day(day),
+            Period::month(day.year(), day.month()).unwrap(),
+            Period::year(day.year()).unwrap(),
+        ];
+        for period in periods {
+            let range = period.range();
+            let want = totals(&|d| range.contains(d));
+            let got = report(counter.period_totals(period).await.unwrap());
+            prop_assert_eq!(got, want, "period {}", period);
+        }
+    }
+    // And one range over everything, day by day.
+    if let (Some(&first), Some(&last)) = (days.first(), days.last()) {
+        let daily = counter
+            .daily_totals(DateRange::new(first, last).unwrap())
+            .await
+            .unwrap();
+        let sum: u64 = daily.iter().map(|t| t.total).sum();
+        prop_assert_eq!(sum, expected.values().sum::<u64>());
+    }
+    let stats = queue.stats();
+    prop_assert_eq!(stats.written, expected.values().sum::<u64>());
+    prop_assert_eq!(stats.pending, 0);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn totals_of_every_period_equal_what_was_recorded(
+        ops in proptest::collection::vec(op(), 1..120),
+        bucket_seconds in prop_oneof![Just(1u64), Just(60), Just(3600), Just(86_400)],
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(check(ops, bucket_seconds))?;
+    }
+}
