@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Prints the medians of the last `cargo bench --bench hot_path` run, and the ratios
-the count-core issue sets targets for, as a Markdown table.
+"""Prints the medians of the last runs of the benches, and the ratios their issues set
+targets for, as Markdown tables (a bench not run yet is skipped).
 
     cargo bench -p count-benches --bench hot_path && python3 benches/report.py
+    cargo bench -p count-benches --bench layer && python3 benches/report.py
 """
 import json
 import pathlib
@@ -16,14 +17,40 @@ def median_ns(group: str, name: str) -> float:
     return json.loads(estimates.read_text())["median"]["point_estimate"]
 
 
-print("| threads | " + " | ".join(NAMES) + " | record ÷ push | metrics ÷ record | prometheus ÷ record |")
-print("|---|" + "---|" * (len(NAMES) + 3))
-for threads in (1, 2):
-    group = f"record_{threads}-thread"
-    m = {name: median_ns(group, name) for name in NAMES}
-    record = m["count_queue_record"]
-    cells = " | ".join(f"{m[name]:.2f} ns" for name in NAMES)
+def hot_path():
+    print("| threads | " + " | ".join(NAMES) + " | record ÷ push | metrics ÷ record | prometheus ÷ record |")
+    print("|---|" + "---|" * (len(NAMES) + 3))
+    for threads in (1, 2):
+        group = f"record_{threads}-thread"
+        m = {name: median_ns(group, name) for name in NAMES}
+        record = m["count_queue_record"]
+        cells = " | ".join(f"{m[name]:.2f} ns" for name in NAMES)
+        print(
+            f"| {threads} | {cells} | {record / m['arrayqueue_push']:.2f}× "
+            f"| {m['metrics_counter'] / record:.1f}× | {m['prometheus_counter_vec'] / record:.1f}× |"
+        )
+
+
+def layer():
+    names = ("no_layer", "identity_layer", "count_layer", "axum_prometheus")
+    bare, identity, count, prom = (median_ns("layer", n) for n in names)
+    print("| no layer | identity layer | CountLayer | axum-prometheus | CountLayer adds | axum-prometheus adds | ratio of what they add | CountLayer over identity |")
+    print("|---|---|---|---|---|---|---|---|")
     print(
-        f"| {threads} | {cells} | {record / m['arrayqueue_push']:.2f}× "
-        f"| {m['metrics_counter'] / record:.1f}× | {m['prometheus_counter_vec'] / record:.1f}× |"
+        f"| {bare:.0f} ns | {identity:.0f} ns | {count:.0f} ns | {prom:.0f} ns | {count - bare:.0f} ns "
+        f"| {prom - bare:.0f} ns | {(count - bare) / (prom - bare):.3f} | {count - identity:.0f} ns |"
     )
+    alone = median_ns("layer_alone", "service_fn")
+    counted = median_ns("layer_alone", "count_layer_over_service_fn")
+    print()
+    print("| bare tower service | with CountLayer | CountLayer's own work |")
+    print("|---|---|---|")
+    print(f"| {alone:.1f} ns | {counted:.1f} ns | {counted - alone:.1f} ns |")
+
+
+for table in (hot_path, layer):
+    try:
+        table()
+        print()
+    except FileNotFoundError:
+        pass

@@ -6,6 +6,8 @@ mod bucket;
 mod calendar;
 mod counter;
 mod error;
+#[cfg(feature = "tower")]
+pub mod layer;
 mod model;
 mod queue;
 mod rollup;

@@ -36,14 +36,16 @@ pub struct Route(pub Path);
 pub const UNMATCHED_PATH: &str = "(unmatched)";
 
 /// Counts each request into a [`CountQueue`]; see the [module docs](self).
+///
+/// Cloning is one reference count: axum clones a route's service for every request.
 #[derive(Debug, Clone)]
 pub struct CountLayer {
-    queue: CountQueue,
     config: Arc<Config>,
 }
 
 #[derive(Debug)]
 struct Config {
+    queue: CountQueue,
     unmatched: Path,
     raw_paths: bool,
     fallback_method: Method,
@@ -69,8 +71,8 @@ impl CountLayer {
     /// A layer that records into `queue`.
     pub fn new(queue: CountQueue) -> CountLayer {
         CountLayer {
-            queue,
             config: Arc::new(Config {
+                queue,
                 unmatched: Path::new(UNMATCHED_PATH).expect("a valid path"),
                 raw_paths: false,
                 fallback_method: Method::Other,
@@ -113,7 +115,7 @@ impl CountLayer {
 
     /// The queue the layer records into.
     pub fn queue(&self) -> &CountQueue {
-        &self.queue
+        &self.config.queue
     }
 
     fn config_mut(&mut self) -> &mut Config {
@@ -125,7 +127,7 @@ impl CountLayer {
         let config = &*self.config;
         if is_grpc(request) {
             let path = self.interned(request.uri().path());
-            self.queue.record(Method::Grpc, path);
+            config.queue.record(Method::Grpc, path);
             return;
         }
         let method = Method::try_from(request.method()).unwrap_or_else(|_| {
@@ -140,7 +142,7 @@ impl CountLayer {
                 config.unmatched
             }
         };
-        self.queue.record(method, path);
+        config.queue.record(method, path);
     }
 
     /// `text` interned, or the unmatched path when it is refused.

@@ -12,6 +12,10 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum Method {
+    /// Any other method: what [`CountLayer`](crate::layer::CountLayer) counts an
+    /// extension HTTP method (`PROPFIND`, ...) as, and `count.v1`'s
+    /// `METHOD_UNSPECIFIED` (the Go server's clients send PATCH as that).
+    Other = 0,
     /// `CONNECT`
     Connect = 1,
     /// `DELETE`
@@ -36,7 +40,8 @@ pub enum Method {
 
 impl Method {
     /// Every method, in wire-number order.
-    pub const ALL: [Method; 10] = [
+    pub const ALL: [Method; 11] = [
+        Method::Other,
         Method::Connect,
         Method::Delete,
         Method::Get,
@@ -52,6 +57,7 @@ impl Method {
     /// The upper-case name: `"GET"`, `"GRPC"`.
     pub const fn as_str(self) -> &'static str {
         match self {
+            Method::Other => "OTHER",
             Method::Connect => "CONNECT",
             Method::Delete => "DELETE",
             Method::Get => "GET",
@@ -73,6 +79,7 @@ impl Method {
     /// The method whose discriminant (wire number) is `repr`.
     pub(crate) const fn from_repr(repr: u8) -> Option<Method> {
         Some(match repr {
+            0 => Method::Other,
             1 => Method::Connect,
             2 => Method::Delete,
             3 => Method::Get,
@@ -87,9 +94,8 @@ impl Method {
         })
     }
 
-    /// The method with this `count.v1.Method` wire number.
-    ///
-    /// `0` (`METHOD_UNSPECIFIED`) and numbers the enum does not define are refused.
+    /// The method with this `count.v1.Method` wire number; `0` (`METHOD_UNSPECIFIED`)
+    /// is [`Method::Other`], and numbers the enum does not define are refused.
     pub fn from_number(number: i32) -> Result<Method> {
         u8::try_from(number)
             .ok()
@@ -98,9 +104,9 @@ impl Method {
     }
 
     const EXPECTED_NUMBERS: &'static str =
-        "expected a count.v1.Method number: 1..=9 (CONNECT..PATCH) or 100 (GRPC)";
+        "expected a count.v1.Method number: 0..=9 (METHOD_UNSPECIFIED..PATCH) or 100 (GRPC)";
     const EXPECTED_NAMES: &'static str = "expected one of CONNECT, DELETE, GET, HEAD, OPTIONS, \
-         POST, PUT, TRACE, PATCH or GRPC (any case)";
+         POST, PUT, TRACE, PATCH, GRPC or OTHER (any case)";
 }
 
 impl FromStr for Method {
@@ -202,7 +208,8 @@ mod tests {
         }
         assert_eq!(Method::Grpc.number(), 100);
         assert_eq!(Method::Patch.number(), 9);
-        for bad in [0, 10, 99, 101, -1] {
+        assert_eq!(Method::from_number(0).unwrap(), Method::Other);
+        for bad in [10, 99, 101, -1, 256] {
             assert!(Method::from_number(bad).is_err());
         }
         let mut sorted = Method::ALL;

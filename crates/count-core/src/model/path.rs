@@ -1,6 +1,7 @@
 //! `Path`: a validated route template or gRPC method name, interned so that it is
 //! `Copy` and recording it costs no reference count.
 
+use std::cell::Cell;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::str::FromStr;
@@ -46,9 +47,9 @@ impl Path {
 
     /// Checks `text` and returns its interned `Path`.
     ///
-    /// Finding a path that is already interned takes no lock.
+    /// Finding a path that is already interned takes no lock (and no check: it was
+    /// checked when it was first interned).
     pub fn new(text: &str) -> Result<Path> {
-        validate(text)?;
         INTERNER.intern(text)
     }
 
@@ -89,22 +90,51 @@ fn validate(text: &str) -> Result<()> {
 /// The process-wide set of paths: lock-free lookups, one writer at a time for new ones
 /// (so no text is ever leaked twice).
 struct Interner {
-    paths: papaya::HashMap<&'static str, Path>,
+    /// foldhash: a lookup is on the request path of `CountLayer`; SipHash costs
+    /// several times more for a route-sized key.
+    paths: papaya::HashMap<&'static str, Path, foldhash::fast::RandomState>,
     adding: Mutex<()>,
     bytes: AtomicUsize,
 }
 
 static INTERNER: LazyLock<Interner> = LazyLock::new(|| Interner {
-    paths: papaya::HashMap::new(),
+    paths: papaya::HashMap::with_hasher(foldhash::fast::RandomState::default()),
     adding: Mutex::new(()),
     bytes: AtomicUsize::new(0),
 });
 
+/// Slots of the per-thread cache of recent lookups.
+const RECENT_SLOTS: usize = 64;
+
+thread_local! {
+    /// Recent lookups by the address of the text looked up. Callers that look up the
+    /// same string again (axum's `MatchedPath` of a route, a `&'static str`) skip the
+    /// map. A hit is confirmed by comparing the text, so a reused address is harmless.
+    static RECENT: [Cell<Option<(usize, Path)>>; RECENT_SLOTS] =
+        const { [const { Cell::new(None) }; RECENT_SLOTS] };
+}
+
 impl Interner {
     fn intern(&self, text: &str) -> Result<Path> {
+        let address = text.as_ptr() as usize;
+        let slot = (address >> 3) % RECENT_SLOTS;
+        let recent = RECENT.try_with(|recent| recent[slot].get()).ok().flatten();
+        if let Some((seen, path)) = recent
+            && seen == address
+            && path.as_str() == text
+        {
+            return Ok(path);
+        }
+        let path = self.lookup_or_insert(text)?;
+        let _ = RECENT.try_with(|recent| recent[slot].set(Some((address, path))));
+        Ok(path)
+    }
+
+    fn lookup_or_insert(&self, text: &str) -> Result<Path> {
         if let Some(path) = self.paths.pin().get(text) {
             return Ok(*path);
         }
+        validate(text)?;
         // A poisoned lock only means another thread panicked while adding; the map
         // itself is always consistent, so carry on.
         let _adding = self.adding.lock().unwrap_or_else(|e| e.into_inner());
