@@ -132,6 +132,26 @@ impl Day {
         self.0.yesterday().ok().and_then(|d| Day::from_date(d).ok())
     }
 
+    /// The day `days` after 1970-01-01 (negative: before), as SQL `date - date` gives.
+    pub fn from_unix_day(days: i64) -> Result<Day> {
+        let at = days
+            .checked_mul(Day::SECONDS)
+            .and_then(|s| Timestamp::from_second(s).ok())
+            .ok_or_else(|| Error::invalid("day", days, "out of range for a date"))?;
+        Day::of(at).map_err(|_| {
+            Error::invalid(
+                "day",
+                days,
+                "out of range: days must be from 0001-01-01 to 9999-12-30",
+            )
+        })
+    }
+
+    /// Days since 1970-01-01 (negative before it).
+    pub fn unix_day(self) -> i64 {
+        self.start().as_second().div_euclid(Day::SECONDS)
+    }
+
     /// The day of a Unix second count (seconds since 1970-01-01T00:00:00Z), already
     /// known to be in range.
     pub(crate) fn of_unix_second(second: i64) -> Day {
@@ -323,6 +343,18 @@ mod tests {
         assert_eq!(Day::of(at).unwrap(), day(2024, 2, 29));
         assert_eq!(day(1970, 1, 2).start().as_second(), 86_400);
         assert_eq!(Day::of_unix_second(-1), day(1969, 12, 31));
+        for d in [
+            day(1970, 1, 1),
+            day(1969, 12, 31),
+            Day::MIN,
+            Day::MAX,
+            day(2024, 2, 29),
+        ] {
+            assert_eq!(Day::from_unix_day(d.unix_day()).unwrap(), d);
+        }
+        assert_eq!(day(1970, 1, 2).unix_day(), 1);
+        assert!(Day::from_unix_day(Day::MAX.unix_day() + 1).is_err());
+        assert!(Day::from_unix_day(i64::MAX).is_err());
         let half_before_epoch = Timestamp::new(0, -500_000_000).unwrap();
         assert_eq!(floor_second(half_before_epoch), -1);
         assert_eq!(floor_second(Timestamp::new(5, 5).unwrap()), 5);

@@ -24,7 +24,19 @@ async fn http(address: std::net::SocketAddr, method: &str, path: &str) -> (u16, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_counts_its_requests_and_reports_them_live() {
-    let counter: Arc<dyn Counter> = Arc::new(MemoryCounter::new());
+    the_app_counts_into(Arc::new(MemoryCounter::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_counts_into_postgresql() {
+    let Some(cluster) = count_testcluster::TestCluster::shared() else {
+        return;
+    };
+    let url = cluster.fresh_database("axum_app");
+    the_app_counts_into(Arc::new(count_pg::PgCounter::connect(&url).await.unwrap())).await;
+}
+
+async fn the_app_counts_into(counter: Arc<dyn Counter>) {
     let queue = CountQueue::builder(counter.clone()).build().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

@@ -1,6 +1,7 @@
-//! Quickstart: count simulated API traffic in memory, roll up, print a report.
+//! Quickstart: count simulated API traffic, roll up, print a report.
 //!
-//! `cargo run -p quickstart`
+//! `cargo run -p quickstart` counts in memory; with `DB_URL=postgresql://...` set, in
+//! PostgreSQL.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,10 +9,30 @@ use std::time::Duration;
 use count_core::jiff::{SignedDuration, Timestamp};
 use count_core::{CountQueue, Counter, DateRange, Day, Method, Path, Period, RollupScheduler};
 use count_memory::MemoryCounter;
+use count_pg::PgCounter;
 
 #[tokio::main]
-async fn main() -> count_core::Result<()> {
-    let counter = Arc::new(MemoryCounter::new());
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("quickstart: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> count_core::Result<()> {
+    let counter: Arc<dyn Counter> = match std::env::var("DB_URL") {
+        Ok(url) => {
+            println!(
+                "counting in PostgreSQL ({})",
+                url.split('@').next_back().unwrap_or("")
+            );
+            Arc::new(PgCounter::connect(&url).await?)
+        }
+        Err(_) => {
+            println!("counting in memory (set DB_URL=postgresql://... for PostgreSQL)");
+            Arc::new(MemoryCounter::new())
+        }
+    };
     let queue = CountQueue::builder(counter.clone()).build()?;
 
     // Routes are interned once; recording one is a pointer copy.
@@ -42,12 +63,10 @@ async fn main() -> count_core::Result<()> {
         .grace(Duration::ZERO)
         .run_once(now)
         .await?;
-    println!(
-        "rolled up: {rolled:?} (raw rows left: {})\n",
-        counter.raw_rows()
-    );
-
     let today = Day::today();
+    let left = counter.unrolled_days(today).await?;
+    println!("rolled up: {rolled:?}; finished days left to roll up: {left:?}\n");
+
     let range = DateRange::new(today.prev().unwrap_or(today), today)?;
     println!(
         "{:<10}  {:<6}  {:<28}  {:>7}",

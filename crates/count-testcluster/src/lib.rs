@@ -1,0 +1,416 @@
+//! A throwaway PostgreSQL cluster for tests and benches: `initdb` and `postgres` in a
+//! temporary directory, on a free loopback port, removed when the last user drops it.
+//!
+//! - `COUNT_TEST_DATABASE_URL` set: that server is used instead, and nothing is started.
+//! - No PostgreSQL binaries: [`TestCluster::shared`] returns `None` with the reason
+//!   printed, so a test can skip, except when `CI` is set: then it panics, so CI
+//!   never passes by skipping.
+//! - As root (sessions and CI here), `initdb` and `postgres` run as the `postgres`
+//!   user, which owns the data directory.
+#![warn(missing_docs)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// Where PostgreSQL's server binaries are looked for, besides `PATH`.
+const BIN_DIRS: [&str; 3] = [
+    "/usr/lib/postgresql/15/bin",
+    "/usr/lib/postgresql/16/bin",
+    "/usr/lib/postgresql/17/bin",
+];
+
+/// A PostgreSQL server for tests: one started here, or the one at
+/// `COUNT_TEST_DATABASE_URL`.
+#[derive(Debug)]
+pub struct TestCluster {
+    kind: Kind,
+    databases: AtomicU64,
+}
+
+#[derive(Debug)]
+enum Kind {
+    External(String),
+    Started(Started),
+}
+
+#[derive(Debug)]
+struct Started {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    run_as_postgres: bool,
+}
+
+static SHARED: Mutex<Weak<TestCluster>> = Mutex::new(Weak::new());
+
+/// The `postgres` user's password on a cluster started here.
+pub const PASSWORD: &str = "count-test";
+
+impl TestCluster {
+    /// The cluster shared by this process's tests, started on first use and stopped
+    /// when the last `Arc` is dropped. `None` (with the reason printed) when there is
+    /// no PostgreSQL to use; panics instead when `CI` is set.
+    pub fn shared() -> Option<Arc<TestCluster>> {
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(cluster) = shared.upgrade() {
+            return Some(cluster);
+        }
+        let cluster = match TestCluster::start() {
+            Ok(cluster) => Arc::new(cluster),
+            Err(reason) if std::env::var_os("CI").is_some() => {
+                panic!("CI is set, so PostgreSQL tests must run: {reason}")
+            }
+            Err(reason) => {
+                eprintln!("skipping PostgreSQL tests: {reason}");
+                return None;
+            }
+        };
+        *shared = Arc::downgrade(&cluster);
+        Some(cluster)
+    }
+
+    /// A cluster of the caller's own, for tests that stop and restart it. `None`
+    /// (with the reason printed) when there is no PostgreSQL here or the server is
+    /// `COUNT_TEST_DATABASE_URL`'s; panics instead when `CI` is set.
+    pub fn own() -> Option<TestCluster> {
+        let reason = match TestCluster::start() {
+            Ok(cluster) if cluster.port().is_some() => return Some(cluster),
+            Ok(_) => "COUNT_TEST_DATABASE_URL is set: its server is not ours to stop".to_owned(),
+            Err(reason) => reason,
+        };
+        if std::env::var_os("CI").is_some() && std::env::var_os("COUNT_TEST_DATABASE_URL").is_none()
+        {
+            panic!("CI is set, so PostgreSQL tests must run: {reason}");
+        }
+        eprintln!("skipping a PostgreSQL fault test: {reason}");
+        None
+    }
+
+    /// Starts a cluster of its own (or wraps `COUNT_TEST_DATABASE_URL`).
+    pub fn start() -> Result<TestCluster, String> {
+        if let Ok(url) = std::env::var("COUNT_TEST_DATABASE_URL") {
+            return Ok(TestCluster {
+                kind: Kind::External(url),
+                databases: AtomicU64::new(0),
+            });
+        }
+        let bin = find_bin()?;
+        let run_as_postgres = is_root();
+        let dir = std::env::temp_dir().join(format!(
+            "count-pg-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let started = Started {
+            bin,
+            dir,
+            port: free_port()?,
+            run_as_postgres,
+        };
+        if run_as_postgres {
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&started.dir))?;
+        }
+        let data = started.data_dir();
+        // Passwords over TCP (so a wrong one is refused, as in production), trust
+        // over the socket.
+        let password_file = started.dir.join("password");
+        std::fs::write(&password_file, PASSWORD).map_err(|e| format!("write password: {e}"))?;
+        if run_as_postgres {
+            run(Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&password_file))?;
+        }
+        started.run_pg(
+            "initdb",
+            &[
+                "-D",
+                path_str(&data),
+                "-U",
+                "postgres",
+                "--pwfile",
+                path_str(&password_file),
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        )?;
+        started.pg_ctl_start()?;
+        Ok(TestCluster {
+            kind: Kind::Started(started),
+            databases: AtomicU64::new(0),
+        })
+    }
+
+    /// The URL of the `postgres` database.
+    pub fn url(&self) -> String {
+        self.url_of("postgres")
+    }
+
+    /// The URL of `database` on this server.
+    pub fn url_of(&self, database: &str) -> String {
+        match &self.kind {
+            Kind::External(url) => replace_database(url, database),
+            Kind::Started(s) => format!(
+                "postgresql://postgres:{PASSWORD}@127.0.0.1:{}/{database}?sslmode=disable",
+                s.port
+            ),
+        }
+    }
+
+    /// The server's port, when it was started here.
+    pub fn port(&self) -> Option<u16> {
+        match &self.kind {
+            Kind::Started(s) => Some(s.port),
+            Kind::External(_) => None,
+        }
+    }
+
+    /// Creates a fresh, empty database and returns its URL.
+    pub fn fresh_database(&self, prefix: &str) -> String {
+        let n = self.databases.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{prefix}_{}_{n}", std::process::id());
+        self.psql("postgres", &format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        self.url_of(&name)
+    }
+
+    /// Runs SQL through `psql` against `database`, returning its output.
+    pub fn psql(&self, database: &str, sql: &str) -> Result<String, String> {
+        let url = self.url_of(database);
+        let output = run(Command::new("psql").args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            &url,
+            "-c",
+            sql,
+        ]))?;
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`).
+    pub fn stop_immediate(&self) -> Result<(), String> {
+        let s = self.started()?;
+        s.run_pg(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&s.data_dir()),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        )
+        .map(drop)
+    }
+
+    /// Starts the server again after [`stop_immediate`](TestCluster::stop_immediate).
+    pub fn restart(&self) -> Result<(), String> {
+        self.started()?.pg_ctl_start()
+    }
+
+    fn started(&self) -> Result<&Started, String> {
+        match &self.kind {
+            Kind::Started(s) => Ok(s),
+            Kind::External(_) => {
+                Err("the server at COUNT_TEST_DATABASE_URL is not ours to stop".into())
+            }
+        }
+    }
+}
+
+static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
+
+impl Started {
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), String> {
+        // fsync off: the machine does not crash in a test, only the server, and a
+        // committed transaction's WAL is in the OS's cache by then. Not
+        // synchronous_commit off: that would lose commits the server had confirmed
+        // when a test stops it with `-m immediate`.
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c full_page_writes=off -c max_connections=200 -c shared_buffers=128MB",
+            self.port,
+            path_str(&self.dir)
+        );
+        let log = self.dir.join("postgres.log");
+        let data = self.data_dir();
+        let started = Instant::now();
+        self.run_pg(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data),
+                "-o",
+                &options,
+                "-l",
+                path_str(&log),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )
+        .map_err(|e| {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            format!("{e}\npostgres.log:\n{log}")
+        })?;
+        let _ = started;
+        Ok(())
+    }
+
+    fn run_pg(&self, program: &str, args: &[&str]) -> Result<Output, String> {
+        let program = self.bin.join(program);
+        let mut command = if self.run_as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            Command::new(&program)
+        };
+        command.args(args).current_dir(&self.dir);
+        run(&mut command)
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        if let Kind::Started(s) = &self.kind {
+            let data = s.data_dir();
+            let _ = s.run_pg(
+                "pg_ctl",
+                &["-D", path_str(&data), "-m", "immediate", "-w", "stop"],
+            );
+            let _ = std::fs::remove_dir_all(&s.dir);
+        }
+    }
+}
+
+fn run(command: &mut Command) -> Result<Output, String> {
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{command:?} failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(output)
+}
+
+fn find_bin() -> Result<PathBuf, String> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    BIN_DIRS
+        .iter()
+        .map(PathBuf::from)
+        .chain(on_path)
+        .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
+        .ok_or_else(|| {
+            "no PostgreSQL server binaries (initdb, pg_ctl) in /usr/lib/postgresql/*/bin or on PATH; \
+             install postgresql-15, or set COUNT_TEST_DATABASE_URL"
+                .to_owned()
+        })
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// `url` with its database (the path) replaced by `database`.
+fn replace_database(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority_end = base
+        .find("://")
+        .map(|i| i + 3)
+        .and_then(|start| base[start..].find('/').map(|i| start + i))
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{database}", &base[..authority_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Waits until `f` returns true or `timeout` passes; returns whether it did.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_database_of_a_url() {
+        assert_eq!(
+            replace_database("postgresql://u:p@h:5432/db?sslmode=require", "t1"),
+            "postgresql://u:p@h:5432/t1?sslmode=require"
+        );
+        assert_eq!(
+            replace_database("postgresql://h", "t1"),
+            "postgresql://h/t1"
+        );
+    }
+
+    #[test]
+    fn starts_a_cluster_that_answers_and_stops_and_restarts() {
+        let Some(cluster) = TestCluster::shared() else {
+            return;
+        };
+        assert_eq!(cluster.psql("postgres", "SELECT 1 + 1").unwrap(), "2");
+        if cluster.port().is_some() {
+            cluster.stop_immediate().unwrap();
+            assert!(cluster.psql("postgres", "SELECT 1").is_err());
+            cluster.restart().unwrap();
+            assert_eq!(cluster.psql("postgres", "SELECT 3").unwrap(), "3");
+        }
+    }
+}
