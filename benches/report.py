@@ -4,6 +4,7 @@ targets for, as Markdown tables (a bench not run yet is skipped).
 
     cargo bench -p count-benches --bench hot_path && python3 benches/report.py
     cargo bench -p count-benches --bench layer && python3 benches/report.py
+    cargo bench -p count-benches --bench pg && python3 benches/report.py
 """
 import json
 import pathlib
@@ -48,7 +49,34 @@ def layer():
     print(f"| {alone:.1f} ns | {counted:.1f} ns | {counted - alone:.1f} ns |")
 
 
-for table in (hot_path, layer):
+def elements(group: str, name: str) -> int:
+    bench = ROOT / group / name / "new" / "benchmark.json"
+    return json.loads(bench.read_text())["throughput"]["Elements"]
+
+
+def per_second(group: str, name: str) -> float:
+    return elements(group, name) / (median_ns(group, name) / 1e9)
+
+
+def pg():
+    ours = per_second("ingest", "count_queue_pg")
+    seed = per_second("ingest", "seed_per_request")
+    print("| ingest | requests counted per second |")
+    print("|---|---|")
+    print(f"| CountQueue → PgCounter, 2 recording threads | {ours:,.0f} |")
+    print(f"| seed: one statement per request, 8 connections | {seed:,.0f} |")
+    print(f"| ratio | {ours / seed:,.0f}× |")
+    print()
+    count = median_ns("rollup", "count_pg_1m_raw_rows") / 1e9
+    seed_rollup = median_ns("rollup", "seed_1m_requests") / 1e9
+    print("| rollup of one day | seconds |")
+    print("|---|---|")
+    print(f"| PgCounter::rollup, 1,000,000 raw rows (1,000 endpoints × 1,000 buckets) | {count:.2f} |")
+    print(f"| seed: delete … returning, group by, insert; 1,000,000 request rows | {seed_rollup:.2f} |")
+    print(f"| ratio (seed ÷ ours) | {seed_rollup / count:.2f}× |")
+
+
+for table in (hot_path, layer, pg):
     try:
         table()
         print()

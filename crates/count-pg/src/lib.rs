@@ -108,7 +108,7 @@ impl PgCounter {
             schema: "count".into(),
             migrate: true,
             connect_timeout: Duration::from_secs(10),
-            rollup_chunk: 10_000,
+            rollup_chunk: 50_000,
             batch_retention: Duration::from_secs(7 * 86_400),
             flavor: Flavor::POSTGRES,
         }
@@ -147,7 +147,7 @@ impl PgCounterBuilder {
         self
     }
 
-    /// Raw rows moved per rollup transaction. Default 10,000.
+    /// Raw rows moved per rollup transaction. Default 50,000.
     pub fn rollup_chunk(mut self, rows: i64) -> Self {
         self.rollup_chunk = rows.max(1);
         self
@@ -257,20 +257,30 @@ impl Sql {
                 "SELECT e.id, e.method, e.path FROM {s}.endpoints e
                  JOIN unnest($1::text[], $2::text[]) AS t(m, p) ON e.method = t.m AND e.path = t.p",
             ),
-            // One chunk: delete up to $2 raw rows of the day (skipping rows another
-            // rollup holds), add their sums to the daily totals. Returns the number
-            // of endpoints touched: 0 when nothing was left.
+            // One chunk: delete the day's next $2 raw rows after id $3, add their sums
+            // to the daily totals. Returns the last id moved and how many rows moved
+            // (0: the day is done). No row locks first: a concurrent rollup's DELETE
+            // waits on ours and then skips the rows we deleted (RETURNING gives only
+            // what a statement deleted itself), so each row is summed exactly once,
+            // without writing every row twice (lock, then delete).
             rollup_chunk: s(
-                "WITH picked AS (
-                    SELECT id FROM {s}.raw_counts WHERE day = DATE '1970-01-01' + $1::int
-                    LIMIT $2 FOR UPDATE SKIP LOCKED),
+                "WITH chunk AS (
+                    SELECT max(id) AS last FROM (
+                        SELECT id FROM {s}.raw_counts
+                        WHERE day = DATE '1970-01-01' + $1::int AND id > $3
+                        ORDER BY id LIMIT $2) c),
                  moved AS (
-                    DELETE FROM {s}.raw_counts r USING picked WHERE r.id = picked.id
-                    RETURNING r.endpoint_id, r.n),
-                 sums AS (SELECT endpoint_id, sum(n)::bigint AS total FROM moved GROUP BY endpoint_id)
-                 INSERT INTO {s}.daily_totals (day, endpoint_id, total)
-                 SELECT DATE '1970-01-01' + $1::int, endpoint_id, total FROM sums
-                 ON CONFLICT (day, endpoint_id) DO UPDATE SET total = {s}.daily_totals.total + excluded.total",
+                    -- A range of the (day, id) index, read in order: no probe per row.
+                    DELETE FROM {s}.raw_counts
+                    WHERE day = DATE '1970-01-01' + $1::int AND id > $3
+                      AND id <= (SELECT last FROM chunk)
+                    RETURNING id, endpoint_id, n),
+                 sums AS (SELECT endpoint_id, sum(n)::bigint AS total FROM moved GROUP BY endpoint_id),
+                 added AS (
+                    INSERT INTO {s}.daily_totals (day, endpoint_id, total)
+                    SELECT DATE '1970-01-01' + $1::int, endpoint_id, total FROM sums
+                    ON CONFLICT (day, endpoint_id) DO UPDATE SET total = {s}.daily_totals.total + excluded.total)
+                 SELECT coalesce(max(id), $3)::bigint, count(*)::bigint FROM moved",
             ),
             prune_batches: s("DELETE FROM {s}.batches WHERE applied_at < now() - make_interval(secs => $1)"),
             daily: s(
@@ -427,24 +437,30 @@ impl Counter for PgCounter {
     async fn rollup(&self, day: Day) -> Result<Vec<DailyTotal>> {
         let inner = &*self.inner;
         let d = unix_day(day);
+        let mut after: i64 = 0;
+        let mut client = inner.client().await?;
         loop {
-            let mut client = inner.client().await?;
             let tx = client
                 .transaction()
                 .await
                 .map_err(|e| classify("starting a rollup chunk", e))?;
-            let touched = tx
-                .execute(&inner.sql.rollup_chunk, &[&d, &inner.rollup_chunk])
+            let chunk = tx
+                .prepare_cached(&inner.sql.rollup_chunk)
+                .await
+                .map_err(|e| classify("preparing the rollup", e))?;
+            let row = tx
+                .query_one(&chunk, &[&d, &inner.rollup_chunk, &after])
                 .await
                 .map_err(|e| classify(&format!("rolling up {day}"), e))?;
             tx.commit()
                 .await
                 .map_err(|e| ambiguous(&format!("committing a rollup chunk of {day}"), e))?;
-            if touched == 0 {
+            let moved: i64 = row.get(1);
+            if moved == 0 {
                 break;
             }
+            after = row.get(0);
         }
-        let client = inner.client().await?;
         client
             .execute(
                 &inner.sql.prune_batches,

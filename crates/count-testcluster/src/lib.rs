@@ -100,6 +100,7 @@ impl TestCluster {
         }
         let bin = find_bin()?;
         let run_as_postgres = is_root();
+        remove_orphans(&bin, run_as_postgres);
         let dir = std::env::temp_dir().join(format!(
             "count-pg-{}-{}",
             std::process::id(),
@@ -222,6 +223,48 @@ impl TestCluster {
         self.started()?.pg_ctl_start()
     }
 
+    /// Turns TLS on with a fresh self-signed certificate for `localhost` (not for
+    /// 127.0.0.1, so host-name checks can be seen failing), and returns the
+    /// certificate's path: a client that trusts it verifies the server.
+    pub fn enable_tls(&self) -> Result<PathBuf, String> {
+        let s = self.started()?;
+        let data = s.data_dir();
+        let (cert, key) = (data.join("server.crt"), data.join("server.key"));
+        run(Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert))?;
+        if s.run_as_postgres {
+            run(Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&cert)
+                .arg(&key))?;
+        }
+        run(Command::new("chmod").arg("600").arg(&key))?;
+        self.psql("postgres", "ALTER SYSTEM SET ssl = on")?;
+        self.psql("postgres", "SELECT pg_reload_conf()")?;
+        // The reload is asynchronous: wait until new connections get TLS.
+        let ready = wait_until(Duration::from_secs(10), || {
+            self.psql("postgres", "SHOW ssl").is_ok_and(|v| v == "on")
+        });
+        if !ready {
+            return Err("the server did not turn TLS on".into());
+        }
+        let copy = s.dir.join("root.crt");
+        std::fs::copy(&cert, &copy).map_err(|e| format!("copy the certificate: {e}"))?;
+        Ok(copy)
+    }
+
     fn started(&self) -> Result<&Started, String> {
         match &self.kind {
             Kind::Started(s) => Ok(s),
@@ -300,6 +343,39 @@ impl Drop for TestCluster {
             );
             let _ = std::fs::remove_dir_all(&s.dir);
         }
+    }
+}
+
+/// Stops and removes clusters left by test processes that died without dropping
+/// them (a killed bench, a test binary aborted).
+fn remove_orphans(bin: &Path, run_as_postgres: bool) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("count-pg-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let orphan = Started {
+            bin: bin.to_owned(),
+            dir: entry.path(),
+            port: 0,
+            run_as_postgres,
+        };
+        let data = orphan.data_dir();
+        let _ = orphan.run_pg(
+            "pg_ctl",
+            &["-D", path_str(&data), "-m", "immediate", "-w", "stop"],
+        );
+        let _ = std::fs::remove_dir_all(&orphan.dir);
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use foldhash::fast::RandomState;
+
 use jiff::Timestamp;
 
 use super::Event;
@@ -32,8 +34,10 @@ pub(crate) enum Kept {
 
 #[derive(Debug)]
 pub(crate) struct Pending {
-    rows: HashMap<(Endpoint, i64), u64>,
-    known: HashSet<Endpoint>,
+    /// foldhash: one lookup per drained event; the keys are our own (interned path
+    /// pointers and seconds), not an attacker's choice of strings.
+    rows: HashMap<(Endpoint, i64), u64, RandomState>,
+    known: HashSet<Endpoint, RandomState>,
     overflow: Path,
     width: BucketWidth,
     max_endpoints: usize,
@@ -43,8 +47,8 @@ pub(crate) struct Pending {
 impl Pending {
     pub(crate) fn new(width: BucketWidth, max_endpoints: usize, max_rows: usize) -> Pending {
         Pending {
-            rows: HashMap::new(),
-            known: HashSet::new(),
+            rows: HashMap::default(),
+            known: HashSet::default(),
             overflow: Path::new(OVERFLOW_PATH).expect("a valid path"),
             width,
             max_endpoints,
