@@ -284,3 +284,21 @@ async fn tonic_unary_and_streaming_calls_are_counted_as_grpc() {
     );
     server.abort();
 }
+
+#[tokio::test]
+async fn a_route_template_over_the_limit_is_shown_as_refused_not_unmatched() {
+    let (counter, queue) = setup();
+    let layer = CountLayer::new(queue.clone());
+    let template = format!("/{}", "x".repeat(Path::MAX_LEN));
+    let app = Router::new()
+        .route(&template, get(|| async { "long" }))
+        .layer(layer.clone());
+    let (status, _) = send(&app, request("GET", &template)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        counted(&counter, &queue).await,
+        [(Method::Get, UNMATCHED_PATH.into(), 1)]
+    );
+    let stats = layer.stats();
+    assert_eq!((stats.refused_paths, stats.unmatched), (1, 0));
+}

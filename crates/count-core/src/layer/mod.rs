@@ -134,7 +134,7 @@ impl CountLayer {
             config.unknown_methods.fetch_add(1, Relaxed);
             config.fallback_method
         });
-        let path = match route_of(request) {
+        let path = match self.route_of(request) {
             Some(path) => path,
             None if config.raw_paths => self.interned(request.uri().path()),
             None => {
@@ -143,6 +143,21 @@ impl CountLayer {
             }
         };
         config.queue.record(method, path);
+    }
+
+    /// The request's route template, if routing found one.
+    fn route_of<B>(&self, request: &Request<B>) -> Option<Path> {
+        let extensions = request.extensions();
+        if let Some(Route(path)) = extensions.get::<Route>() {
+            return Some(*path);
+        }
+        #[cfg(feature = "axum")]
+        if let Some(matched) = extensions.get::<axum::extract::MatchedPath>() {
+            // A route did match: a template too long to be a `Path` is counted (and
+            // shown) as refused, never as unmatched or under its raw URI.
+            return Some(self.interned(matched.as_str()));
+        }
+        None
     }
 
     /// `text` interned, or the unmatched path when it is refused.
@@ -159,20 +174,6 @@ fn is_grpc<B>(request: &Request<B>) -> bool {
         .headers()
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
-
-fn route_of<B>(request: &Request<B>) -> Option<Path> {
-    let extensions = request.extensions();
-    if let Some(Route(path)) = extensions.get::<Route>() {
-        return Some(*path);
-    }
-    #[cfg(feature = "axum")]
-    if let Some(matched) = extensions.get::<axum::extract::MatchedPath>() {
-        // A template from the app's own router: valid unless absurd, and then the
-        // unmatched path is the honest count.
-        return Path::new(matched.as_str()).ok();
-    }
-    None
 }
 
 impl<S> tower_layer::Layer<S> for CountLayer {
