@@ -8,6 +8,10 @@ use tokio_postgres::error::SqlState;
 
 /// Classifies a database error met while `doing` something.
 pub(crate) fn classify(doing: &str, e: tokio_postgres::Error) -> Error {
+    if e.code() == Some(&SqlState::T_R_STATEMENT_COMPLETION_UNKNOWN) {
+        // 40003: CockroachDB could not tell whether the statement applied.
+        return ambiguous(doing, e);
+    }
     let message = describe(doing, &e);
     let transient = match e.code() {
         // No code: the connection failed or closed.
@@ -31,8 +35,15 @@ pub(crate) fn classify(doing: &str, e: tokio_postgres::Error) -> Error {
     }
 }
 
-/// A failure of COMMIT itself: the transaction may or may not have applied.
+/// A failure of COMMIT itself. Lost connections and 40003 leave the outcome unknown;
+/// any other error the server sent (a serialization failure, a deferred constraint)
+/// means it rolled the transaction back.
 pub(crate) fn ambiguous(doing: &str, e: tokio_postgres::Error) -> Error {
+    if e.code()
+        .is_some_and(|c| *c != SqlState::T_R_STATEMENT_COMPLETION_UNKNOWN)
+    {
+        return classify(doing, e);
+    }
     Error::Ambiguous {
         message: describe(doing, &e),
         source: Some(Arc::new(e)),

@@ -38,20 +38,31 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
 pub use config::SslMode;
 pub use schema::Migration;
-/// The driver, for callers that need its types.
-pub use tokio_postgres;
+/// The pool and driver, for callers that need their types.
+pub use {deadpool_postgres, tokio_postgres};
 
 use config::Target;
 use error::{ambiguous, classify};
 
+/// Placeholders of a flavour's migrations and their text: `("{hash_sharded}", " USING HASH")`.
+pub type Fills = &'static [(&'static str, &'static str)];
+
 /// What differs between PostgreSQL and a database that speaks its protocol
-/// (CockroachDB): the schema. The SQL of writes, rollups and reports is shared.
+/// (CockroachDB): the schema, and how reports read. The SQL of writes, rollups and
+/// reports is shared.
 #[derive(Debug, Clone, Copy)]
 pub struct Flavor {
     /// For messages: `PostgreSQL`, `CockroachDB`.
     pub name: &'static str,
     /// The migrations, in order.
     pub migrations: &'static [Migration],
+    /// Given the server's `SELECT version()`, the placeholders to fill in the
+    /// migrations beyond `{schema}` (`("{hash_sharded}", " USING HASH")`), or an
+    /// error if this flavour cannot run on that server.
+    pub fills: fn(server_version: &str) -> Result<Fills>,
+    /// A statement run first in each report's read-only transaction (CockroachDB's
+    /// `SET TRANSACTION AS OF SYSTEM TIME ...`); `None` reads without a transaction.
+    pub report_prelude: Option<&'static str>,
 }
 
 impl Flavor {
@@ -59,6 +70,8 @@ impl Flavor {
     pub const POSTGRES: Flavor = Flavor {
         name: "PostgreSQL",
         migrations: schema::POSTGRES,
+        fills: |_| Ok(&[]),
+        report_prelude: None,
     };
 }
 
@@ -75,6 +88,7 @@ struct Inner {
     target: String,
     rollup_chunk: i64,
     batch_retention: Duration,
+    report_prelude: Option<&'static str>,
     /// Endpoint ids already resolved: the database is asked once per endpoint.
     endpoint_ids: Mutex<HashMap<Endpoint, i64>>,
 }
@@ -117,6 +131,11 @@ impl PgCounter {
     /// The schema's tables, for SQL of one's own.
     pub fn schema(&self) -> &str {
         &self.inner.sql.schema
+    }
+
+    /// A connection from the pool, for SQL of one's own.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.inner.client().await
     }
 }
 
@@ -191,8 +210,15 @@ impl PgCounterBuilder {
         let display = target.display.clone();
         let mut client = pool.get().await.map_err(|e| error::pool(&display, e))?;
         let sql = Sql::new(&self.schema);
+        let version: String = client
+            .query_one("SELECT version()", &[])
+            .await
+            .map_err(|e| classify("asking the server's version", e))?
+            .get(0);
+        tracing::debug!(server = %version, flavor = self.flavor.name, "count: connected");
+        let fills = (self.flavor.fills)(&version)?;
         if self.migrate {
-            schema::migrate(&mut client, &self.schema, self.flavor.migrations).await?;
+            schema::migrate(&mut client, &self.schema, self.flavor.migrations, fills).await?;
         } else {
             client
                 .query_one(&sql.latest_migration, &[])
@@ -215,6 +241,7 @@ impl PgCounterBuilder {
                 target: display,
                 rollup_chunk: self.rollup_chunk,
                 batch_retention: self.batch_retention,
+                report_prelude: self.flavor.report_prelude,
                 endpoint_ids: Mutex::new(HashMap::new()),
             }),
         })
@@ -246,8 +273,8 @@ impl Sql {
             claim_batch: s("INSERT INTO {s}.batches (writer, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING"),
             insert_counts: s(
                 "INSERT INTO {s}.raw_counts (endpoint_id, day, bucket, n)
-                 SELECT e, DATE '1970-01-01' + d, to_timestamp(b), n
-                 FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[]) AS t(e, d, b, n)",
+                 SELECT e, DATE '1970-01-01' + d::int, to_timestamp(b), n
+                 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS t(e, d, b, n)",
             ),
             insert_endpoints: s(
                 "INSERT INTO {s}.endpoints (method, path)
@@ -267,45 +294,45 @@ impl Sql {
                 "WITH chunk AS (
                     SELECT max(id) AS last FROM (
                         SELECT id FROM {s}.raw_counts
-                        WHERE day = DATE '1970-01-01' + $1::int AND id > $3
+                        WHERE day = DATE '1970-01-01' + $1::bigint::int AND id > $3
                         ORDER BY id LIMIT $2) c),
                  moved AS (
                     -- A range of the (day, id) index, read in order: no probe per row.
                     DELETE FROM {s}.raw_counts
-                    WHERE day = DATE '1970-01-01' + $1::int AND id > $3
+                    WHERE day = DATE '1970-01-01' + $1::bigint::int AND id > $3
                       AND id <= (SELECT last FROM chunk)
                     RETURNING id, endpoint_id, n),
                  sums AS (SELECT endpoint_id, sum(n)::bigint AS total FROM moved GROUP BY endpoint_id),
                  added AS (
                     INSERT INTO {s}.daily_totals (day, endpoint_id, total)
-                    SELECT DATE '1970-01-01' + $1::int, endpoint_id, total FROM sums
+                    SELECT DATE '1970-01-01' + $1::bigint::int, endpoint_id, total FROM sums
                     ON CONFLICT (day, endpoint_id) DO UPDATE SET total = {s}.daily_totals.total + excluded.total)
                  SELECT coalesce(max(id), $3)::bigint, count(*)::bigint FROM moved",
             ),
-            prune_batches: s("DELETE FROM {s}.batches WHERE applied_at < now() - make_interval(secs => $1)"),
+            prune_batches: s("DELETE FROM {s}.batches WHERE applied_at < now() - $1::float8 * INTERVAL '1 second'"),
             daily: s(
                 "SELECT (t.day - DATE '1970-01-01')::bigint, e.method, e.path, sum(t.total)::bigint
                  FROM (SELECT day, endpoint_id, total FROM {s}.daily_totals
-                         WHERE day BETWEEN DATE '1970-01-01' + $1::int AND DATE '1970-01-01' + $2::int
+                         WHERE day BETWEEN DATE '1970-01-01' + $1::bigint::int AND DATE '1970-01-01' + $2::bigint::int
                        UNION ALL
                        SELECT day, endpoint_id, n FROM {s}.raw_counts
-                         WHERE day BETWEEN DATE '1970-01-01' + $1::int AND DATE '1970-01-01' + $2::int) t
+                         WHERE day BETWEEN DATE '1970-01-01' + $1::bigint::int AND DATE '1970-01-01' + $2::bigint::int) t
                  JOIN {s}.endpoints e ON e.id = t.endpoint_id
                  GROUP BY t.day, e.method, e.path",
             ),
             period: s(
                 "SELECT e.method, e.path, sum(t.total)::bigint
                  FROM (SELECT endpoint_id, total FROM {s}.daily_totals
-                         WHERE day BETWEEN DATE '1970-01-01' + $1::int AND DATE '1970-01-01' + $2::int
+                         WHERE day BETWEEN DATE '1970-01-01' + $1::bigint::int AND DATE '1970-01-01' + $2::bigint::int
                        UNION ALL
                        SELECT endpoint_id, n FROM {s}.raw_counts
-                         WHERE day BETWEEN DATE '1970-01-01' + $1::int AND DATE '1970-01-01' + $2::int) t
+                         WHERE day BETWEEN DATE '1970-01-01' + $1::bigint::int AND DATE '1970-01-01' + $2::bigint::int) t
                  JOIN {s}.endpoints e ON e.id = t.endpoint_id
                  GROUP BY e.method, e.path",
             ),
             unrolled_days: s(
                 "SELECT DISTINCT (day - DATE '1970-01-01')::bigint AS d FROM {s}.raw_counts
-                 WHERE day < DATE '1970-01-01' + $1::int ORDER BY d",
+                 WHERE day < DATE '1970-01-01' + $1::bigint::int ORDER BY d",
             ),
         }
     }
@@ -366,15 +393,45 @@ impl Inner {
         Ok(ids)
     }
 
-    async fn totals(&self, range: DateRange) -> Result<Vec<DailyTotal>> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                &self.sql.daily,
-                &[&unix_day(range.start()), &unix_day(range.end())],
-            )
-            .await
-            .map_err(|e| classify("reading daily totals", e))?;
+    /// The rows of a report over `range`: through the flavour's report prelude
+    /// (stale reads) when `stale_ok`, else current.
+    async fn report(
+        &self,
+        sql: &str,
+        range: DateRange,
+        stale_ok: bool,
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        let bounds = [unix_day(range.start()), unix_day(range.end())];
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&bounds[0], &bounds[1]];
+        let doing = || format!("reading totals of {range}");
+        let mut client = self.client().await?;
+        match self.report_prelude.filter(|_| stale_ok) {
+            None => client
+                .query(sql, &params)
+                .await
+                .map_err(|e| classify(&doing(), e)),
+            Some(prelude) => {
+                let tx = client
+                    .build_transaction()
+                    .read_only(true)
+                    .start()
+                    .await
+                    .map_err(|e| classify(&doing(), e))?;
+                tx.batch_execute(prelude)
+                    .await
+                    .map_err(|e| classify(&doing(), e))?;
+                let rows = tx
+                    .query(sql, &params)
+                    .await
+                    .map_err(|e| classify(&doing(), e))?;
+                tx.commit().await.map_err(|e| classify(&doing(), e))?;
+                Ok(rows)
+            }
+        }
+    }
+
+    async fn totals(&self, range: DateRange, stale_ok: bool) -> Result<Vec<DailyTotal>> {
+        let rows = self.report(&self.sql.daily, range, stale_ok).await?;
         let mut totals = rows
             .iter()
             .map(|row| {
@@ -469,23 +526,18 @@ impl Counter for PgCounter {
             .await
             .map_err(|e| classify("pruning old batch ids", e))?;
         // Live totals: exact even while another rollup of the day is mid-chunk.
-        inner.totals(DateRange::day(day)).await
+        inner.totals(DateRange::day(day), false).await
     }
 
     async fn daily_totals(&self, range: DateRange) -> Result<Vec<DailyTotal>> {
-        self.inner.totals(range).await
+        self.inner.totals(range, true).await
     }
 
     async fn period_totals(&self, period: Period) -> Result<Vec<PeriodTotal>> {
-        let range = period.range();
-        let client = self.inner.client().await?;
-        let rows = client
-            .query(
-                &self.inner.sql.period,
-                &[&unix_day(range.start()), &unix_day(range.end())],
-            )
-            .await
-            .map_err(|e| classify("reading period totals", e))?;
+        let rows = self
+            .inner
+            .report(&self.inner.sql.period, period.range(), true)
+            .await?;
         let mut totals = rows
             .iter()
             .map(|row| {
@@ -520,9 +572,11 @@ impl Counter for PgCounter {
     }
 }
 
-/// Days since 1970-01-01, as SQL's `int` (every supported day fits).
-fn unix_day(day: Day) -> i32 {
-    day.unix_day() as i32
+/// Days since 1970-01-01. Sent as `bigint` and narrowed in SQL (`$1::bigint::int`):
+/// `date + int` is what both PostgreSQL and CockroachDB define, and CockroachDB's
+/// `INT` is 8 bytes on the wire.
+fn unix_day(day: Day) -> i64 {
+    day.unix_day()
 }
 
 fn endpoint_of(method: &str, path: &str) -> Result<Endpoint> {

@@ -59,8 +59,15 @@ pub(crate) async fn migrate(
     client: &mut Client,
     schema: &str,
     migrations: &[Migration],
+    fills: &[(&str, &str)],
 ) -> Result<usize> {
-    let fill = |sql: &str| sql.replace("{schema}", schema);
+    let fill = |sql: &str| {
+        fills
+            .iter()
+            .fold(sql.replace("{schema}", schema), |sql, (from, to)| {
+                sql.replace(from, to)
+            })
+    };
     // Two processes creating the same object at once can collide in the catalogs
     // (a unique violation) even with IF NOT EXISTS: the loser retries and finds it.
     for attempt in 0.. {
@@ -81,39 +88,69 @@ pub(crate) async fn migrate(
     }
     let mut applied = 0;
     for migration in migrations {
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| classify("starting a migration", e))?;
-        let claimed = tx
-            .execute(
-                &fill("INSERT INTO {schema}.count_migrations (version, name) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING"),
-                &[&migration.version, &migration.name],
+        // At SERIALIZABLE (CockroachDB's only level), a process that loses the race
+        // for a version row gets a serialization failure instead of waiting: retry,
+        // and find the version applied.
+        let mut attempt = 0;
+        let done = loop {
+            match apply(client, migration, &fill).await {
+                Err(e) if attempt < 10 && is_serialization_failure(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt.min(6)))
+                        .await;
+                }
+                result => break result,
+            }
+        };
+        let applied_now = done.map_err(|(doing, e)| {
+            classify(
+                &format!(
+                    "migration {} ({}): {doing}",
+                    migration.version, migration.name
+                ),
+                e,
             )
-            .await
-            .map_err(|e| classify("claiming a migration", e))?;
-        if claimed == 0 {
-            continue;
+        })?;
+        if applied_now {
+            tracing::info!(
+                version = migration.version,
+                name = migration.name,
+                "count: migrated"
+            );
+            applied += 1;
         }
-        for statement in migration.sql {
-            tx.batch_execute(&fill(statement)).await.map_err(|e| {
-                classify(
-                    &format!("migration {} ({})", migration.version, migration.name),
-                    e,
-                )
-            })?;
-        }
-        tx.commit()
-            .await
-            .map_err(|e| classify("committing a migration", e))?;
-        tracing::info!(
-            version = migration.version,
-            name = migration.name,
-            "count: migrated"
-        );
-        applied += 1;
     }
     Ok(applied)
+}
+
+/// One migration in one transaction; whether it was applied now (not before).
+async fn apply(
+    client: &mut Client,
+    migration: &Migration,
+    fill: &impl Fn(&str) -> String,
+) -> std::result::Result<bool, (&'static str, tokio_postgres::Error)> {
+    let tx = client.transaction().await.map_err(|e| ("starting", e))?;
+    let claimed = tx
+        .execute(
+            &fill("INSERT INTO {schema}.count_migrations (version, name) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING"),
+            &[&migration.version, &migration.name],
+        )
+        .await
+        .map_err(|e| ("claiming its version", e))?;
+    if claimed == 0 {
+        return Ok(false);
+    }
+    for statement in migration.sql {
+        tx.batch_execute(&fill(statement))
+            .await
+            .map_err(|e| ("applying", e))?;
+    }
+    tx.commit().await.map_err(|e| ("committing", e))?;
+    Ok(true)
+}
+
+fn is_serialization_failure(e: &(&str, tokio_postgres::Error)) -> bool {
+    e.1.code() == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE)
 }
 
 fn is_catalog_race(e: &tokio_postgres::Error) -> bool {

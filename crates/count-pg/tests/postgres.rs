@@ -26,46 +26,12 @@ async fn conforms_to_the_counter_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_writers_and_two_concurrent_rollups_are_exact() {
+async fn two_counters_racing_writes_and_rollups_are_exact() {
     let Some((_cluster, url, a)) = fresh("two_writers").await else {
         return;
     };
     let b = PgCounter::connect(&url).await.unwrap();
-    let s = Scope::new();
-    let d = day("2024-02-02");
-    let write = |counter: PgCounter, n: u64| {
-        let s = s.clone();
-        async move {
-            for i in 0..30 {
-                let minute = format!("2024-02-02T05:{:02}:00Z", i % 60);
-                let batch = s.batch(&[
-                    (Method::Get, "/w", &minute, n),
-                    (Method::Post, "/w", &minute, 1),
-                ]);
-                counter.write(&batch).await.unwrap();
-                counter.write(&batch).await.unwrap();
-            }
-        }
-    };
-    let roll = |counter: PgCounter| async move {
-        for _ in 0..10 {
-            counter.rollup(d).await.unwrap();
-        }
-    };
-    tokio::join!(
-        write(a.clone(), 1),
-        write(b.clone(), 2),
-        roll(a.clone()),
-        roll(b.clone())
-    );
-    let (x, y) = tokio::join!(a.rollup(d), b.rollup(d));
-    let expected = vec![
-        ("2024-02-02".to_string(), Method::Get, "/w".to_string(), 90),
-        ("2024-02-02".to_string(), Method::Post, "/w".to_string(), 60),
-    ];
-    assert_eq!(s.daily(&x.unwrap()), expected);
-    assert_eq!(s.daily(&y.unwrap()), expected);
-    assert!(a.unrolled_days(d.next().unwrap()).await.unwrap().is_empty());
+    count_core::testkit::rollups_racing_writes_are_exact(&a, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,12 @@
 //!   never passes by skipping.
 //! - As root (sessions and CI here), `initdb` and `postgres` run as the `postgres`
 //!   user, which owns the data directory.
+//! - [`cockroach::CockroachEmulation`] sets a database up as CockroachDB's stand-in,
+//!   with a [`wire_proxy::WireProxy`] that breaks COMMITs on command.
 #![warn(missing_docs)]
+
+pub mod cockroach;
+pub mod wire_proxy;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

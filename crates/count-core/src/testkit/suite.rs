@@ -187,33 +187,21 @@ pub async fn late_writes_after_rollup_are_kept(counter: &dyn Counter) {
 
 /// Two rollups of a day, racing four writers of the same day: exact totals.
 pub async fn concurrent_rollups_racing_writes_are_exact(counter: &dyn Counter) {
+    rollups_racing_writes_are_exact(counter, counter).await;
+}
+
+/// [`concurrent_rollups_racing_writes_are_exact`] through two counters on the same
+/// storage (two processes): writers and rollups split between them.
+pub async fn rollups_racing_writes_are_exact(a: &dyn Counter, b: &dyn Counter) {
     let s = Scope::new();
     let d = day("2024-07-07");
-    const ROUNDS: u64 = 20;
-    let writer = |w: u64| {
-        let s = s.clone();
-        async move {
-            for i in 0..ROUNDS {
-                let minute = format!("2024-07-07T10:{:02}:00Z", i % 60);
-                let batch = s.batch(&[(Get, "/race", &minute, w + 1), (Post, "/race", &minute, 1)]);
-                counter.write(&batch).await.expect("write");
-                // Retried after an unknown outcome: must not double count.
-                counter.write(&batch).await.expect("repeat");
-            }
-        }
-    };
-    let roller = || async {
-        for _ in 0..ROUNDS / 2 {
-            counter.rollup(d).await.expect("rollup");
-        }
-    };
     tokio::join!(
-        writer(0),
-        writer(1),
-        writer(2),
-        writer(3),
-        roller(),
-        roller()
+        write_race(a, &s, 0),
+        write_race(b, &s, 1),
+        write_race(a, &s, 2),
+        write_race(b, &s, 3),
+        roll_race(a, d),
+        roll_race(b, d)
     );
     let gets = ROUNDS * (1 + 2 + 3 + 4);
     let posts = ROUNDS * 4;
@@ -221,11 +209,36 @@ pub async fn concurrent_rollups_racing_writes_are_exact(counter: &dyn Counter) {
         ("2024-07-07".to_string(), Get, "/race".to_string(), gets),
         ("2024-07-07".to_string(), Post, "/race".to_string(), posts),
     ];
-    let live = counter.daily_totals(DateRange::day(d)).await.unwrap();
+    let live = b.daily_totals(DateRange::day(d)).await.unwrap();
     assert_eq!(s.daily(&live), expected, "live totals after the race");
-    let (a, b) = tokio::join!(counter.rollup(d), counter.rollup(d));
-    assert_eq!(s.daily(&a.unwrap()), expected, "concurrent final rollup");
-    assert_eq!(s.daily(&b.unwrap()), expected, "concurrent final rollup");
+    let (x, y) = tokio::join!(a.rollup(d), b.rollup(d));
+    assert_eq!(s.daily(&x.unwrap()), expected, "concurrent final rollup");
+    assert_eq!(s.daily(&y.unwrap()), expected, "concurrent final rollup");
+    let next = d.next().expect("a later day");
+    let unrolled = a.unrolled_days(next).await.unwrap();
+    assert!(
+        !unrolled.contains(&d),
+        "{d} still has raw counts after the rollups"
+    );
+}
+
+const ROUNDS: u64 = 20;
+
+/// Writer `w` of the race: each batch twice, as after an unknown outcome.
+async fn write_race(counter: &dyn Counter, s: &Scope, w: u64) {
+    for i in 0..ROUNDS {
+        let minute = format!("2024-07-07T10:{:02}:00Z", i % 60);
+        let batch = s.batch(&[(Get, "/race", &minute, w + 1), (Post, "/race", &minute, 1)]);
+        counter.write(&batch).await.expect("write");
+        // Retried after an unknown outcome: must not double count.
+        counter.write(&batch).await.expect("repeat");
+    }
+}
+
+async fn roll_race(counter: &dyn Counter, d: crate::Day) {
+    for _ in 0..ROUNDS / 2 {
+        counter.rollup(d).await.expect("rollup");
+    }
 }
 
 /// Day, month and year periods, across a leap day and a year boundary.
