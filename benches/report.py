@@ -5,6 +5,8 @@ targets for, as Markdown tables (a bench not run yet is skipped).
     cargo bench -p count-benches --bench hot_path && python3 benches/report.py
     cargo bench -p count-benches --bench layer && python3 benches/report.py
     cargo bench -p count-benches --bench pg && python3 benches/report.py
+    cargo bench -p count-benches --bench cockroach && python3 benches/report.py
+    cargo bench -p count-benches --bench grpc && python3 benches/report.py
 """
 import json
 import pathlib
@@ -76,7 +78,27 @@ def pg():
     print(f"| ratio (seed ÷ ours) | {seed_rollup / count:.2f}× |")
 
 
-for table in (hot_path, layer, pg):
+def cockroach():
+    names = ("pg", "cockroach_emulated", "cockroach_emulated_30pct_restarts")
+    rates = {n: per_second("ingest", n) for n in names}
+    print("| ingest (40 batches × 1,000 rows, 4 tasks) | rows per second | vs PgCounter |")
+    print("|---|---|---|")
+    for name in names:
+        print(f"| {name} | {rates[name]:,.0f} | {rates[name] / rates['pg']:.2f}× |")
+    calm, faulty = rates["cockroach_emulated"], rates["cockroach_emulated_30pct_restarts"]
+    print(f"| slowdown from 30% restarts | | {calm / faulty:.2f}× |")
+
+
+def grpc():
+    print("| path | backend | events or counted requests per second |")
+    print("|---|---|---|")
+    for group, what in (("add", "Add stream, one request per message"),
+                        ("grpc_counter", "CountQueue → GrpcCounter (AddCounts)")):
+        for backend in ("memory", "postgres"):
+            print(f"| {what} | {backend} | {per_second(group, backend):,.0f} |")
+
+
+for table in (hot_path, layer, pg, cockroach, grpc):
     try:
         table()
         print()

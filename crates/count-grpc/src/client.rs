@@ -1,0 +1,256 @@
+//! [`GrpcCounter`]: a [`Counter`] whose storage is a remote `count-server`, so a
+//! service counts into it through the same [`CountQueue`](count_core::CountQueue) it
+//! would use locally.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use count_core::{Batch, Counter, DailyTotal, DateRange, Day, Error, Period, PeriodTotal, Result};
+use tonic::Request;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::convert;
+use crate::proto::count::v1 as pb;
+use crate::proto::count::v1::count_service_client::CountServiceClient;
+
+/// A [`Counter`] on a remote `count-server`: writes are `AddCounts` (exactly once by
+/// batch id), reports the report RPCs, health the gRPC health service.
+#[derive(Debug, Clone)]
+pub struct GrpcCounter {
+    client: CountServiceClient<Channel>,
+    health: HealthClient<Channel>,
+    token: Option<MetadataValue<Ascii>>,
+}
+
+/// Builds a [`GrpcCounter`]; every setter says its default.
+#[derive(Debug, Clone)]
+pub struct GrpcCounterBuilder {
+    url: String,
+    connect_timeout: Duration,
+    timeout: Duration,
+    tls: Option<ClientTlsConfig>,
+    token: Option<String>,
+    max_message_bytes: usize,
+}
+
+impl GrpcCounter {
+    /// Connects to the server at `url` (`http://host:7777`, or `https://...` with
+    /// the system's roots) with the default settings.
+    pub async fn connect(url: &str) -> Result<GrpcCounter> {
+        GrpcCounter::builder(url).connect().await
+    }
+
+    /// A builder for the server at `url`.
+    pub fn builder(url: &str) -> GrpcCounterBuilder {
+        GrpcCounterBuilder {
+            url: url.to_owned(),
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            tls: None,
+            token: None,
+            max_message_bytes: 4 << 20,
+        }
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        if let Some(token) = &self.token {
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
+        }
+        request
+    }
+}
+
+impl GrpcCounterBuilder {
+    /// How long connecting may take. Default 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one call may take. Default 30 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// TLS settings (roots, client identity, domain). Default: TLS with the system's
+    /// roots for `https://` URLs, none for `http://`.
+    pub fn tls(mut self, tls: ClientTlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// A bearer token sent with every call (`authorization: Bearer <token>`).
+    /// Default none.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// The largest message sent or received. Default 4 MiB (the server's default).
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// Connects (failing after the connect timeout) and returns the counter.
+    pub async fn connect(self) -> Result<GrpcCounter> {
+        let refuse = |rule: String| Error::invalid("server URL", &self.url, rule);
+        let mut endpoint = Endpoint::from_shared(self.url.clone())
+            .map_err(|e| refuse(e.to_string()))?
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            .tcp_nodelay(true);
+        let tls = match self.tls.clone() {
+            Some(tls) => Some(tls),
+            None if self.url.starts_with("https://") => {
+                Some(ClientTlsConfig::new().with_native_roots())
+            }
+            None => None,
+        };
+        if let Some(tls) = tls {
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| refuse(format!("TLS: {e}")))?;
+        }
+        let token = self
+            .token
+            .as_deref()
+            .map(|t| {
+                MetadataValue::try_from(format!("Bearer {t}"))
+                    .map_err(|_| Error::invalid("token", "(hidden)", "must be visible ASCII"))
+            })
+            .transpose()?;
+        let channel = endpoint.connect().await.map_err(|e| Error::Unavailable {
+            message: format!("connecting to the count server at {}: {e}", self.url),
+            source: Some(std::sync::Arc::new(e)),
+        })?;
+        let client = CountServiceClient::new(channel.clone())
+            .max_decoding_message_size(self.max_message_bytes)
+            .max_encoding_message_size(self.max_message_bytes);
+        Ok(GrpcCounter {
+            client,
+            health: HealthClient::new(channel),
+            token,
+        })
+    }
+}
+
+#[async_trait]
+impl Counter for GrpcCounter {
+    async fn write(&self, batch: &Batch) -> Result<()> {
+        let request = self.request(pb::AddCountsRequest {
+            batch_id: Some(convert::wire_batch_id(batch.id())),
+            counts: batch
+                .counts()
+                .iter()
+                .map(convert::wire_bucket_count)
+                .collect(),
+        });
+        self.client
+            .clone()
+            .add_counts(request)
+            .await
+            .map_err(|s| convert::error(s, true))?;
+        Ok(())
+    }
+
+    async fn rollup(&self, day: Day) -> Result<Vec<DailyTotal>> {
+        let request = self.request(pb::CountDailyTotalsRequest {
+            date: Some(convert::date(day)),
+        });
+        let response = self
+            .client
+            .clone()
+            .count_daily_totals(request)
+            .await
+            .map_err(|s| convert::error(s, true))?;
+        let mut totals = response
+            .into_inner()
+            .method_counts
+            .into_iter()
+            .map(convert::daily_total)
+            .collect::<Result<Vec<_>>>()?;
+        totals.sort_unstable();
+        Ok(totals)
+    }
+
+    async fn daily_totals(&self, range: DateRange) -> Result<Vec<DailyTotal>> {
+        let request = self.request(pb::ListDailyTotalsRequest {
+            start_date: Some(convert::date(range.start())),
+            end_date: Some(convert::date(range.end())),
+        });
+        let counts = match self.client.clone().list_daily_totals(request).await {
+            Ok(response) => response.into_inner().method_counts,
+            // The Go server's way of saying "no counts".
+            Err(s) if s.code() == tonic::Code::NotFound => Vec::new(),
+            Err(s) => return Err(convert::error(s, false)),
+        };
+        let mut totals = counts
+            .into_iter()
+            .map(convert::daily_total)
+            .collect::<Result<Vec<_>>>()?;
+        totals.sort_unstable();
+        Ok(totals)
+    }
+
+    async fn period_totals(&self, period: Period) -> Result<Vec<PeriodTotal>> {
+        let request = self.request(pb::GetPeriodTotalsRequest {
+            period: Some(convert::period_date(period)),
+        });
+        let counts = match self.client.clone().get_period_totals(request).await {
+            Ok(response) => response.into_inner().method_counts,
+            Err(s) if s.code() == tonic::Code::NotFound => Vec::new(),
+            Err(s) => return Err(convert::error(s, false)),
+        };
+        let mut totals = counts
+            .into_iter()
+            .map(convert::period_total)
+            .collect::<Result<Vec<_>>>()?;
+        totals.sort_unstable();
+        Ok(totals)
+    }
+
+    async fn unrolled_days(&self, before: Day) -> Result<Vec<Day>> {
+        let request = self.request(pb::ListUnrolledDaysRequest {
+            before: Some(convert::date(before)),
+        });
+        let response = self
+            .client
+            .clone()
+            .list_unrolled_days(request)
+            .await
+            .map_err(|s| convert::error(s, false))?;
+        response
+            .into_inner()
+            .days
+            .into_iter()
+            .map(|d| convert::day("day", Some(d)))
+            .collect()
+    }
+
+    async fn health(&self) -> Result<()> {
+        let request = self.request(HealthCheckRequest {
+            service: crate::SERVICE_NAME.to_owned(),
+        });
+        let response = self
+            .health
+            .clone()
+            .check(request)
+            .await
+            .map_err(|s| convert::error(s, false))?;
+        match response.into_inner().status() {
+            ServingStatus::Serving => Ok(()),
+            other => Err(Error::unavailable(format!(
+                "the count server is {}",
+                other.as_str_name()
+            ))),
+        }
+    }
+}
