@@ -669,11 +669,8 @@ async fn calls_past_the_concurrency_limit_wait_their_turn() {
     let report = pb::GetPeriodTotalsRequest {
         period: Some(date(2024, 0, 0)),
     };
-    let waiting = tokio::time::timeout(
-        Duration::from_millis(300),
-        other.get_period_totals(report),
-    )
-    .await;
+    let waiting =
+        tokio::time::timeout(Duration::from_millis(300), other.get_period_totals(report)).await;
     assert!(
         waiting.is_err(),
         "a second call ran beside the first: {waiting:?}"
