@@ -5,8 +5,12 @@
 //!
 //! Each request is built, routed (`/users/{id}`), answered and dropped in-process
 //! (no socket), on a current-thread runtime; the flusher runs on another runtime's
-//! thread, as in a service. The overhead of a layer is its time minus the bare
+//! thread, as in a service. Routers are prepared as `axum::serve` prepares them
+//! (`with_state(())`: handlers made into routes once). The overhead of a layer is its time minus the bare
 //! router's.
+//!
+//! The `layer_adds` group measures what each layer adds in pairs (bare and layered
+//! requests alternating in blocks), which is what the target is about.
 //!
 //! `cargo bench -p count-benches --bench layer`, then `python3 benches/report.py`.
 
@@ -31,6 +35,16 @@ fn router() -> Router {
         .route("/health", get(|| async { "ok" }))
 }
 
+/// Requests per block of a pair in `layer_adds`.
+const PAIR_BLOCK: u64 = 1024;
+
+/// One request through `app`: built, routed, answered, dropped.
+async fn request_through(app: &Router) {
+    let request = Request::get("/users/42").body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    std::hint::black_box(response);
+}
+
 fn bench(c: &mut Criterion) {
     let flusher = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -48,19 +62,30 @@ fn bench(c: &mut Criterion) {
         axum_prometheus::PrometheusMetricLayer::pair()
     };
 
+    // `with_state(())` turns every handler into its route (layers applied) once, as
+    // `axum::serve` does through `into_make_service`. Without it, a `Router` called
+    // as a service converts the handler and applies its layers on every request,
+    // which costs more than any layer does.
     let apps = [
-        ("no_layer", router()),
-        // What axum's `Router::layer` itself costs (boxing each route's service and
-        // response body), whatever the layer does.
+        ("no_layer", router().with_state(())),
+        // What axum's `Router::layer` itself costs (a boxed route around each route,
+        // cloned per request), whatever the layer does.
         (
             "identity_layer",
-            router().layer(tower::layer::util::Identity::new()),
+            router()
+                .layer(tower::layer::util::Identity::new())
+                .with_state(()),
         ),
         (
             "count_layer",
-            router().layer(CountLayer::new(queue.clone())),
+            router()
+                .layer(CountLayer::new(queue.clone()))
+                .with_state(()),
         ),
-        ("axum_prometheus", router().layer(prometheus_layer)),
+        (
+            "axum_prometheus",
+            router().layer(prometheus_layer).with_state(()),
+        ),
     ];
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -69,17 +94,54 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("layer");
     group.measurement_time(Duration::from_secs(4));
     group.sample_size(60);
-    for (name, app) in apps {
-        group.bench_function(name, |b| {
+    for (name, app) in &apps {
+        group.bench_function(*name, |b| {
             b.iter_custom(|iters| {
                 runtime.block_on(async {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        let request = Request::get("/users/42").body(Body::empty()).unwrap();
-                        let response = app.clone().oneshot(request).await.unwrap();
-                        std::hint::black_box(response);
+                        request_through(app).await;
                     }
                     start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+
+    // What each layer adds, measured in pairs: blocks of requests through the bare
+    // router and through the layered one alternate, and only the difference is
+    // kept. The timings above are taken one after another, seconds apart, and drift
+    // on this machine by more than a layer costs; a pair shares its moment.
+    let mut group = c.benchmark_group("layer_adds");
+    group.measurement_time(Duration::from_secs(6));
+    group.sample_size(60);
+    let bare = &apps[0].1;
+    for (name, app) in &apps[1..] {
+        group.bench_function(*name, |b| {
+            b.iter_custom(|iters| {
+                runtime.block_on(async {
+                    let mut added = Duration::ZERO;
+                    let mut saved = Duration::ZERO;
+                    for _ in 0..iters.div_ceil(PAIR_BLOCK) {
+                        let start = Instant::now();
+                        for _ in 0..PAIR_BLOCK {
+                            request_through(bare).await;
+                        }
+                        let middle = Instant::now();
+                        for _ in 0..PAIR_BLOCK {
+                            request_through(app).await;
+                        }
+                        let end = Instant::now();
+                        let (without, with) = (middle - start, end - middle);
+                        added += with.saturating_sub(without);
+                        saved += without.saturating_sub(with);
+                    }
+                    // Per `PAIR_BLOCK` requests; never zero, which criterion refuses.
+                    added
+                        .saturating_sub(saved)
+                        .max(Duration::from_nanos(1))
+                        .mul_f64(iters as f64 / (iters.div_ceil(PAIR_BLOCK) * PAIR_BLOCK) as f64)
                 })
             })
         });

@@ -43,6 +43,14 @@ def layer():
         f"| {bare:.0f} ns | {identity:.0f} ns | {count:.0f} ns | {prom:.0f} ns | {count - bare:.0f} ns "
         f"| {prom - bare:.0f} ns | {(count - bare) / (prom - bare):.3f} | {count - identity:.0f} ns |"
     )
+    print()
+    paired = {n: median_ns("layer_adds", n) for n in ("identity_layer", "count_layer", "axum_prometheus")}
+    print("| paired: identity layer adds | CountLayer adds | axum-prometheus adds | ratio | CountLayer over identity |")
+    print("|---|---|---|---|---|")
+    print(
+        f"| {paired['identity_layer']:.0f} ns | {paired['count_layer']:.0f} ns | {paired['axum_prometheus']:.0f} ns "
+        f"| {paired['count_layer'] / paired['axum_prometheus']:.3f} | {paired['count_layer'] - paired['identity_layer']:.0f} ns |"
+    )
     alone = median_ns("layer_alone", "service_fn")
     counted = median_ns("layer_alone", "count_layer_over_service_fn")
     print()
