@@ -221,15 +221,19 @@ async fn server_to_client(
 ) -> io::Result<()> {
     loop {
         let message = read_typed(from_server).await?;
-        // CommandComplete of the COMMIT ("COMMIT", or "ROLLBACK" for a failed
-        // transaction): replaced by CockroachDB's ambiguous-result error.
-        let is_commit_reply = message[0] == b'C'
+        // The reply to a COMMIT marked for a fault: its CommandComplete ("COMMIT", or
+        // "ROLLBACK" for a failed transaction) is replaced by CockroachDB's
+        // ambiguous-result error; an error the server sent instead (the commit
+        // failed) passes, and the mark with it. The client sends COMMIT only once
+        // its earlier statements have answered, so the next of these is COMMIT's.
+        let completes = message[0] == b'C'
             && (message[5..].starts_with(b"COMMIT") || message[5..].starts_with(b"ROLLBACK"));
-        if is_commit_reply
+        let fails = message[0] == b'E';
+        let marked = (completes || fails)
             && replace_next
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
-        {
+                .is_ok();
+        if marked && completes {
             to_client.write_all(&ambiguous_error()).await?;
         } else {
             to_client.write_all(&message).await?;
