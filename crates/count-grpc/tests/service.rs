@@ -664,7 +664,8 @@ async fn calls_past_the_concurrency_limit_wait_their_turn() {
             .add(tokio_stream::wrappers::ReceiverStream::new(receive))
             .await
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Time for the stream's call to reach the server and take the one slot.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let mut other = server.client().await;
     let report = pb::GetPeriodTotalsRequest {
         period: Some(date(2024, 0, 0)),
