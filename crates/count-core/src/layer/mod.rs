@@ -130,7 +130,7 @@ impl CountLayer {
             config.queue.record(Method::Grpc, path);
             return;
         }
-        let method = Method::try_from(request.method()).unwrap_or_else(|_| {
+        let method = Method::from_http(request.method()).unwrap_or_else(|| {
             config.unknown_methods.fetch_add(1, Relaxed);
             config.fallback_method
         });

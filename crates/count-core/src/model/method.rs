@@ -121,29 +121,33 @@ impl FromStr for Method {
     }
 }
 
+impl Method {
+    /// The standard HTTP methods; `None` for an extension method. The layer's hot
+    /// path: no error is built for the common case.
+    #[inline]
+    pub fn from_http(method: &http::Method) -> Option<Method> {
+        Some(match *method {
+            http::Method::GET => Method::Get,
+            http::Method::POST => Method::Post,
+            http::Method::PUT => Method::Put,
+            http::Method::DELETE => Method::Delete,
+            http::Method::PATCH => Method::Patch,
+            http::Method::HEAD => Method::Head,
+            http::Method::OPTIONS => Method::Options,
+            http::Method::CONNECT => Method::Connect,
+            http::Method::TRACE => Method::Trace,
+            _ => return None,
+        })
+    }
+}
+
 impl TryFrom<&http::Method> for Method {
     type Error = Error;
 
     /// Maps the standard HTTP methods; an extension method (`PROPFIND`, ...) is an error.
     fn try_from(method: &http::Method) -> Result<Method> {
-        Ok(match *method {
-            http::Method::CONNECT => Method::Connect,
-            http::Method::DELETE => Method::Delete,
-            http::Method::GET => Method::Get,
-            http::Method::HEAD => Method::Head,
-            http::Method::OPTIONS => Method::Options,
-            http::Method::POST => Method::Post,
-            http::Method::PUT => Method::Put,
-            http::Method::TRACE => Method::Trace,
-            http::Method::PATCH => Method::Patch,
-            _ => {
-                return Err(Error::invalid(
-                    "method",
-                    method.as_str(),
-                    Self::EXPECTED_NAMES,
-                ));
-            }
-        })
+        Method::from_http(method)
+            .ok_or_else(|| Error::invalid("method", method.as_str(), Self::EXPECTED_NAMES))
     }
 }
 
