@@ -120,6 +120,17 @@ pub async fn serve_counter(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> count_core::Result<()> {
     let address: Option<SocketAddr> = listener.local_addr().ok();
+    // TLS first: a bad certificate stops the server before anything is started.
+    let mut server = Server::builder();
+    if let Some(files) = &config.tls {
+        server = server.tls_config(tls_config(files)?).map_err(|e| {
+            Error::invalid(
+                "TLS certificate",
+                files.cert.display().to_string(),
+                e.to_string(),
+            )
+        })?;
+    }
     let queue = CountQueue::builder(counter.clone()).build()?;
     let rollups = config
         .rollup
@@ -142,16 +153,6 @@ pub async fn serve_counter(
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
 
-    let mut server = Server::builder();
-    if let Some(files) = &config.tls {
-        server = server.tls_config(tls_config(files)?).map_err(|e| {
-            Error::invalid(
-                "TLS certificate",
-                files.cert.display().to_string(),
-                e.to_string(),
-            )
-        })?;
-    }
     tracing::info!(address = ?address, tls = config.tls.is_some(), auth = config.token.is_some(), rollup = config.rollup, "count-server: serving");
     let served = server
         .max_concurrent_streams(Some(config.max_streams_per_connection))

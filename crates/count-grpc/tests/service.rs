@@ -850,3 +850,27 @@ async fn grpc_counter_speaks_tls_to_a_tls_server() {
     server.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_certificate_stops_the_server_naming_the_file() {
+    let (_, counter) = memory();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = ServerConfig {
+        tls: Some(count_grpc::server::TlsFiles {
+            cert: "/nonexistent/count.pem".into(),
+            key: "/nonexistent/count.key".into(),
+        }),
+        ..ServerConfig::default()
+    };
+    let error = count_grpc::server::serve_counter(config, counter, listener, async {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, count_core::Error::InvalidInput { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("/nonexistent/count.pem"),
+        "{error}"
+    );
+}
