@@ -171,14 +171,7 @@ impl Counter for GrpcCounter {
             .count_daily_totals(request)
             .await
             .map_err(|s| convert::error(s, true))?;
-        let mut totals = response
-            .into_inner()
-            .method_counts
-            .into_iter()
-            .map(convert::daily_total)
-            .collect::<Result<Vec<_>>>()?;
-        totals.sort_unstable();
-        Ok(totals)
+        sorted(response.into_inner().method_counts, convert::daily_total)
     }
 
     async fn daily_totals(&self, range: DateRange) -> Result<Vec<DailyTotal>> {
@@ -186,35 +179,22 @@ impl Counter for GrpcCounter {
             start_date: Some(convert::date(range.start())),
             end_date: Some(convert::date(range.end())),
         });
-        let counts = match self.client.clone().list_daily_totals(request).await {
-            Ok(response) => response.into_inner().method_counts,
-            // The Go server's way of saying "no counts".
-            Err(s) if s.code() == tonic::Code::NotFound => Vec::new(),
-            Err(s) => return Err(convert::error(s, false)),
-        };
-        let mut totals = counts
-            .into_iter()
-            .map(convert::daily_total)
-            .collect::<Result<Vec<_>>>()?;
-        totals.sort_unstable();
-        Ok(totals)
+        let counts = self.client.clone().list_daily_totals(request).await;
+        sorted(
+            none_if_not_found(counts.map(|r| r.into_inner().method_counts))?,
+            convert::daily_total,
+        )
     }
 
     async fn period_totals(&self, period: Period) -> Result<Vec<PeriodTotal>> {
         let request = self.request(pb::GetPeriodTotalsRequest {
             period: Some(convert::period_date(period)),
         });
-        let counts = match self.client.clone().get_period_totals(request).await {
-            Ok(response) => response.into_inner().method_counts,
-            Err(s) if s.code() == tonic::Code::NotFound => Vec::new(),
-            Err(s) => return Err(convert::error(s, false)),
-        };
-        let mut totals = counts
-            .into_iter()
-            .map(convert::period_total)
-            .collect::<Result<Vec<_>>>()?;
-        totals.sort_unstable();
-        Ok(totals)
+        let counts = self.client.clone().get_period_totals(request).await;
+        sorted(
+            none_if_not_found(counts.map(|r| r.into_inner().method_counts))?,
+            convert::period_total,
+        )
     }
 
     async fn unrolled_days(&self, before: Day) -> Result<Vec<Day>> {
@@ -253,4 +233,28 @@ impl Counter for GrpcCounter {
             ))),
         }
     }
+}
+
+/// The Go server's NOT_FOUND for a report is "no counts": an empty list here.
+fn none_if_not_found(
+    counts: std::result::Result<Vec<pb::MethodCount>, tonic::Status>,
+) -> Result<Vec<pb::MethodCount>> {
+    match counts {
+        Ok(counts) => Ok(counts),
+        Err(s) if s.code() == tonic::Code::NotFound => Ok(Vec::new()),
+        Err(s) => Err(convert::error(s, false)),
+    }
+}
+
+/// Wire counts checked and converted, in the contract's order.
+fn sorted<T: Ord>(
+    counts: Vec<pb::MethodCount>,
+    convert: fn(pb::MethodCount) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut totals = counts
+        .into_iter()
+        .map(convert)
+        .collect::<Result<Vec<_>>>()?;
+    totals.sort_unstable();
+    Ok(totals)
 }
