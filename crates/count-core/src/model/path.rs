@@ -59,20 +59,24 @@ impl Path {
     }
 }
 
+fn too_long(text: &str) -> Error {
+    Error::invalid(
+        "path",
+        text,
+        format!(
+            "the path is {} bytes, the limit is {}",
+            text.len(),
+            Path::MAX_LEN
+        ),
+    )
+}
+
 fn validate(text: &str) -> Result<()> {
     if text.is_empty() {
         return Err(Error::invalid("path", text, "a path may not be empty"));
     }
     if text.len() > Path::MAX_LEN {
-        return Err(Error::invalid(
-            "path",
-            text,
-            format!(
-                "the path is {} bytes, the limit is {}",
-                text.len(),
-                Path::MAX_LEN
-            ),
-        ));
+        return Err(too_long(text));
     }
     if let Some((at, c)) = text.char_indices().find(|(_, c)| c.is_control()) {
         return Err(Error::invalid(
@@ -116,6 +120,11 @@ thread_local! {
 
 impl Interner {
     fn intern(&self, text: &str) -> Result<Path> {
+        if text.len() > Path::MAX_LEN {
+            // Refused before any lookup, which would hash all of it (a server may be
+            // sent paths of megabytes).
+            return Err(too_long(text));
+        }
         let address = text.as_ptr() as usize;
         let slot = (address >> 3) % RECENT_SLOTS;
         let recent = RECENT.try_with(|recent| recent[slot].get()).ok().flatten();
