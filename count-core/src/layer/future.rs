@@ -1,0 +1,241 @@
+//! The layer's response side: [`CountFuture`] records a request when its response is
+//! ready, and [`CountBody`] when a gRPC response's trailers arrive. A [`Recording`]
+//! dropped before either (a panic, a cancelled request, a body dropped early) records
+//! the request without a status.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderMap, Response, Uri};
+use http_body::{Body, Frame, SizeHint};
+
+use super::Config;
+use crate::{CountKey, Method, Path, Status, Subject};
+
+/// What a request will be counted as, once it is known how it ended.
+#[derive(Debug)]
+pub(super) struct Recording {
+    config: Arc<Config>,
+    target: Target,
+    subject: Option<Subject>,
+    /// For gRPC: whether a service answered, once the response headers said.
+    served: Option<bool>,
+    done: bool,
+}
+
+#[derive(Debug)]
+enum Target {
+    /// An HTTP request: its method and route are known from the request.
+    Http(Method, Path),
+    /// A gRPC call: counted under its method path only if a service serves it.
+    Grpc(Uri),
+}
+
+impl Recording {
+    pub(super) fn http(
+        config: Arc<Config>,
+        method: Method,
+        path: Path,
+        subject: Option<Subject>,
+    ) -> Recording {
+        Recording {
+            config,
+            target: Target::Http(method, path),
+            subject,
+            served: Some(true),
+            done: false,
+        }
+    }
+
+    pub(super) fn grpc(config: Arc<Config>, uri: Uri, subject: Option<Subject>) -> Recording {
+        Recording {
+            config,
+            target: Target::Grpc(uri),
+            subject,
+            served: None,
+            done: false,
+        }
+    }
+
+    /// Records the request with `status`; for gRPC, `served` says whether a service
+    /// answered it (else it counts as unmatched).
+    fn finish(mut self, served: bool, status: Option<Status>) {
+        self.done = true;
+        self.record(Some(served), status);
+    }
+
+    /// `served`: `None` when the call ended before its response said.
+    fn record(&self, served: Option<bool>, status: Option<Status>) {
+        let config = &*self.config;
+        let (method, path) = match &self.target {
+            Target::Http(method, path) => (*method, *path),
+            Target::Grpc(uri) => {
+                let path = match served {
+                    Some(true) => config.interned(uri.path()),
+                    // Cut short before the response: the method's own path if it was
+                    // counted before (so served), never a new one from a made-up URL.
+                    None => Path::lookup(uri.path()).unwrap_or_else(|| config.unmatched()),
+                    Some(false) => config.unmatched(),
+                };
+                (Method::Grpc, path)
+            }
+        };
+        config
+            .queue
+            .record_key(CountKey::of(method, path, self.subject, status));
+    }
+
+    fn is_grpc(&self) -> bool {
+        matches!(self.target, Target::Grpc(_))
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if !self.done {
+            self.record(self.served, None);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a request through [`Count`](super::Count): the inner service's
+    /// response, recorded as it completes.
+    #[derive(Debug)]
+    pub struct CountFuture<F> {
+        #[pin]
+        inner: F,
+        recording: Option<Recording>,
+    }
+}
+
+impl<F> CountFuture<F> {
+    pub(super) fn new(inner: F, recording: Recording) -> CountFuture<F> {
+        CountFuture {
+            inner,
+            recording: Some(recording),
+        }
+    }
+}
+
+impl<F, B, E> Future for CountFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<CountBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        let recording = this.recording.take().expect("polled after completion");
+        Poll::Ready(match result {
+            Ok(response) => Ok(count_response(response, recording)),
+            Err(error) => {
+                recording.finish(true, None);
+                Err(error)
+            }
+        })
+    }
+}
+
+/// Records an HTTP response at once; a gRPC one at once if its status is in the
+/// headers (trailers-only), else when its body's trailers arrive.
+fn count_response<B>(response: Response<B>, recording: Recording) -> Response<CountBody<B>> {
+    if !recording.is_grpc() {
+        let status = Status::http(response.status().as_u16()).ok();
+        recording.finish(true, status);
+        return response.map(|body| CountBody::new(body, None));
+    }
+    let headers = response.headers();
+    let is_grpc = headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if !is_grpc || !response.status().is_success() {
+        // Not a gRPC answer (an HTTP 404 from a router, say): nothing served it.
+        recording.finish(false, None);
+        return response.map(|body| CountBody::new(body, None));
+    }
+    match grpc_status(headers) {
+        // UNIMPLEMENTED in the headers: tonic's answer for an unknown service or method.
+        Some(status) if status.code() == 12 => {
+            recording.finish(false, Some(status));
+            response.map(|body| CountBody::new(body, None))
+        }
+        Some(status) => {
+            recording.finish(true, Some(status));
+            response.map(|body| CountBody::new(body, None))
+        }
+        None => {
+            let mut recording = recording;
+            recording.served = Some(true);
+            response.map(|body| CountBody::new(body, Some(recording)))
+        }
+    }
+}
+
+/// The `grpc-status` of `headers` (or trailers), if it is a valid code.
+fn grpc_status(headers: &HeaderMap) -> Option<Status> {
+    let value = headers.get("grpc-status")?.to_str().ok()?;
+    Status::grpc(value.trim().parse().ok()?).ok()
+}
+
+pin_project_lite::pin_project! {
+    /// A response body through [`Count`](super::Count): the inner body unchanged; for a
+    /// gRPC response, the call is recorded when the trailers (with `grpc-status`)
+    /// arrive, or when the body ends or is dropped without them.
+    #[derive(Debug)]
+    pub struct CountBody<B> {
+        #[pin]
+        inner: B,
+        recording: Option<Recording>,
+    }
+}
+
+impl<B> CountBody<B> {
+    fn new(inner: B, recording: Option<Recording>) -> CountBody<B> {
+        CountBody { inner, recording }
+    }
+
+    /// The inner body. A gRPC call not yet recorded is recorded now, without a status.
+    pub fn into_inner(self) -> B {
+        self.inner
+    }
+}
+
+impl<B: Body> Body for CountBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if this.recording.is_some() {
+            let status = match &frame {
+                Some(Ok(frame)) => match frame.trailers_ref() {
+                    Some(trailers) => Some(grpc_status(trailers)),
+                    None => None,
+                },
+                // The end without trailers, or an error: no status.
+                Some(Err(_)) | None => Some(None),
+            };
+            if let Some(status) = status {
+                let recording = this.recording.take().expect("checked");
+                recording.finish(true, status);
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

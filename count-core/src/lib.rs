@@ -1,0 +1,48 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// In the order a count flows: what is counted, the queue that records and writes it,
+// the contract of the backends it is written to, the rollup of finished days, and the
+// tower layer that records for a service.
+mod model;
+
+mod queue;
+
+mod counter;
+mod error;
+
+mod backoff;
+mod rollup;
+
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod layer;
+
+#[cfg(feature = "metrics")]
+mod metrics;
+
+#[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
+pub mod testkit;
+
+pub use model::{
+    Batch, BatchDigest, BatchId, BucketCount, BucketWidth, CountKey, DailyTotal, DateRange, Day,
+    Dimension, Endpoint, GroupedTotal, InternerUse, MAX_TIMESTAMP, MIN_TIMESTAMP, Method, Path,
+    Period, PeriodTotal, Status, StatusClass, StatusFilter, Subject, TotalsQuery, add_saturating,
+    check_timestamp, sum_by_endpoint,
+};
+
+pub use queue::{CountQueue, CountQueueBuilder, OVERFLOW_PATH, OVERFLOW_SUBJECT, Recorded, Stats};
+
+pub use counter::{Counter, CounterExt};
+pub use error::{Error, Result, ShownValue, SourceError};
+
+#[doc(hidden)]
+pub use backoff::Backoff;
+pub use rollup::{RollupScheduler, RollupStats, RollupTask};
+
+/// Re-exported so a user names timestamps and dates without adding `jiff`.
+pub use jiff;
+/// Re-exported so a user names writer ids without adding `uuid`.
+pub use uuid;

@@ -1,0 +1,91 @@
+//! `BucketWidth`: how finely raw counts are kept in time before the daily rollup.
+
+use std::time::Duration;
+
+use crate::Day;
+use crate::{Error, Result};
+
+/// The width of a raw count bucket: whole seconds that divide a day, so a bucket never
+/// straddles midnight UTC and every bucket belongs to exactly one day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BucketWidth(u32);
+
+impl BucketWidth {
+    /// One minute, the default.
+    pub const MINUTE: BucketWidth = BucketWidth(60);
+
+    /// `width`, which must be whole seconds from 1 s to 24 h that divide 24 h.
+    pub fn new(width: Duration) -> Result<BucketWidth> {
+        let seconds = width.as_secs();
+        let whole = width.subsec_nanos() == 0;
+        if !whole
+            || seconds == 0
+            || seconds > Day::SECONDS as u64
+            || Day::SECONDS as u64 % seconds != 0
+        {
+            return Err(Error::invalid(
+                "bucket width",
+                width,
+                "must be whole seconds from 1 s to 24 h that divide 24 h evenly (60 s, 300 s, 3600 s, ...)",
+            ));
+        }
+        Ok(BucketWidth(seconds as u32))
+    }
+
+    /// The width in seconds.
+    pub fn seconds(self) -> u32 {
+        self.0
+    }
+
+    /// The first second of the bucket holding the Unix second `second`.
+    #[inline]
+    pub fn start_of(self, second: i64) -> i64 {
+        second - second.rem_euclid(i64::from(self.0))
+    }
+}
+
+impl Default for BucketWidth {
+    fn default() -> Self {
+        BucketWidth::MINUTE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_divisors_of_a_day() {
+        for s in [1, 2, 60, 90, 300, 3600, 86_400] {
+            assert_eq!(
+                BucketWidth::new(Duration::from_secs(s)).unwrap().seconds() as u64,
+                s
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_widths_that_would_straddle_midnight() {
+        for bad in [
+            Duration::ZERO,
+            Duration::from_secs(7),
+            Duration::from_secs(86_401),
+            Duration::from_secs(2 * 86_400),
+            Duration::from_millis(1500),
+        ] {
+            let err = BucketWidth::new(bad).unwrap_err().to_string();
+            assert!(err.contains("divide 24 h"), "{err}");
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn buckets_start_on_multiples_and_never_cross_a_day() {
+        let w = BucketWidth::new(Duration::from_secs(300)).unwrap();
+        assert_eq!(w.start_of(0), 0);
+        assert_eq!(w.start_of(299), 0);
+        assert_eq!(w.start_of(300), 300);
+        assert_eq!(w.start_of(-1), -300);
+        assert_eq!(w.start_of(86_399), 86_100);
+    }
+}

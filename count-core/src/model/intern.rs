@@ -1,0 +1,277 @@
+//! The process-wide interners behind [`Path`](super::Path) and
+//! [`Subject`](super::Subject): each distinct text is checked once, stored once for
+//! the life of the process, and then named by a single pointer.
+//!
+//! An interner's memory is capped, and the cap counts what an entry really costs (the
+//! text's allocation, the entry's box, its share of the map), not only the text's
+//! bytes: a million short paths cost about 120 bytes each, not 10.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use crate::error::ShownValue;
+use crate::{Error, Result};
+
+/// The one heap copy of an interned text. Boxed again so a handle is a thin pointer.
+pub(crate) struct Interned(Box<str>);
+
+impl Interned {
+    pub(crate) fn as_str(&'static self) -> &'static str {
+        &self.0
+    }
+}
+
+/// What an interner holds, for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InternerUse {
+    /// Distinct texts interned.
+    pub entries: u64,
+    /// Their memory, as the cap counts it (see [`entry_cost`]).
+    pub bytes: u64,
+    /// The cap on `bytes` for new texts from outside (texts read back from storage
+    /// are interned past it; see `Path::from_storage`).
+    pub limit: u64,
+    /// Texts refused because the cap was reached.
+    pub refused: u64,
+}
+
+/// What one interned text of `len` bytes costs, allocator overhead included: its
+/// `Box<str>`, its `Box<Interned>` and its entry in the map (the entry's own box and
+/// its slots in a table kept at most half full). Measured by
+/// `tests/interner_memory.rs`, which fails if the real cost ever exceeds this.
+pub(crate) const fn entry_cost(len: usize) -> usize {
+    /// glibc's chunk for `size` requested bytes: 8 bytes of header, 16-byte
+    /// granules, 32 bytes at least.
+    const fn chunk(size: usize) -> usize {
+        let with_header = size + 8;
+        let rounded = with_header.div_ceil(16) * 16;
+        if rounded < 32 { 32 } else { rounded }
+    }
+    // The text, the `Interned` box (16 bytes), the map entry (key, value and links,
+    // about 40 bytes), and two table slots of 17 bytes (pointer + control byte) with
+    // room for the table being resized.
+    chunk(len) + chunk(16) + chunk(40) + 2 * 17 + 24
+}
+
+/// A set of texts of one kind (paths, subjects).
+pub(crate) struct Interner {
+    /// `"path"`, `"subject"`: the field name in errors.
+    kind: &'static str,
+    /// foldhash: a lookup is on the request path of the layer; SipHash costs several
+    /// times more for a route-sized key.
+    texts: papaya::HashMap<&'static str, &'static Interned, foldhash::fast::RandomState>,
+    /// One writer at a time for new texts, so no text is ever leaked twice.
+    adding: Mutex<()>,
+    limit: usize,
+    bytes: AtomicUsize,
+    entries: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl Interner {
+    pub(crate) fn new(kind: &'static str, limit: usize) -> Interner {
+        Interner {
+            kind,
+            texts: papaya::HashMap::with_hasher(foldhash::fast::RandomState::default()),
+            adding: Mutex::new(()),
+            limit,
+            bytes: AtomicUsize::new(0),
+            entries: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// The interned copy of `text`, if there is one. Lock-free.
+    #[inline]
+    pub(crate) fn get(&self, text: &str) -> Option<&'static Interned> {
+        self.texts.pin().get(text).copied()
+    }
+
+    /// The interned copy of `text` (already validated by the caller), adding it if it
+    /// is new. `capped`: refuse a new text past the limit.
+    pub(crate) fn insert(&self, text: &str, capped: bool) -> Result<&'static Interned> {
+        if let Some(found) = self.get(text) {
+            return Ok(found);
+        }
+        // A poisoned lock only means another thread panicked while adding; the map is
+        // always consistent, so carry on.
+        let _adding = self.adding.lock().unwrap_or_else(|e| e.into_inner());
+        let texts = self.texts.pin();
+        if let Some(found) = texts.get(text) {
+            return Ok(found);
+        }
+        let bytes = self.bytes.load(Relaxed) + entry_cost(text.len());
+        if capped && bytes > self.limit {
+            self.refused.fetch_add(1, Relaxed);
+            return Err(Error::LimitReached(format!(
+                "cannot intern {} {}: the {}s interned so far take {} MiB, the limit \
+                 ({}s are meant to be a bounded set, such as route templates)",
+                self.kind,
+                ShownValue::new(text),
+                self.kind,
+                self.limit >> 20,
+                self.kind,
+            )));
+        }
+        self.bytes.store(bytes, Relaxed);
+        self.entries.fetch_add(1, Relaxed);
+        // Leaked on purpose: an interned text lives as long as the process.
+        let interned: &'static Interned = Box::leak(Box::new(Interned(text.into())));
+        texts.insert(interned.as_str(), interned);
+        Ok(interned)
+    }
+
+    pub(crate) fn usage(&self) -> InternerUse {
+        InternerUse {
+            entries: self.entries.load(Relaxed),
+            bytes: self.bytes.load(Relaxed) as u64,
+            limit: self.limit as u64,
+            refused: self.refused.load(Relaxed),
+        }
+    }
+}
+
+/// Checks the text of a path or subject: not empty, at most `max_len` bytes, no
+/// control character.
+pub(crate) fn validate(kind: &'static str, text: &str, max_len: usize) -> Result<()> {
+    if text.is_empty() {
+        return Err(Error::invalid(
+            kind,
+            text,
+            format!("a {kind} may not be empty"),
+        ));
+    }
+    if text.len() > max_len {
+        return Err(too_long(kind, text, max_len));
+    }
+    if let Some((at, c)) = text.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(Error::invalid(
+            kind,
+            text,
+            format!(
+                "control character U+{:04X} at byte {at}: {kind}s may not hold NUL or other control characters",
+                c as u32
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn too_long(kind: &'static str, text: &str, max_len: usize) -> Error {
+    Error::invalid(
+        kind,
+        text,
+        format!("the {kind} is {} bytes, the limit is {max_len}", text.len()),
+    )
+}
+
+/// The trait impls shared by the interned handles (`Path`, `Subject`): equality and
+/// hashing by address (equal text is one allocation), order and display by text.
+macro_rules! text_handle_impls {
+    ($handle:ident) => {
+        impl PartialEq for $handle {
+            fn eq(&self, other: &$handle) -> bool {
+                std::ptr::eq(self.0, other.0)
+            }
+        }
+
+        impl Eq for $handle {}
+
+        impl std::hash::Hash for $handle {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                std::ptr::hash(self.0, state);
+            }
+        }
+
+        impl PartialOrd for $handle {
+            fn partial_cmp(&self, other: &$handle) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        /// By text, byte for byte, so reports sort the same on every backend.
+        impl Ord for $handle {
+            fn cmp(&self, other: &$handle) -> std::cmp::Ordering {
+                self.as_str().cmp(other.as_str())
+            }
+        }
+
+        impl PartialEq<str> for $handle {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $handle {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl AsRef<str> for $handle {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl std::str::FromStr for $handle {
+            type Err = crate::Error;
+
+            fn from_str(text: &str) -> crate::Result<$handle> {
+                $handle::new(text)
+            }
+        }
+
+        impl TryFrom<&str> for $handle {
+            type Error = crate::Error;
+
+            fn try_from(text: &str) -> crate::Result<$handle> {
+                $handle::new(text)
+            }
+        }
+
+        impl std::fmt::Display for $handle {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::fmt::Debug for $handle {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(self.as_str(), f)
+            }
+        }
+    };
+}
+
+pub(crate) use text_handle_impls;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_counts_whole_entries_and_refusals() {
+        let interner = Interner::new("thing", entry_cost(1) * 3);
+        for text in ["a", "b", "c"] {
+            interner.insert(text, true).unwrap();
+        }
+        assert!(matches!(
+            interner.insert("d", true),
+            Err(Error::LimitReached(_))
+        ));
+        // Known texts are still found, and texts read back from storage still go in.
+        assert_eq!(interner.insert("a", true).unwrap().as_str(), "a");
+        assert_eq!(interner.insert("e", false).unwrap().as_str(), "e");
+        let usage = interner.usage();
+        assert_eq!((usage.entries, usage.refused), (4, 1));
+        assert_eq!(usage.bytes as usize, 4 * entry_cost(1));
+    }
+
+    #[test]
+    fn an_entry_costs_more_than_its_text() {
+        assert!(entry_cost(0) >= 100, "{}", entry_cost(0));
+        assert_eq!(entry_cost(1000) - entry_cost(984), 16);
+    }
+}

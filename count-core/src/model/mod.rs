@@ -1,0 +1,33 @@
+//! What is counted, and the values that cross the [`Counter`](crate::Counter)
+//! contract.
+//!
+//! A count's [`CountKey`] is an [`Endpoint`] ([`Method`] + [`Path`]), an optional
+//! [`Subject`] and an optional [`Status`]; it falls in a time bucket
+//! ([`BucketWidth`]) of a UTC [`Day`]. Writes carry [`Batch`]es of [`BucketCount`]s;
+//! reports answer with [`DailyTotal`]s, [`PeriodTotal`]s and [`GroupedTotal`]s.
+
+mod batch;
+mod bucket;
+pub(crate) mod calendar;
+mod endpoint;
+mod intern;
+mod key;
+mod method;
+mod path;
+mod status;
+mod subject;
+mod totals;
+
+pub use batch::{Batch, BatchDigest, BatchId, BucketCount};
+pub use bucket::BucketWidth;
+pub use calendar::{DateRange, Day, MAX_TIMESTAMP, MIN_TIMESTAMP, Period, check_timestamp};
+pub use endpoint::Endpoint;
+pub use intern::InternerUse;
+pub use key::CountKey;
+pub use method::Method;
+pub use path::Path;
+pub use status::{Status, StatusClass, StatusFilter};
+pub use subject::Subject;
+pub use totals::{
+    DailyTotal, Dimension, GroupedTotal, PeriodTotal, TotalsQuery, add_saturating, sum_by_endpoint,
+};

@@ -1,0 +1,194 @@
+//! `MemoryCounter`: count-core's [`Counter`] contract kept in memory.
+//!
+//! The reference implementation: small enough to read in one sitting, and what an
+//! app's own tests count into. Counts are lost when the process exits.
+#![warn(missing_docs)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use count_core::jiff::Timestamp;
+use count_core::{
+    Batch, BatchDigest, BatchId, CountKey, Counter, DailyTotal, DateRange, Day, Error,
+    GroupedTotal, Result, TotalsQuery, add_saturating,
+};
+
+/// A [`Counter`] in memory. One mutex guards it all: a write is one short critical
+/// section per batch (not per request), and rollups are atomic by construction.
+#[derive(Debug, Default)]
+pub struct MemoryCounter {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Every batch applied, with its digest. Kept for the life of the counter: a few
+    /// dozen bytes a batch, one batch a second per writer.
+    applied: HashMap<BatchId, BatchDigest>,
+    /// Counts not yet rolled up, per day, per key and bucket.
+    raw: BTreeMap<Day, HashMap<(CountKey, Timestamp), u64>>,
+    /// Rolled-up totals, per day and key.
+    rolled: BTreeMap<Day, HashMap<CountKey, u64>>,
+}
+
+impl MemoryCounter {
+    /// An empty counter.
+    pub fn new() -> MemoryCounter {
+        MemoryCounter::default()
+    }
+
+    /// How many raw rows (key, bucket) are not yet rolled up.
+    pub fn raw_rows(&self) -> usize {
+        self.lock().raw.values().map(HashMap::len).sum()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent (no step of one can
+        // panic half way), so a poisoned lock is safe to take over.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    /// Every count of `range` as (day, key, n): rolled totals and raw rows.
+    fn counts(&self, range: DateRange) -> impl Iterator<Item = (Day, CountKey, u64)> + '_ {
+        let rolled = self
+            .rolled
+            .range(range.start()..=range.end())
+            .flat_map(|(&day, keys)| keys.iter().map(move |(&key, &n)| (day, key, n)));
+        let raw = self
+            .raw
+            .range(range.start()..=range.end())
+            .flat_map(|(&day, rows)| rows.iter().map(move |(&(key, _), &n)| (day, key, n)));
+        rolled.chain(raw)
+    }
+}
+
+#[async_trait]
+impl Counter for MemoryCounter {
+    async fn write(&self, batch: &Batch) -> Result<()> {
+        let mut state = self.lock();
+        if let Some(digest) = state.applied.get(&batch.id()) {
+            return if *digest == batch.digest() {
+                Ok(())
+            } else {
+                Err(Error::BatchConflict { id: batch.id() })
+            };
+        }
+        state.applied.insert(batch.id(), batch.digest());
+        for count in batch.counts() {
+            let n = state
+                .raw
+                .entry(count.day())
+                .or_default()
+                .entry((count.key, count.bucket))
+                .or_default();
+            *n = add_saturating(*n, count.n);
+        }
+        Ok(())
+    }
+
+    async fn rollup(&self, day: Day) -> Result<Vec<DailyTotal>> {
+        {
+            let mut state = self.lock();
+            let raw = state.raw.remove(&day).unwrap_or_default();
+            let rolled = state.rolled.entry(day).or_default();
+            for ((key, _bucket), n) in raw {
+                let total = rolled.entry(key).or_default();
+                *total = add_saturating(*total, n);
+            }
+        }
+        self.daily_totals(DateRange::day(day)).await
+    }
+
+    async fn daily_totals(&self, range: DateRange) -> Result<Vec<DailyTotal>> {
+        let state = self.lock();
+        let mut sums = BTreeMap::<_, u64>::new();
+        for (day, key, n) in state.counts(range) {
+            let sum = sums.entry((day, key.endpoint)).or_default();
+            *sum = add_saturating(*sum, n);
+        }
+        Ok(sums
+            .into_iter()
+            .map(|((day, endpoint), total)| DailyTotal::new(day, endpoint, total))
+            .collect())
+    }
+
+    async fn totals(&self, query: &TotalsQuery) -> Result<Vec<GroupedTotal>> {
+        let state = self.lock();
+        Ok(query.group(state.counts(query.range)))
+    }
+
+    async fn unrolled_days(&self, before: Day) -> Result<Vec<Day>> {
+        Ok(self
+            .lock()
+            .raw
+            .range(..before)
+            .map(|(&day, _)| day)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use count_core::testkit::{batch, day};
+    use count_core::{BucketCount, Endpoint, Method, Path, Period};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conforms_to_the_counter_contract() {
+        count_core::testkit::run_all(Arc::new(MemoryCounter::new())).await;
+    }
+
+    #[tokio::test]
+    async fn rollup_empties_the_raw_rows() {
+        let counter = MemoryCounter::new();
+        counter
+            .write(&batch(&[("/a", "2024-01-01T10:00:00Z", 2)]))
+            .await
+            .unwrap();
+        assert_eq!(counter.raw_rows(), 1);
+        counter.rollup(day("2024-01-01")).await.unwrap();
+        assert_eq!(counter.raw_rows(), 0);
+    }
+
+    /// Totals past `i64::MAX` stop there: no panic, the raw counts stay summed, and
+    /// other endpoints and days are unaffected.
+    #[tokio::test]
+    async fn totals_saturate_instead_of_overflowing() {
+        let counter = MemoryCounter::new();
+        let big = Endpoint::new(Method::Get, Path::new("/saturate").unwrap());
+        let small = Endpoint::new(Method::Get, Path::new("/small").unwrap());
+        let at = count_core::testkit::at("2024-02-02T00:00:00Z");
+        // Past i64::MAX in the rolled totals, as a long-running counter could get to.
+        counter
+            .lock()
+            .rolled
+            .entry(day("2024-02-02"))
+            .or_default()
+            .insert(CountKey::new(big), i64::MAX as u64 - 5);
+        let counts = vec![
+            BucketCount::new(big, at, Batch::MAX_COUNT),
+            BucketCount::new(small, at, 3),
+        ];
+        let id = count_core::testkit::fresh_id();
+        counter
+            .write(&Batch::new(id, counts).unwrap())
+            .await
+            .unwrap();
+        let totals = counter.rollup(day("2024-02-02")).await.unwrap();
+        let got: Vec<u64> = totals.iter().map(|t| t.total).collect();
+        assert_eq!(got, [i64::MAX as u64, 3]);
+        let year = counter
+            .period_totals(Period::year(2024).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            year.iter().map(|t| t.total).collect::<Vec<_>>(),
+            [i64::MAX as u64, 3]
+        );
+    }
+}
