@@ -11,15 +11,15 @@
 //! The protos (`proto/`) are compiled at build time by protox: no `protoc` needed.
 #![warn(missing_docs)]
 
-mod auth;
 mod client;
 mod convert;
-pub mod server;
 mod service;
 
 pub use client::{GrpcCounter, GrpcCounterBuilder};
-pub use server::{SERVICE_NAME, ServerConfig};
 pub use service::CountServer;
+
+/// The fully qualified name of the service, as health and reflection know it.
+pub const SERVICE_NAME: &str = "count.v1.CountService";
 
 /// The generated count.v1 types, client and server.
 #[allow(missing_docs, unreachable_pub, missing_debug_implementations)]

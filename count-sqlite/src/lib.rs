@@ -1,0 +1,1 @@
+//! `SqliteCounter`: count-core's `Counter` contract on SQLite (being written).
