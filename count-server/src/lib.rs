@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+pub mod cli;
 pub mod server;
 
 pub use server::{SERVICE_NAME, ServerConfig};

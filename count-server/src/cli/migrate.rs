@@ -1,0 +1,60 @@
+//! `count-server migrate`: bring a database's schema up to this version's, or check
+//! that it is.
+
+use super::failure::Failure;
+use super::source::Database;
+use crate::backend::Migrations;
+
+pub(super) const HELP: &str = "\
+Examples:
+  count-server migrate --check --db-url postgresql://count@db/count
+  count-server migrate --db-path /var/lib/count/count.db
+
+The server applies missing migrations when it starts; this command is for a database
+whose schema is managed apart from the server (a deploy step, a read-only user).
+`migrate` on a SQLite file that does not exist creates it.
+
+Exit codes:
+  0  the schema is current (after applying what was missing, without --check)
+  1  the database failed or could not be reached
+  2  a bad or missing argument
+  3  not found: no database file at --db-path (with --check)
+  4  with --check: migrations are missing (named on standard error)";
+
+/// The options of `count-server migrate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MigrateArgs {
+    /// Change nothing: say whether the schema is current, and what is missing when it
+    /// is not (exit code 4).
+    #[arg(long)]
+    check: bool,
+
+    #[command(flatten)]
+    database: Database,
+}
+
+pub(super) async fn run(args: MigrateArgs) -> Result<(), Failure> {
+    // A check first, also without --check: it tells what the apply will add.
+    let missing = match args.database.open(Migrations::Check).await {
+        Ok(opened) => {
+            return super::print(&format!(
+                "The schema of the {} is current.\n",
+                opened.description
+            ));
+        }
+        Err(Failure::SchemaNotCurrent(missing)) if !args.check => missing,
+        Err(Failure::NotFound(_)) if !args.check => String::new(),
+        Err(failure) => return Err(failure),
+    };
+    let opened = args.database.open(Migrations::Apply).await?;
+    let what = missing.lines().next().unwrap_or_default();
+    super::print(&format!(
+        "Migrated the {}: its schema is current.\n{}",
+        opened.description,
+        if what.is_empty() {
+            String::new()
+        } else {
+            format!("Before: {what}\n")
+        }
+    ))
+}

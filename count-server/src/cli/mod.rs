@@ -1,0 +1,86 @@
+//! The operator commands of `count-server`: print totals, roll up days, apply or
+//! check the schema's migrations, from a running server or straight from a database.
+//!
+//! Each command prints its result on standard output and its errors on standard
+//! error, and ends with an exit code scripts can rely on:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | done |
+//! | 1 | the backend or the server failed or could not be reached |
+//! | 2 | a bad or missing argument (also clap's code for usage errors) |
+//! | 3 | not found: no database file at `--db-path` |
+//! | 4 | the database's schema is not current: migrations are missing |
+//! | 5 | the server refused the access token |
+
+mod failure;
+mod migrate;
+mod rollup;
+mod source;
+mod table;
+mod totals;
+
+use std::process::ExitCode;
+
+use failure::Failure;
+pub use migrate::MigrateArgs;
+pub use rollup::RollupArgs;
+pub use source::{Database, Source};
+pub use totals::{Format, RangeArgs, TotalsArgs};
+
+/// The exit codes, as the module's table lists them.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  1  the backend or the server failed or could not be reached
+  2  a bad or missing argument
+  3  not found: no database file at --db-path
+  4  the database's schema is not current (run `count-server migrate`)
+  5  the server refused the access token";
+
+/// An operator command: `count-server <command> ...`.
+#[derive(Debug, clap::Subcommand)]
+#[non_exhaustive]
+pub enum Command {
+    /// Print the requests counted over a day, a month, a year or a range of days, as a
+    /// table, CSV or JSON.
+    #[command(after_help = totals::HELP)]
+    Totals(TotalsArgs),
+    /// Roll up days: fold their counts into daily totals (the server does this by
+    /// itself for finished days; this is for catching up by hand).
+    #[command(after_help = rollup::HELP)]
+    Rollup(RollupArgs),
+    /// Apply the database's schema migrations, or check that none is missing.
+    #[command(after_help = migrate::HELP)]
+    Migrate(MigrateArgs),
+}
+
+/// Runs `command`: its output goes to standard output, a failure is printed on
+/// standard error as `count-server: <what failed>`, and the exit code says which kind
+/// of failure it was (see the module's table).
+pub async fn run(command: Command) -> ExitCode {
+    let result = match command {
+        Command::Totals(args) => totals::run(args).await,
+        Command::Rollup(args) => rollup::run(args).await,
+        Command::Migrate(args) => migrate::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("count-server: {failure}");
+            failure.exit_code()
+        }
+    }
+}
+
+/// Writes `text` to standard output; a reader that went away (`| head`) is no failure.
+fn print(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::Backend(
+            count_core::Error::unavailable(format!("writing to standard output: {e}")),
+        )),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,125 @@
+//! Where a command reads and writes counts: a running count server (gRPC), or a
+//! database opened directly.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use count_core::Counter;
+use count_grpc::GrpcCounter;
+use tonic::transport::{Certificate, ClientTlsConfig};
+
+use super::failure::Failure;
+use crate::backend::{Backend, Migrations, Opened, default_db_path, sqlite_url};
+
+/// Where the counts are: `--server` (a running count-server), or a [`Database`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct Source {
+    /// A running count-server, as http://host:7777 or https://host:7777. Wins over
+    /// --db-url, --db-path and DB_URL.
+    #[arg(long, env = "COUNT_SERVER", value_name = "URL")]
+    server: Option<String>,
+
+    /// The access token the server asks for (sent as a bearer token to --server).
+    #[arg(long, env = "COUNT_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    token: Option<String>,
+
+    /// Trust this CA certificate (PEM) for an https --server, besides the system's.
+    #[arg(long, value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
+
+    #[command(flatten)]
+    database: Database,
+}
+
+/// A database opened directly: `--db-path`, `--db-url`, or the server's default
+/// SQLite file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Database {
+    /// The database, as the server takes it: sqlite:PATH, postgresql://... or
+    /// postgres://...
+    #[arg(long, env = "DB_URL", hide_env_values = true, value_name = "URL")]
+    db_url: Option<String>,
+
+    /// The SQLite database file. Wins over --db-url. Without either, the file the
+    /// server counts into by default ($XDG_DATA_HOME/count/count.db, else
+    /// ~/.local/share/count/count.db).
+    #[arg(long, env = "COUNT_DB_PATH", value_name = "FILE")]
+    db_path: Option<PathBuf>,
+
+    /// Which database --db-url is: auto tells PostgreSQL and CockroachDB apart by the
+    /// server's version().
+    #[arg(long, env = "COUNT_BACKEND", value_enum, default_value_t = Backend::Auto)]
+    backend: Backend,
+}
+
+impl Source {
+    /// Connects to the server, or opens the database without changing its schema.
+    pub(crate) async fn open(&self) -> Result<Arc<dyn Counter>, Failure> {
+        match self.server.as_deref().filter(|url| !url.is_empty()) {
+            Some(url) => Ok(Arc::new(self.connect(url).await?)),
+            None => Ok(self.database.open(Migrations::Check).await?.counter),
+        }
+    }
+
+    async fn connect(&self, url: &str) -> Result<GrpcCounter, Failure> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(Failure::Usage(format!(
+                "invalid --server {url:?}: expected http://host:port or https://host:port"
+            )));
+        }
+        let mut builder = GrpcCounter::builder(url);
+        if let Some(token) = self.token.as_deref().filter(|t| !t.is_empty()) {
+            builder = builder.token(token);
+        }
+        if let Some(path) = &self.ca_cert {
+            let pem = std::fs::read(path).map_err(|e| {
+                Failure::Usage(format!("cannot read --ca-cert {}: {e}", path.display()))
+            })?;
+            builder = builder.tls(
+                ClientTlsConfig::new()
+                    .with_native_roots()
+                    .ca_certificate(Certificate::from_pem(pem)),
+            );
+        }
+        Ok(builder.connect().await?)
+    }
+}
+
+impl Database {
+    /// The database's URL: `--db-path`, else `--db-url`, else the server's default
+    /// SQLite file.
+    ///
+    /// With `must_exist`, a SQLite file that does not exist is [`Failure::NotFound`]:
+    /// only `migrate` may create a database.
+    fn url(&self, must_exist: bool) -> Result<String, Failure> {
+        let path = match (&self.db_path, self.db_url.as_deref()) {
+            (Some(path), _) => path.clone(),
+            (None, Some(url)) if !url.is_empty() => return Ok(url.to_owned()),
+            (None, _) => {
+                let path = default_db_path();
+                if must_exist && !path.is_file() {
+                    return Err(Failure::NotFound(format!(
+                        "no database file at {} (the server's default): say where the \
+                         counts are with --server URL, --db-url URL or --db-path FILE",
+                        path.display()
+                    )));
+                }
+                path
+            }
+        };
+        if must_exist && !path.is_file() {
+            return Err(Failure::NotFound(format!(
+                "no database file at {}: --db-path must name an existing SQLite file",
+                path.display()
+            )));
+        }
+        Ok(sqlite_url(&path)?)
+    }
+
+    /// Opens the database; [`Migrations::Check`] refuses a schema that is not current
+    /// and a SQLite file that does not exist.
+    pub(crate) async fn open(&self, migrations: Migrations) -> Result<Opened, Failure> {
+        let url = self.url(migrations == Migrations::Check)?;
+        Ok(crate::backend::open(&url, self.backend, migrations).await?)
+    }
+}

@@ -1,0 +1,181 @@
+//! `count-server totals`: the requests counted over a range of days, grouped and
+//! filtered as `/api/v1/totals` does, printed as a table, CSV or JSON.
+
+use count_core::{
+    DateRange, Day, Dimension, Endpoint, Method, Period, StatusFilter, Subject, TotalsQuery,
+};
+
+use super::failure::Failure;
+use super::source::Source;
+
+pub(super) const HELP: &str = "\
+Examples:
+  count-server totals --server http://localhost:7777 --day 2026-11-27
+  count-server totals --db-path /var/lib/count/count.db --month 2026-11 --group day
+  count-server totals --db-url postgresql://count@db/count --year 2026 --status 5xx --format csv
+  count-server totals --from 2026-11-01 --to 2026-11-07 --group endpoint,status \\
+      --endpoint 'GET /users/{id}' --subject acme --format json
+
+Without a range option the totals are today's (UTC). CSV and JSON are exactly what
+GET /api/v1/totals answers for the same options.
+
+Exit codes:
+  0  done (an empty answer too)
+  1  the backend or the server failed or could not be reached
+  2  a bad or missing argument
+  3  not found: no database file at --db-path
+  4  the database's schema is not current (run `count-server migrate`)
+  5  the server refused the access token";
+
+/// The options of `count-server totals`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TotalsArgs {
+    #[command(flatten)]
+    range: RangeArgs,
+
+    /// Keep rows apart by these dimensions, comma separated: endpoint, day, subject,
+    /// status.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "endpoint",
+        value_name = "DIMENSION,..."
+    )]
+    group: Vec<Dimension>,
+
+    /// Only the requests of this subject (a customer, a tenant, an API key's id).
+    #[arg(long, value_parser = parse_subject, value_name = "SUBJECT")]
+    subject: Option<Subject>,
+
+    /// Only the requests with this status: a code (404; a gRPC code 0 to 16) or a
+    /// class (5xx).
+    #[arg(long, value_name = "CODE|CLASS")]
+    status: Option<StatusFilter>,
+
+    /// Only the requests of this endpoint: its method and path, as 'GET /users/{id}'.
+    #[arg(long, value_parser = parse_endpoint, value_name = "'METHOD PATH'")]
+    endpoint: Option<Endpoint>,
+
+    /// How to print the totals.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+
+    #[command(flatten)]
+    source: Source,
+}
+
+/// The days a command covers: one of `--day`, `--month`, `--year`, `--period`, or
+/// `--from` with `--to`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RangeArgs {
+    /// One UTC day.
+    #[arg(long, group = "range", value_name = "YYYY-MM-DD")]
+    day: Option<Day>,
+
+    /// One month.
+    #[arg(long, group = "range", value_parser = parse_month, value_name = "YYYY-MM")]
+    month: Option<Period>,
+
+    /// One year.
+    #[arg(long, group = "range", value_parser = parse_year, value_name = "YYYY")]
+    year: Option<Period>,
+
+    /// A year, a month or a day, as /api/v1/totals takes it.
+    #[arg(long, group = "range", value_name = "YYYY[-MM[-DD]]")]
+    period: Option<Period>,
+
+    /// The first day of a range (with --to; both included).
+    #[arg(long, group = "range", requires = "to", value_name = "YYYY-MM-DD")]
+    from: Option<Day>,
+
+    /// The last day of a range (with --from; included).
+    #[arg(long, requires = "from", value_name = "YYYY-MM-DD")]
+    to: Option<Day>,
+}
+
+/// How `totals` prints its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[non_exhaustive]
+pub enum Format {
+    /// Aligned columns with thousands separators and a total line, for people.
+    #[default]
+    Table,
+    /// CSV with a header line, as /api/v1/totals?format=csv answers.
+    Csv,
+    /// A JSON array of rows, as /api/v1/totals answers.
+    Json,
+}
+
+impl RangeArgs {
+    /// The days asked for; today (UTC) when none was.
+    fn range(&self) -> Result<DateRange, Failure> {
+        let period = self.day.map(Period::Day).or(self.month).or(self.year).or(self.period);
+        if let Some(period) = period {
+            return Ok(period.range());
+        }
+        match (self.from, self.to) {
+            (Some(from), Some(to)) => DateRange::new(from, to).map_err(|_| {
+                Failure::Usage(format!(
+                    "invalid range --from {from} --to {to}: --from must be on or before --to"
+                ))
+            }),
+            _ => Ok(DateRange::day(Day::today())),
+        }
+    }
+}
+
+impl TotalsArgs {
+    /// The report these options ask for.
+    fn query(&self) -> Result<TotalsQuery, Failure> {
+        let mut query = TotalsQuery::new(self.range.range()?, &self.group)?;
+        if let Some(subject) = self.subject {
+            query = query.subject(subject);
+        }
+        if let Some(status) = self.status {
+            query = query.status(status);
+        }
+        if let Some(endpoint) = self.endpoint {
+            query = query.endpoint(endpoint);
+        }
+        Ok(query)
+    }
+}
+
+pub(super) async fn run(args: TotalsArgs) -> Result<(), Failure> {
+    let query = args.query()?;
+    let counter = args.source.open().await?;
+    let rows = counter.totals(&query).await?;
+    let out = match args.format {
+        Format::Table => super::table::render(&query, &rows),
+        Format::Csv => crate::http::totals_csv(&query, &rows),
+        Format::Json => crate::http::totals_json(&query, &rows),
+    };
+    super::print(&out)
+}
+
+fn parse_subject(text: &str) -> count_core::Result<Subject> {
+    Subject::new(text)
+}
+
+fn parse_month(text: &str) -> Result<Period, String> {
+    match text.parse::<Period>().map_err(|e| e.to_string())? {
+        month @ Period::Month { .. } => Ok(month),
+        _ => Err(format!("invalid month {text:?}: expected YYYY-MM")),
+    }
+}
+
+fn parse_year(text: &str) -> Result<Period, String> {
+    match text.parse::<Period>().map_err(|e| e.to_string())? {
+        year @ Period::Year(_) => Ok(year),
+        _ => Err(format!("invalid year {text:?}: expected YYYY")),
+    }
+}
+
+/// `METHOD PATH`, as the endpoint filter of /api/v1/totals takes it.
+fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
+    let (method, path) = text.split_once(' ').ok_or_else(|| {
+        format!("invalid endpoint {text:?}: expected a method and a path, as 'GET /users/{{id}}'")
+    })?;
+    let method: Method = method.parse().map_err(|e: count_core::Error| e.to_string())?;
+    Endpoint::parse(method, path).map_err(|e| e.to_string())
+}
