@@ -1,15 +1,15 @@
-//! Connection settings from a URL as the seed's users write them, with libpq's
-//! `sslmode` semantics, into a deadpool of tokio-postgres connections.
+//! Connection settings from a URL as the Go server's users write them (libpq's
+//! `sslmode` and `sslrootcert` included), and the schema name's rules.
 
 use std::time::Duration;
 
 use count_core::{Error, Result};
-use native_tls::{Certificate, TlsConnector};
-use postgres_native_tls::MakeTlsConnector;
 use tokio_postgres::config::SslMode as WireSslMode;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// libpq's `sslmode`: how hard to insist on TLS, and what to verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SslMode {
     /// No TLS.
     Disable,
@@ -99,28 +99,17 @@ impl Target {
     }
 
     /// The TLS connector for the mode: verification as libpq does it.
-    pub(crate) fn tls(&self) -> Result<MakeTlsConnector> {
-        let mut builder = TlsConnector::builder();
-        if let Some(path) = &self.ssl_root_cert {
-            let pem = std::fs::read(path)
-                .map_err(|e| Error::invalid("sslrootcert", path, format!("cannot read it: {e}")))?;
-            let cert = Certificate::from_pem(&pem).map_err(|e| {
-                Error::invalid("sslrootcert", path, format!("not a PEM certificate: {e}"))
-            })?;
-            builder.add_root_certificate(cert);
-        }
-        let verify_chain = match self.ssl_mode {
-            SslMode::Disable | SslMode::Prefer => false,
-            SslMode::Require => self.ssl_root_cert.is_some(),
-            SslMode::VerifyCa | SslMode::VerifyFull => true,
+    pub(crate) fn tls(&self) -> Result<MakeRustlsConnect> {
+        let root_pem = match &self.ssl_root_cert {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                Error::invalid("sslrootcert", path, format!("cannot read it: {e}"))
+            })?),
+            None => None,
         };
-        builder
-            .danger_accept_invalid_certs(!verify_chain)
-            .danger_accept_invalid_hostnames(self.ssl_mode != SslMode::VerifyFull);
-        let connector = builder
-            .build()
-            .map_err(|e| Error::invalid("TLS", &self.display, format!("cannot set up TLS: {e}")))?;
-        Ok(MakeTlsConnector::new(connector))
+        crate::tls::connector(self.ssl_mode, root_pem.as_deref()).map_err(|rule| {
+            let value = self.ssl_root_cert.as_deref().unwrap_or("");
+            Error::invalid("sslrootcert", value, rule)
+        })
     }
 }
 
@@ -186,7 +175,8 @@ fn percent_decode(value: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A schema name must be a plain identifier: it is spliced into SQL.
+/// A schema name must be a plain identifier: it is spliced into SQL (always quoted,
+/// so reserved words such as `user` or `order` work).
 pub(crate) fn check_schema(name: &str) -> Result<()> {
     let mut chars = name.chars();
     let first_ok = chars
@@ -203,6 +193,11 @@ pub(crate) fn check_schema(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// `name` as a quoted SQL identifier: `user` → `"user"`.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,7 +205,7 @@ mod tests {
     const T: Duration = Duration::from_secs(3);
 
     #[test]
-    fn reads_the_seed_users_url_form() {
+    fn reads_the_go_servers_url_form() {
         let t = Target::parse(
             "postgresql://app:s3cret@db.example.com:26257/counts?sslmode=verify-full&options=--cluster%3Dmy-cluster",
             T,
@@ -272,9 +267,10 @@ mod tests {
 
     #[test]
     fn schema_names_are_identifiers() {
-        for ok in ["count", "_x", "a1_b"] {
+        for ok in ["count", "_x", "a1_b", "user", "order"] {
             check_schema(ok).unwrap();
         }
+        assert_eq!(quote_ident("user"), "\"user\"");
         for bad in [
             "",
             "1a",

@@ -1,13 +1,15 @@
-//! Versioned, idempotent migrations that need no advisory lock (CockroachDB has none):
-//! each runs in one transaction that first claims its version row, so a process
-//! starting at the same time waits on that row and then finds the version applied.
+//! The tables and their versioned, idempotent migrations, which need no advisory
+//! lock (CockroachDB has none): each runs in one transaction that first claims its
+//! version row, so a process starting at the same time waits on that row and then
+//! finds the version applied.
 
-use count_core::Result;
+use count_core::{Error, Result};
 use tokio_postgres::Client;
 
+use crate::config::quote_ident;
 use crate::error::classify;
 
-/// One schema change. `sql` may hold `{schema}`, replaced by the checked schema name.
+/// One schema change. `sql` may hold `{schema}`, replaced by the quoted schema name.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
     /// Applied in increasing order; never reused.
@@ -18,9 +20,25 @@ pub struct Migration {
     pub sql: &'static [&'static str],
 }
 
-/// PostgreSQL's schema. Every integer is `BIGINT`; days are `DATE` values computed in
-/// Rust (never from the session time zone); raw counts are append-only rows.
-pub const POSTGRES: &[Migration] = &[Migration {
+/// PostgreSQL's schema, version 2. Every integer is `BIGINT`; days are `DATE` values
+/// computed in Rust (never from the session time zone).
+///
+/// - `count_keys`: one id per distinct key (method, path, subject, status); a count
+///   without a subject has subject `''` (never a valid subject), one without a status
+///   has status `-1` (never a valid code), so one `UNIQUE` constraint covers every
+///   key on PostgreSQL and CockroachDB alike (NULLs would never be equal there).
+/// - `raw_batches`: counts not yet rolled up, one row per written batch and day,
+///   holding parallel arrays (key ids, bucket starts in Unix seconds, counts). A row
+///   is never updated, so writers never contend; a rollup deletes whole rows, so a
+///   day of a million counts is a few hundred rows to delete, not a million.
+/// - `daily_key_totals`: rolled-up totals per day and key id.
+/// - `batches`: the exactly-once record (writer, seq, digest of the counts), written
+///   in the batch's own transaction, pruned after the batch retention.
+pub const POSTGRES: &[Migration] = &[V1, V2];
+
+/// The first schema, per endpoint only; kept as deployed, so that existing databases
+/// migrate from it.
+const V1: Migration = Migration {
     version: 1,
     name: "endpoints, raw_counts, daily_totals, batches",
     sql: &[
@@ -29,16 +47,12 @@ pub const POSTGRES: &[Migration] = &[Migration {
             method TEXT NOT NULL,
             path TEXT NOT NULL,
             UNIQUE (method, path))",
-        // No foreign key: an insert of a batch is one statement of many rows, and the
-        // ids come from `endpoints` itself.
         "CREATE TABLE IF NOT EXISTS {schema}.raw_counts (
             id BIGSERIAL PRIMARY KEY,
             endpoint_id BIGINT NOT NULL,
             day DATE NOT NULL,
             bucket TIMESTAMPTZ NOT NULL,
             n BIGINT NOT NULL CHECK (n > 0))",
-        // (day, id): a rollup walks a day's rows in id order, each chunk starting
-        // after the last, so it never rescans the dead entries of chunks it deleted.
         "CREATE INDEX IF NOT EXISTS raw_counts_day_id ON {schema}.raw_counts (day, id)",
         "CREATE TABLE IF NOT EXISTS {schema}.daily_totals (
             day DATE NOT NULL,
@@ -52,7 +66,71 @@ pub const POSTGRES: &[Migration] = &[Migration {
             PRIMARY KEY (writer, seq))",
         "CREATE INDEX IF NOT EXISTS batches_applied_at ON {schema}.batches (applied_at)",
     ],
-}];
+};
+
+/// Subjects and statuses. An endpoint's v1 id becomes the id of its key without
+/// subject and status, so daily totals keep their ids; v1's raw rows become rows of
+/// arrays (one per day and 10,000 rows, in id order); batches gain their digest
+/// (NULL for those applied before: a repeat of one is taken as the same batch).
+const V2: Migration = Migration {
+    version: 2,
+    name: "count_keys, raw_batches, daily_key_totals, batch digests",
+    sql: &[
+        "CREATE TABLE {schema}.count_keys (
+            id BIGSERIAL PRIMARY KEY,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            status BIGINT NOT NULL CHECK (status = -1 OR status BETWEEN 0 AND 16 OR status BETWEEN 100 AND 599),
+            UNIQUE (method, path, subject, status))",
+        "INSERT INTO {schema}.count_keys (id, method, path, subject, status)
+            SELECT id, method, path, '', -1 FROM {schema}.endpoints",
+        "SELECT setval(pg_get_serial_sequence('{schema}.count_keys', 'id'),
+            (SELECT coalesce(max(id), 0) + 1 FROM {schema}.count_keys), false)",
+        RAW_BATCHES_POSTGRES,
+        // (day, id): a rollup walks a day's rows in id order, each chunk starting
+        // after the last, so it never rescans the dead entries of chunks it deleted.
+        "CREATE INDEX raw_batches_day_id ON {schema}.raw_batches (day, id)",
+        RAW_FROM_V1,
+        "DROP TABLE {schema}.raw_counts",
+        "CREATE TABLE {schema}.daily_key_totals (
+            day DATE NOT NULL,
+            key_id BIGINT NOT NULL,
+            total BIGINT NOT NULL CHECK (total > 0),
+            PRIMARY KEY (day, key_id))",
+        TOTALS_FROM_V1,
+        "DROP TABLE {schema}.daily_totals",
+        "DROP TABLE {schema}.endpoints",
+        "ALTER TABLE {schema}.batches ADD COLUMN digest BYTEA",
+    ],
+};
+
+const RAW_BATCHES_POSTGRES: &str = "CREATE TABLE {schema}.raw_batches (
+    id BIGSERIAL PRIMARY KEY,
+    day DATE NOT NULL,
+    key_ids BIGINT[] NOT NULL,
+    buckets BIGINT[] NOT NULL,
+    counts BIGINT[] NOT NULL,
+    n_counts BIGINT NOT NULL CHECK (n_counts > 0))";
+
+/// v1's raw rows as rows of arrays: one per day and 10,000 rows. Shared with
+/// count-cockroach's migrations.
+#[doc(hidden)]
+pub const RAW_FROM_V1: &str =
+    "INSERT INTO {schema}.raw_batches (day, key_ids, buckets, counts, n_counts)
+    SELECT day, array_agg(endpoint_id ORDER BY id),
+           array_agg(extract(epoch FROM bucket)::BIGINT ORDER BY id),
+           array_agg(n ORDER BY id), count(*)
+    FROM (SELECT id, endpoint_id, day, bucket, n,
+                 (row_number() OVER (PARTITION BY day ORDER BY id) - 1) / 10000 AS part
+          FROM {schema}.raw_counts) v1
+    GROUP BY day, part";
+
+/// v1's daily totals, under the ids their endpoints' keys kept. Shared with
+/// count-cockroach's migrations.
+#[doc(hidden)]
+pub const TOTALS_FROM_V1: &str = "INSERT INTO {schema}.daily_key_totals (day, key_id, total)
+    SELECT day, endpoint_id, total FROM {schema}.daily_totals";
 
 /// Applies every migration of `migrations` not yet applied; returns how many it applied.
 pub(crate) async fn migrate(
@@ -61,10 +139,11 @@ pub(crate) async fn migrate(
     migrations: &[Migration],
     fills: &[(&str, &str)],
 ) -> Result<usize> {
+    let quoted = quote_ident(schema);
     let fill = |sql: &str| {
         fills
             .iter()
-            .fold(sql.replace("{schema}", schema), |sql, (from, to)| {
+            .fold(sql.replace("{schema}", &quoted), |sql, (from, to)| {
                 sql.replace(from, to)
             })
     };
@@ -120,7 +199,76 @@ pub(crate) async fn migrate(
             applied += 1;
         }
     }
+    check_version(client, schema, migrations).await?;
     Ok(applied)
+}
+
+/// Checks that `schema` is at exactly the version `migrations` end with: every one of
+/// them applied, and none this code does not know.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] for `schema` naming what is missing (no migrations table,
+/// migrations not applied) or that a newer version of count wrote it; the database's
+/// error when it cannot be read.
+pub(crate) async fn check_version(
+    client: &Client,
+    schema: &str,
+    migrations: &[Migration],
+) -> Result<()> {
+    use tokio_postgres::error::SqlState;
+    let sql = format!(
+        "SELECT version FROM {}.count_migrations ORDER BY version",
+        quote_ident(schema)
+    );
+    let applied: Vec<i64> = match client.query(&sql, &[]).await {
+        Ok(rows) => rows.iter().map(|r| r.get(0)).collect(),
+        Err(e)
+            if e.code() == Some(&SqlState::UNDEFINED_TABLE)
+                || e.code() == Some(&SqlState::INVALID_SCHEMA_NAME) =>
+        {
+            return Err(Error::invalid(
+                "schema",
+                schema,
+                "is not migrated: it has no count_migrations table (connect with migrate(true) to create the tables)",
+            ));
+        }
+        Err(e) => return Err(classify("reading the applied migrations", e)),
+    };
+    let known = migrations.last().map_or(0, |m| m.version);
+    if let Some(&newer) = applied.iter().find(|&&v| v > known) {
+        return Err(Error::invalid(
+            "schema",
+            schema,
+            format!(
+                "was written by a newer version of count: it has migration {newer}, this \
+                 version knows migrations up to {known}; upgrade count to use it"
+            ),
+        ));
+    }
+    let missing: Vec<String> = migrations
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+        .map(|m| format!("{} ({})", m.version, m.name))
+        .collect();
+    if !missing.is_empty() {
+        let at = applied
+            .last()
+            .map_or("no migration applied".to_owned(), |v| {
+                format!("at version {v}")
+            });
+        return Err(Error::invalid(
+            "schema",
+            schema,
+            format!(
+                "is not migrated ({at}): missing migration{} {}; connect with migrate(true) to apply {}",
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", "),
+                if missing.len() == 1 { "it" } else { "them" },
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// One migration in one transaction; whether it was applied now (not before).
