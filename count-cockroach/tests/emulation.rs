@@ -47,7 +47,7 @@ fn on(d: count_core::Day, rows: &[(Method, &str, u64)]) -> Vec<(String, Method, 
 
 async fn connect(url: &str, schema: &str) -> CockroachCounter {
     CockroachCounter::builder(url)
-        .schema(schema)
+        .pg(|pg| pg.schema(schema))
         .connect()
         .await
         .expect("connect")
@@ -59,7 +59,8 @@ async fn conforms_to_the_counter_contract() {
         return;
     };
     let counter = connect(&url, &schema).await;
-    count_core::testkit::run_all(&counter).await;
+    let counter = Arc::new(counter);
+    count_core::testkit::run_all(counter.clone()).await;
     assert_eq!(counter.retries().gave_up, 0);
 }
 
@@ -73,7 +74,8 @@ async fn conforms_with_30_percent_restarts_and_5_percent_ambiguous_commits() {
     emulation.restart_percent(30);
     emulation.proxy().set_fault_percent(5);
 
-    count_core::testkit::run_all(&counter).await;
+    let counter = Arc::new(counter);
+    count_core::testkit::run_all(counter.clone()).await;
 
     let retries = counter.retries();
     let injected = emulation.restarts_injected();
@@ -139,12 +141,15 @@ async fn ids_above_2_pow_53_round_trip() {
     };
     let counter = connect(&url, &schema).await;
     let s = Scope::new();
-    // An id an f64 cannot hold (2^53 + 1), given to an endpoint before any count.
+    // An id an f64 cannot hold (2^53 + 1), given to a key before any count.
     let exact: i64 = (1 << 53) + 1;
     let client = counter.pg().client().await.unwrap();
     client
         .execute(
-            &format!("INSERT INTO {schema}.endpoints (id, method, path) VALUES ($1, 'GET', $2)"),
+            &format!(
+                "INSERT INTO {schema}.count_keys (id, method, path, subject, status)
+                 VALUES ($1, 'GET', $2, '', -1)"
+            ),
             &[&exact, &s.path("/exact").as_str()],
         )
         .await
@@ -157,7 +162,10 @@ async fn ids_above_2_pow_53_round_trip() {
     counter.write(&batch).await.unwrap();
 
     let ids: Vec<i64> = client
-        .query(&format!("SELECT endpoint_id FROM {schema}.raw_counts"), &[])
+        .query(
+            &format!("SELECT unnest(key_ids) FROM {schema}.raw_batches"),
+            &[],
+        )
         .await
         .unwrap()
         .iter()
@@ -166,7 +174,7 @@ async fn ids_above_2_pow_53_round_trip() {
     assert!(ids.contains(&exact), "{ids:?}");
     assert!(ids.iter().all(|&id| id > 1 << 53), "{ids:?}");
     let row_ids: i64 = client
-        .query_one(&format!("SELECT min(id) FROM {schema}.raw_counts"), &[])
+        .query_one(&format!("SELECT min(id) FROM {schema}.raw_batches"), &[])
         .await
         .unwrap()
         .get(0);
@@ -207,7 +215,7 @@ async fn two_counters_rolling_up_at_serializable_are_exact() {
     count_core::testkit::rollups_racing_writes_are_exact(&a, &b).await;
     let client = a.pg().client().await.unwrap();
     let raw: i64 = client
-        .query_one(&format!("SELECT count(*) FROM {schema}.raw_counts"), &[])
+        .query_one(&format!("SELECT count(*) FROM {schema}.raw_batches"), &[])
         .await
         .unwrap()
         .get(0);
@@ -220,12 +228,11 @@ async fn restarts_are_retried_within_the_policy_and_other_errors_are_not() {
     let Some(emulation) = emulation("crdb_policy").await else {
         return;
     };
-    let policy = RetryPolicy {
-        initial_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(20),
-        max_attempts: 5,
-        max_time: Duration::from_secs(30),
-    };
+    let policy = RetryPolicy::new()
+        .initial_delay(Duration::from_millis(1))
+        .max_delay(Duration::from_millis(20))
+        .max_attempts(5)
+        .max_time(Duration::from_secs(30));
     let counter = CockroachCounter::builder(&emulation.url())
         .retry(policy)
         .connect()
@@ -235,8 +242,8 @@ async fn restarts_are_retried_within_the_policy_and_other_errors_are_not() {
     let s = Scope::new();
     let d = day("2024-05-06");
 
-    // Four restarts: the fifth attempt applies (two transactions: the new
-    // endpoint's insert, then the batch's).
+    // Four restarts: the fifth attempt applies (two transactions: the new key's
+    // insert, then the batch's).
     emulation.fail_next(4);
     let before = emulation.attempts();
     let batch = s.batch(&[(Method::Get, "/four", "2024-05-06T01:00:00Z", 3)]);
@@ -262,11 +269,11 @@ async fn restarts_are_retried_within_the_policy_and_other_errors_are_not() {
 
     // The time cap: many attempts allowed, 300 ms of retrying.
     let by_time = CockroachCounter::builder(&emulation.url())
-        .retry(RetryPolicy {
-            max_attempts: 1_000_000,
-            max_time: Duration::from_millis(300),
-            ..policy
-        })
+        .retry(
+            policy
+                .max_attempts(1_000_000)
+                .max_time(Duration::from_millis(300)),
+        )
         .connect()
         .await
         .unwrap();
@@ -290,7 +297,7 @@ async fn restarts_are_retried_within_the_policy_and_other_errors_are_not() {
     // Any other error surfaces at once: here, a table gone. (One restart draw: the
     // new endpoint's insert; the batch's transaction fails before COMMIT, where
     // restarts are drawn.)
-    emulation.psql("DROP TABLE count.raw_counts").unwrap();
+    emulation.psql("DROP TABLE count.raw_batches").unwrap();
     let before = (emulation.attempts(), counter.retries());
     let batch = s.batch(&[(Method::Get, "/gone", "2024-05-06T01:00:00Z", 1)]);
     let error = counter.write(&batch).await.unwrap_err();
@@ -374,7 +381,7 @@ async fn migrations_need_no_advisory_locks() {
         emulation
             .psql("SELECT count(*) FROM count.count_migrations")
             .unwrap(),
-        "1"
+        count_cockroach::schema::COCKROACH.len().to_string()
     );
     assert_eq!(
         emulation.proxy().cluster_name().as_deref(),
