@@ -1,1 +1,184 @@
-//! `SqliteCounter`: count-core's `Counter` contract on SQLite (being written).
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+// In the order a count flows: where the file is and how it is opened, its schema,
+// the writer thread that applies batches and rollup steps, and the reads.
+mod builder;
+mod error;
+mod location;
+mod open;
+mod schema;
+
+mod rollup;
+mod sum;
+mod write;
+mod writer;
+
+mod readers;
+mod reports;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use count_core::jiff::Timestamp;
+use count_core::{
+    Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Period, PeriodTotal, Result,
+    TotalsQuery,
+};
+use rusqlite::Connection;
+
+pub use builder::{Durability, SqliteCounterBuilder};
+pub use schema::SCHEMA_VERSION;
+
+use readers::Readers;
+use writer::Writer;
+
+/// A [`Counter`] on a SQLite file (or a private in-memory database); see the
+/// [crate docs](crate).
+///
+/// Cloning is cheap: clones share the connections. The writer thread stops, and
+/// the file is closed, once the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct SqliteCounter {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    writer: Writer,
+    /// `None` for an in-memory database, which only its writer's connection sees.
+    readers: Option<Readers>,
+    file: Option<OpenedFile>,
+    rollup_chunk: usize,
+    batch_retention: Duration,
+}
+
+/// The file a counter opened, and which file that was.
+#[derive(Debug)]
+struct OpenedFile {
+    path: PathBuf,
+    identity: Option<(u64, u64)>,
+}
+
+impl SqliteCounter {
+    /// Opens `url` with the default settings: `sqlite:path/to/count.db` (relative to
+    /// the working directory), `sqlite:///absolute/path/count.db`, or
+    /// `sqlite::memory:` (counts lost when the counter is dropped: for tests).
+    ///
+    /// # Errors
+    ///
+    /// As [`SqliteCounterBuilder::connect`].
+    pub async fn connect(url: &str) -> Result<SqliteCounter> {
+        SqliteCounter::builder(url).connect().await
+    }
+
+    /// A builder for `url` (as in [`connect`](SqliteCounter::connect)).
+    pub fn builder(url: &str) -> SqliteCounterBuilder {
+        SqliteCounterBuilder::new(url)
+    }
+
+    /// The database file, absolute; `None` for `sqlite::memory:`.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.file.as_ref().map(|f| f.path.as_path())
+    }
+}
+
+impl Inner {
+    /// Runs `read` on a read connection, or on the writer for an in-memory database.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        match &self.readers {
+            Some(readers) => readers.run(read).await,
+            None => self.writer.run(move |db| read(&db.conn)).await,
+        }
+    }
+
+    /// One rollup step, retried a few times when it may succeed later (another
+    /// process held the write lock past the busy timeout): a step either committed
+    /// whole or left nothing, so a retry never adds twice.
+    async fn rollup_step(&self, day: Day) -> Result<usize> {
+        let limit = self.rollup_chunk;
+        let mut attempt = 0;
+        loop {
+            let step = self
+                .writer
+                .run(move |db| rollup::step(&mut db.conn, day, limit))
+                .await;
+            match step {
+                Err(e) if e.is_retryable() && attempt < 3 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "count: retrying a rollup step");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Counter for SqliteCounter {
+    async fn write(&self, batch: &Batch) -> Result<()> {
+        self.inner.writer.write(batch).await
+    }
+
+    async fn rollup(&self, day: Day) -> Result<Vec<DailyTotal>> {
+        let inner = &*self.inner;
+        while inner.rollup_step(day).await? == inner.rollup_chunk {}
+        let retention = i64::try_from(inner.batch_retention.as_secs()).unwrap_or(i64::MAX);
+        let before = Timestamp::now().as_second().saturating_sub(retention);
+        inner
+            .writer
+            .run(move |db| rollup::prune_batches(&db.conn, before))
+            .await?;
+        self.daily_totals(DateRange::day(day)).await
+    }
+
+    async fn daily_totals(&self, range: DateRange) -> Result<Vec<DailyTotal>> {
+        self.inner
+            .read(move |conn| reports::daily(conn, range))
+            .await
+    }
+
+    async fn period_totals(&self, period: Period) -> Result<Vec<PeriodTotal>> {
+        self.inner
+            .read(move |conn| reports::period(conn, period.range()))
+            .await
+    }
+
+    async fn totals(&self, query: &TotalsQuery) -> Result<Vec<GroupedTotal>> {
+        let query = *query;
+        self.inner
+            .read(move |conn| reports::totals(conn, &query))
+            .await
+    }
+
+    async fn unrolled_days(&self, before: Day) -> Result<Vec<Day>> {
+        self.inner
+            .read(move |conn| reports::unrolled_days(conn, before))
+            .await
+    }
+
+    /// Checks that the writer thread answers and the database reads, on the writer
+    /// and on a read connection, and that the file at the path is still the one
+    /// opened (counts written to a deleted or replaced file would be seen by no one).
+    async fn health(&self) -> Result<()> {
+        let inner = &*self.inner;
+        inner.writer.run(|db| reports::check(&db.conn)).await?;
+        inner.read(reports::check).await?;
+        match &inner.file {
+            Some(file) if open::identity(&file.path) != file.identity => {
+                Err(Error::unavailable(format!(
+                    "the database file {} was deleted or replaced after it was opened: \
+                     counts would be written to a file no one sees; restart to open it again",
+                    file.path.display()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Opening connections: the file and its directories created, the settings applied,
+//! and every way an open can fail said in terms of the file's path.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use count_core::{Error, Result};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::error::classify;
+use crate::{Durability, sum};
+
+/// What every connection of one counter is opened with.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionSettings {
+    pub(crate) durability: Durability,
+    pub(crate) busy_timeout: Duration,
+}
+
+/// The writer's connection to `path`, created with its directories if missing, in
+/// WAL mode with the settings' durability.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] naming the path and what is wrong: a directory, a place
+/// where the file or its directory cannot be created, a read-only file, a file that
+/// is not a SQLite database. Other failures as SQLite reports them.
+pub(crate) fn writer(path: &Path, settings: &ConnectionSettings) -> Result<Connection> {
+    prepare(path)?;
+    let shown = shown(path);
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_failed(&shown, e))?;
+    // SQLite falls back to read-only, silently, on a file it may not write.
+    if conn
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(|e| open_failed(&shown, e))?
+    {
+        return Err(Error::invalid(
+            "database",
+            &shown,
+            "is read-only for this process: count writes to it (make it writable, or name another file)",
+        ));
+    }
+    conn.busy_timeout(settings.busy_timeout)
+        .map_err(|e| open_failed(&shown, e))?;
+    // The first statement to read the file: where a file that is not SQLite shows.
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(|e| open_failed(&shown, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::invalid(
+            "database",
+            &shown,
+            format!("cannot use write-ahead logging (the journal mode stayed {mode:?})"),
+        ));
+    }
+    conn.pragma_update(None, "synchronous", settings.durability.synchronous())
+        .map_err(|e| open_failed(&shown, e))?;
+    // A checkpoint truncates the log back to this size, so one large transaction
+    // does not leave a large file behind.
+    conn.pragma_update(None, "journal_size_limit", 64 << 20)
+        .map_err(|e| open_failed(&shown, e))?;
+    sum::register(&conn).map_err(|e| classify("registering count_sum", e))?;
+    Ok(conn)
+}
+
+/// The writer's connection to a private in-memory database.
+///
+/// # Errors
+///
+/// When SQLite cannot open one (out of memory).
+pub(crate) fn memory() -> Result<Connection> {
+    let conn =
+        Connection::open_in_memory().map_err(|e| classify("opening an in-memory database", e))?;
+    sum::register(&conn).map_err(|e| classify("registering count_sum", e))?;
+    Ok(conn)
+}
+
+/// A read-only connection to `path` (which the writer has opened, so it exists and
+/// is in WAL mode): it reads beside the writer without waiting for it.
+///
+/// # Errors
+///
+/// As SQLite reports them.
+pub(crate) fn reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+    let doing = || format!("opening a read connection to {}", path.display());
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(&doing(), e))?;
+    conn.busy_timeout(busy_timeout)
+        .map_err(|e| classify(&doing(), e))?;
+    sum::register(&conn).map_err(|e| classify(&doing(), e))?;
+    Ok(conn)
+}
+
+/// The path as errors and logs show it.
+pub(crate) fn shown(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Refuses a directory or a special file; creates the missing directories.
+fn prepare(path: &Path) -> Result<()> {
+    let shown = shown(path);
+    let refuse = |rule: String| Err(Error::invalid("database path", &shown, rule));
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => refuse(format!(
+            "is a directory: name the database file inside it, such as {}",
+            path.join("count.db").display()
+        )),
+        Ok(meta) if !meta.is_file() => refuse("is not a regular file".into()),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = path.parent().map_or_else(PathBuf::new, Path::to_path_buf);
+            std::fs::create_dir_all(&parent).or_else(|e| {
+                refuse(format!(
+                    "cannot create its directory {}: {e}",
+                    parent.display()
+                ))
+            })
+        }
+        Err(e) => refuse(format!("cannot be inspected: {e}")),
+    }
+}
+
+/// An open that failed: the common causes said plainly, naming the path.
+fn open_failed(shown: &str, e: rusqlite::Error) -> Error {
+    let rule = match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => format!("is not a SQLite database ({e})"),
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => {
+            format!(
+                "cannot be opened for writing ({e}): check that the file and its directory \
+                 are writable by this process"
+            )
+        }
+        Some(ErrorCode::DatabaseCorrupt) => format!("is damaged ({e})"),
+        _ => return classify(&format!("opening {shown}"), e),
+    };
+    Error::invalid("database", shown, rule)
+}
+
+/// What identifies the file behind a path: a file deleted or replaced after it was
+/// opened has another identity (or none).
+#[cfg(unix)]
+pub(crate) fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Elsewhere the check is skipped.
+#[cfg(not(unix))]
+pub(crate) fn identity(_path: &Path) -> Option<(u64, u64)> {
+    None
+}

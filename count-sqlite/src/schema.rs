@@ -1,0 +1,259 @@
+//! The schema and its versioned migrations.
+//!
+//! `count_migrations` lists the versions applied. Opening a database applies the
+//! missing ones in one write transaction (so two processes opening a new file at
+//! once apply each exactly once), and refuses a database whose latest version is
+//! newer than this build knows: an older count would misread it.
+
+use count_core::{Error, Result};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::error::{classify, commit_failed};
+
+/// One schema change.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Migration {
+    /// Applied in increasing order; never reused.
+    pub(crate) version: i64,
+    /// What it does, recorded beside the version.
+    pub(crate) name: &'static str,
+    /// The statements, run in the migration's transaction.
+    pub(crate) sql: &'static str,
+}
+
+/// The latest schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The schema. Storage grows with distinct keys × buckets, never with requests or
+/// batches: a raw row per (key, bucket) is added to in place, and a rollup folds a
+/// day's raw rows into one row per key.
+///
+/// - `keys`: one row per distinct count key, so counts carry an integer id. The
+///   method is its `count.v1` wire number; a missing subject is `''` (a subject is
+///   never empty) and a missing status `-1`, so the unique constraint holds (SQLite
+///   treats NULLs as distinct).
+/// - `raw_counts`: counts not yet rolled up, per UTC day (days since 1970-01-01),
+///   key and bucket (its first Unix second).
+/// - `daily_totals`: rolled-up counts per day and key.
+/// - `batches`: the exactly-once record: each applied batch id with the digest of
+///   its counts, pruned after the retention.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "keys, raw counts, daily totals, batches",
+    sql: "
+        CREATE TABLE keys (
+            id INTEGER PRIMARY KEY,
+            method INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            UNIQUE (method, path, subject, status));
+        CREATE TABLE raw_counts (
+            day INTEGER NOT NULL,
+            key_id INTEGER NOT NULL,
+            bucket INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (day, key_id, bucket)) WITHOUT ROWID;
+        CREATE TABLE daily_totals (
+            day INTEGER NOT NULL,
+            key_id INTEGER NOT NULL,
+            total INTEGER NOT NULL,
+            PRIMARY KEY (day, key_id)) WITHOUT ROWID;
+        CREATE TABLE batches (
+            writer BLOB NOT NULL,
+            seq INTEGER NOT NULL,
+            digest BLOB NOT NULL,
+            applied_at INTEGER NOT NULL,
+            PRIMARY KEY (writer, seq)) WITHOUT ROWID;
+        CREATE INDEX batches_applied_at ON batches (applied_at);",
+}];
+
+/// Applies the migrations of `migrations` that `conn`'s database lacks; returns how
+/// many. `shown` names the database in errors.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] naming the database when it was written by a newer
+/// version of count, or holds another application's tables; the database's error
+/// otherwise.
+pub(crate) fn migrate(
+    conn: &mut Connection,
+    migrations: &[Migration],
+    shown: &str,
+) -> Result<usize> {
+    let doing = |what: &str| format!("migrating {shown}: {what}");
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| classify(&doing("starting"), e))?;
+    let tracked: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'count_migrations')",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(|e| classify(&doing("reading the schema"), e))?;
+    if !tracked {
+        let foreign: Option<String> = tx
+            .query_row(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| classify(&doing("reading the schema"), e))?;
+        if let Some(table) = foreign {
+            return Err(Error::invalid(
+                "database",
+                shown,
+                format!(
+                    "holds tables of another application (such as {table:?}) and no \
+                     count_migrations table: name a new file for count's counts"
+                ),
+            ));
+        }
+        tx.execute_batch(
+            "CREATE TABLE count_migrations (
+                version INTEGER PRIMARY KEY,
+                name TEXT NOT NULL,
+                applied_at INTEGER NOT NULL)",
+        )
+        .map_err(|e| classify(&doing("creating count_migrations"), e))?;
+    }
+    let current: i64 = tx
+        .query_row(
+            "SELECT coalesce(max(version), 0) FROM count_migrations",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(|e| classify(&doing("reading the schema version"), e))?;
+    let latest = migrations.last().map_or(0, |m| m.version);
+    if current > latest {
+        return Err(Error::invalid(
+            "database",
+            shown,
+            format!(
+                "was written by a newer version of count (schema version {current}; this \
+                 version knows versions up to {latest}): upgrade count to open it"
+            ),
+        ));
+    }
+    let now = count_core::jiff::Timestamp::now().as_second();
+    let mut applied = 0;
+    for migration in migrations.iter().filter(|m| m.version > current) {
+        let what = format!("version {} ({})", migration.version, migration.name);
+        tx.execute_batch(migration.sql)
+            .map_err(|e| classify(&doing(&what), e))?;
+        tx.execute(
+            "INSERT INTO count_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            (migration.version, migration.name, now),
+        )
+        .map_err(|e| classify(&doing(&what), e))?;
+        tracing::info!(
+            database = shown,
+            version = migration.version,
+            name = migration.name,
+            "count: migrated"
+        );
+        applied += 1;
+    }
+    tx.commit()
+        .map_err(|e| commit_failed(&doing("committing"), e))?;
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V2: Migration = Migration {
+        version: 2,
+        name: "a label per key",
+        sql: "ALTER TABLE keys ADD COLUMN label TEXT NOT NULL DEFAULT 'none'",
+    };
+
+    fn versions(conn: &Connection) -> Vec<i64> {
+        conn.prepare("SELECT version FROM count_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_latest_version_is_the_last_migration() {
+        assert_eq!(MIGRATIONS.last().unwrap().version, SCHEMA_VERSION);
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
+    }
+
+    #[test]
+    fn a_new_database_gets_every_migration_once() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut conn, MIGRATIONS, "test.db").unwrap(), 1);
+        assert_eq!(migrate(&mut conn, MIGRATIONS, "test.db").unwrap(), 0);
+        assert_eq!(versions(&conn), [1]);
+    }
+
+    /// A database written by this version, opened by a later one with a second
+    /// migration: migrated in place, its rows kept.
+    #[test]
+    fn an_older_schema_is_migrated_keeping_its_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, MIGRATIONS, "test.db").unwrap();
+        conn.execute(
+            "INSERT INTO keys (method, path, subject, status) VALUES (3, '/old', '', -1)",
+            [],
+        )
+        .unwrap();
+        let later = [MIGRATIONS[0], V2];
+        assert_eq!(migrate(&mut conn, &later, "test.db").unwrap(), 1);
+        assert_eq!(versions(&conn), [1, 2]);
+        let row: (String, String) = conn
+            .query_row("SELECT path, label FROM keys", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(row, ("/old".into(), "none".into()));
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_left_alone() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, &[MIGRATIONS[0], V2], "test.db").unwrap();
+        let err = migrate(&mut conn, MIGRATIONS, "test.db")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"test.db\"")
+                && err.contains("newer version of count")
+                && err.contains("schema version 2")
+                && err.contains("up to 1"),
+            "{err}"
+        );
+        assert_eq!(versions(&conn), [1, 2]);
+    }
+
+    #[test]
+    fn another_applications_database_is_refused_and_left_alone() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+            .unwrap();
+        let err = migrate(&mut conn, MIGRATIONS, "app.db")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"app.db\"")
+                && err.contains("another application")
+                && err.contains("invoices"),
+            "{err}"
+        );
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 1);
+    }
+}
