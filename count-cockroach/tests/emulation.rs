@@ -437,3 +437,74 @@ async fn plain_postgresql_is_refused_by_name() {
     );
     drop(Arc::clone(&cluster));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_database_migrates_exactly() {
+    let Some(emulation) = emulation("crdb_from_v1").await else {
+        return;
+    };
+    // Version 1 only, in CockroachDB's DDL (as the emulation fills it).
+    let v1 = count_pg::Flavor {
+        name: "CockroachDB version 1",
+        migrations: &count_cockroach::schema::COCKROACH[..1],
+        fills: |_| Ok(&[("{hash_sharded}", "")]),
+        report_prelude: None,
+    };
+    count_pg::PgCounter::builder(&emulation.url())
+        .flavor(v1)
+        .connect()
+        .await
+        .expect("version 1");
+    emulation
+        .psql(
+            "INSERT INTO count.endpoints (method, path) VALUES ('GET', '/v1/a'), ('POST', '/v1/b');
+             INSERT INTO count.daily_totals (day, endpoint_id, total)
+               SELECT DATE '2024-02-01', id, 100 FROM count.endpoints;
+             INSERT INTO count.raw_counts (endpoint_id, day, bucket, n)
+               SELECT e.id, DATE '2024-02-01' + (r % 2), TIMESTAMPTZ '2024-02-01 10:00:00+00' + (r % 2) * INTERVAL '1 day', 1 + r % 3
+               FROM count.endpoints e, generate_series(0, 10999) r;",
+        )
+        .unwrap();
+    let counter = connect(&emulation.url(), "count").await;
+    let range = DateRange::new(day("2024-02-01"), day("2024-02-02")).unwrap();
+    // Per endpoint and day: 5,500 rows of 1, 2, 3 in turn (r even: day 1, odd: day 2).
+    let sum = |parity: u64| {
+        (0..11_000u64)
+            .filter(|r| r % 2 == parity)
+            .map(|r| 1 + r % 3)
+            .sum::<u64>()
+    };
+    let expected: Vec<(String, Method, String, u64)> = vec![
+        (
+            "2024-02-01".into(),
+            Method::Get,
+            "/v1/a".into(),
+            100 + sum(0),
+        ),
+        (
+            "2024-02-01".into(),
+            Method::Post,
+            "/v1/b".into(),
+            100 + sum(0),
+        ),
+        ("2024-02-02".into(), Method::Get, "/v1/a".into(), sum(1)),
+        ("2024-02-02".into(), Method::Post, "/v1/b".into(), sum(1)),
+    ];
+    let shown = |totals: Vec<count_core::DailyTotal>| -> Vec<(String, Method, String, u64)> {
+        totals
+            .into_iter()
+            .map(|t| {
+                (
+                    t.day.to_string(),
+                    t.endpoint.method,
+                    t.endpoint.path.to_string(),
+                    t.total,
+                )
+            })
+            .collect()
+    };
+    assert_eq!(shown(counter.daily_totals(range).await.unwrap()), expected);
+    counter.rollup(day("2024-02-01")).await.unwrap();
+    counter.rollup(day("2024-02-02")).await.unwrap();
+    assert_eq!(shown(counter.daily_totals(range).await.unwrap()), expected);
+}
