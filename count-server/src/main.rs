@@ -1,32 +1,52 @@
-//! `count-server`: the count.v1 gRPC server. Configuration and wiring only; the
-//! server itself is `count_grpc::server`.
+//! `count-server`: reads its flags (or their environment variables), installs the
+//! logger and serves. The server itself is the `count_server` library.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
-use count_grpc::server::{self, Backend, ServerConfig};
-use tracing_subscriber::EnvFilter;
+use count_server::backend::Backend;
+use count_server::logging::{self, LogFormat};
+use count_server::{ServerConfig, TlsFiles};
 
-/// Counts API requests per endpoint, durably, over gRPC (count.v1).
+/// Counts API requests per endpoint, subject and status, durably: count.v1 over gRPC,
+/// with a dashboard, a JSON/CSV API and metrics over HTTP on the same port.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = count_server::cli::HELP)]
 struct Args {
-    /// Address to listen on.
+    /// An operator command; without one the server serves.
+    #[command(subcommand)]
+    command: Option<count_server::cli::Command>,
+
+    /// Address of the one port serving gRPC and HTTP.
     #[arg(long, env = "COUNT_LISTEN", default_value = "0.0.0.0:7777")]
     listen: SocketAddr,
 
-    /// Database URL (postgresql://user:password@host:port/db?sslmode=...). Without
-    /// one the server counts in memory, and every count is lost when it stops.
-    #[arg(long, env = "DB_URL", hide_env_values = true)]
+    /// Database URL: sqlite:path/to/count.db, postgresql://user:password@host:port/db?sslmode=...,
+    /// or memory: (counts lost when the server stops). Without one the server counts
+    /// into the SQLite file at --db-path.
+    #[arg(
+        long,
+        env = "DB_URL",
+        hide_env_values = true,
+        conflicts_with = "db_path"
+    )]
     db_url: Option<String>,
 
-    /// Which database DB_URL is: auto detects CockroachDB from its version().
+    /// The SQLite file counted into when no DB_URL is given [default:
+    /// $XDG_DATA_HOME/count/count.db, else ~/.local/share/count/count.db].
+    #[arg(long, env = "COUNT_DB_PATH")]
+    db_path: Option<PathBuf>,
+
+    /// Which database DB_URL is: auto goes by the URL, and tells CockroachDB from
+    /// PostgreSQL by its version(); memory counts in memory without a URL.
     #[arg(long, env = "COUNT_BACKEND", value_enum, default_value_t = Backend::Auto)]
     backend: Backend,
 
-    /// Require `authorization: Bearer <token>` on every call.
+    /// Require `authorization: Bearer <token>` on gRPC calls, /api/*, /metrics and
+    /// /readyz (the dashboard page asks for it).
     #[arg(long, env = "COUNT_TOKEN", hide_env_values = true)]
     token: Option<String>,
 
@@ -34,56 +54,85 @@ struct Args {
     #[arg(long, env = "COUNT_NO_ROLLUP")]
     no_rollup: bool,
 
-    /// Largest message accepted or sent, in bytes.
+    /// Largest gRPC message accepted or sent, in bytes.
     #[arg(long, env = "COUNT_MAX_MESSAGE_BYTES", default_value_t = 4 << 20)]
     max_message_bytes: usize,
 
-    /// Concurrent streams per connection.
+    /// Concurrent HTTP/2 streams per connection.
     #[arg(long, env = "COUNT_MAX_STREAMS", default_value_t = 128)]
     max_streams_per_connection: u32,
 
-    /// Calls in progress over all connections; more wait for a free slot.
+    /// Calls and requests in progress over all connections; more wait for a free slot.
     #[arg(long, env = "COUNT_MAX_CALLS", default_value_t = 1024)]
     max_concurrent_calls: usize,
 
-    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    /// Serve TLS (HTTP/2 and HTTP/1.1) with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "COUNT_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
 
     /// The private key (PEM) of --tls-cert.
     #[arg(long, env = "COUNT_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+
+    /// Seconds calls in progress may take after SIGTERM or SIGINT before they are cut.
+    #[arg(long, env = "COUNT_SHUTDOWN_GRACE", default_value_t = 20)]
+    shutdown_grace: u64,
+
+    /// Seconds an Add call may take when its client sets no deadline.
+    #[arg(long, env = "COUNT_ADD_TIMEOUT", default_value_t = 30)]
+    add_timeout: u64,
+
+    /// Log lines as text (coloured only on a terminal; NO_COLOR turns colours off) or
+    /// JSON, one object a line.
+    #[arg(long, env = "COUNT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+impl Args {
+    fn config(self) -> ServerConfig {
+        let mut config = ServerConfig::new()
+            .with_backend(self.backend)
+            .with_rollup(!self.no_rollup)
+            .with_max_message_bytes(self.max_message_bytes)
+            .with_max_streams_per_connection(self.max_streams_per_connection)
+            .with_max_concurrent_calls(self.max_concurrent_calls)
+            .with_shutdown_grace(Duration::from_secs(self.shutdown_grace))
+            .with_add_timeout(Duration::from_secs(self.add_timeout));
+        if let Some(url) = self.db_url {
+            config = config.with_db_url(url);
+        }
+        if let Some(path) = self.db_path {
+            config = config.with_db_path(path);
+        }
+        if let Some(token) = self.token {
+            config = config.with_token(token);
+        }
+        if let Some((cert, key)) = self.tls_cert.zip(self.tls_key) {
+            config = config.with_tls(TlsFiles::new(cert, key));
+        }
+        config
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
-    let args = Args::parse();
-    let config = ServerConfig {
-        db_url: args.db_url.filter(|url| !url.is_empty()),
-        backend: args.backend,
-        token: args.token.filter(|token| !token.is_empty()),
-        rollup: !args.no_rollup,
-        max_message_bytes: args.max_message_bytes,
-        max_streams_per_connection: args.max_streams_per_connection,
-        max_concurrent_calls: args.max_concurrent_calls,
-        tls: args
-            .tls_cert
-            .zip(args.tls_key)
-            .map(|(cert, key)| server::TlsFiles { cert, key }),
-    };
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+    let mut args = Args::parse();
+    if let Some(command) = args.command.take() {
+        // Commands print their results on stdout: only warnings are logged (stderr).
+        logging::init(args.log_format, "warn");
+        return count_server::cli::run(command).await;
+    }
+    logging::init(args.log_format, "info");
+    let listen = args.listen;
+    let config = args.config();
+    let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => listener,
         Err(e) => {
-            tracing::error!("count-server: cannot listen on {}: {e}", args.listen);
+            tracing::error!("count-server: cannot listen on {listen}: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match server::serve(config, listener, server::termination()).await {
+    match count_server::serve(config, listener, count_server::termination()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("count-server: {e}");

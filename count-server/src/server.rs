@@ -1,202 +1,278 @@
-//! The whole `count-server`, as a library: choose the backend, start the queue, the
-//! rollup scheduler, health and reflection, serve until told to stop, flush. The
-//! binary only reads its configuration and calls [`serve`]; tests call it in-process.
+//! The whole server on one port: open the backend, start the rollups and the health
+//! watch, put the count.v1 service, health, reflection and the HTTP routes into one
+//! router behind one bearer check, serve plaintext or TLS until told to stop, then
+//! let calls in progress finish within a grace period.
+//!
+//! One port for both protocols: tonic's server with `accept_http1(true)` takes
+//! HTTP/1.1 and HTTP/2 (prior knowledge, or ALPN over TLS) on one listener, and its
+//! routes are an axum router, so the gRPC services and the HTTP routes are merged into
+//! one.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use count_cockroach::CockroachCounter;
-use count_core::{CountQueue, Counter, Error, RollupScheduler};
-use count_memory::MemoryCounter;
-use count_pg::PgCounter;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use count_core::{Counter, Error, RollupScheduler};
+use count_grpc::CountV1Handler;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
-use tonic_health::ServingStatus;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::server::HealthReporter;
+use tower::limit::GlobalConcurrencyLimitLayer;
 
-use crate::auth::BearerAuth;
-use crate::service::CountServer;
+use crate::auth::{self, Expected};
+use crate::backend::{self, Migrations, Opened};
+use crate::config::ServerConfig;
+use crate::health::{BackendHealth, HealthWatch};
+use crate::http::{self, Api};
+use crate::metrics::{Figures, Metrics};
 
-/// Which database a `DB_URL` is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Backend {
-    /// CockroachDB if the server's `version()` says so, else PostgreSQL.
-    #[default]
-    Auto,
-    /// PostgreSQL (count-pg).
-    Postgres,
-    /// CockroachDB (count-cockroach).
-    Cockroach,
-}
-
-/// Everything the server can be told.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// The database; `None` runs on the in-memory backend (counts lost on exit).
-    pub db_url: Option<String>,
-    /// Which database `db_url` is.
-    pub backend: Backend,
-    /// When set, every call must carry `authorization: Bearer <token>`.
-    pub token: Option<String>,
-    /// Whether to roll up finished days in the background.
-    pub rollup: bool,
-    /// The largest message accepted or sent.
-    pub max_message_bytes: usize,
-    /// Concurrent streams per connection.
-    pub max_streams_per_connection: u32,
-    /// Calls in progress over all connections; more wait.
-    pub max_concurrent_calls: usize,
-    /// Serve TLS with this certificate chain and key (PEM); `None`: plaintext.
-    pub tls: Option<TlsFiles>,
-}
-
-/// A certificate chain and its private key, PEM.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    /// The certificate chain, leaf first.
-    pub cert: std::path::PathBuf,
-    /// The private key.
-    pub key: std::path::PathBuf,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            db_url: None,
-            backend: Backend::Auto,
-            token: None,
-            rollup: true,
-            max_message_bytes: 4 << 20,
-            max_streams_per_connection: 128,
-            max_concurrent_calls: 1024,
-            tls: None,
-        }
-    }
-}
-
-/// The fully qualified name of the service, as health and reflection know it.
-pub const SERVICE_NAME: &str = "count.v1.CountService";
-
-/// Connects the counter `config` names.
-pub async fn connect_backend(config: &ServerConfig) -> count_core::Result<Arc<dyn Counter>> {
-    let Some(url) = config.db_url.as_deref() else {
-        tracing::warn!(
-            "count-server: no DB_URL: counting in memory; every count is lost when the server stops"
-        );
-        return Ok(Arc::new(MemoryCounter::new()));
-    };
-    let counter: Arc<dyn Counter> = match config.backend {
-        Backend::Postgres => Arc::new(PgCounter::connect(url).await?),
-        Backend::Cockroach => Arc::new(CockroachCounter::connect(url).await?),
-        Backend::Auto => match CockroachCounter::connect(url).await {
-            Ok(counter) => Arc::new(counter),
-            // Not CockroachDB: the flavour refused the server by its version.
-            Err(Error::InvalidInput {
-                field: "server", ..
-            }) => Arc::new(PgCounter::connect(url).await?),
-            Err(e) => return Err(e),
-        },
-    };
-    Ok(counter)
-}
-
-/// Serves `config` on `listener` until `shutdown` completes; then stops accepting,
-/// lets calls in progress finish, flushes the queue and returns.
+/// Opens the backend `config` names, serves on `listener` until `shutdown`
+/// completes, then stops accepting, lets calls in progress finish (at most the
+/// grace period), stops the rollups and returns.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] for a setting that cannot work (a limit of zero, a TLS
+/// file that cannot be read, naming it; a database URL of no known kind); the
+/// backend's error when it cannot be opened; [`Error::Unavailable`] when serving
+/// fails.
 pub async fn serve(
     config: ServerConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> count_core::Result<()> {
-    let counter = connect_backend(&config).await?;
-    serve_counter(config, counter, listener, shutdown).await
+    config.check()?;
+    // TLS first: a bad certificate stops the server before the database is touched.
+    if let Some(files) = &config.tls {
+        files.acceptor()?;
+    }
+    let opened = backend::open(&config.database_url()?, config.backend, Migrations::Apply).await?;
+    serve_backend(config, opened, listener, shutdown).await
 }
 
-/// [`serve`] over a counter already made.
+/// [`serve`] over a counter made by the caller (a test's, a wrapper's).
+///
+/// # Errors
+///
+/// As [`serve`], less the backend's.
 pub async fn serve_counter(
     config: ServerConfig,
     counter: Arc<dyn Counter>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> count_core::Result<()> {
-    let address: Option<SocketAddr> = listener.local_addr().ok();
-    // TLS first: a bad certificate stops the server before anything is started.
-    let mut server = Server::builder();
-    if let Some(files) = &config.tls {
-        server = server.tls_config(tls_config(files)?).map_err(|e| {
-            Error::invalid(
-                "TLS certificate",
-                files.cert.display().to_string(),
-                e.to_string(),
-            )
-        })?;
-    }
-    let queue = CountQueue::builder(counter.clone()).build()?;
-    let rollups = config
-        .rollup
-        .then(|| RollupScheduler::new(counter.clone()).spawn());
-
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_service_status(SERVICE_NAME, ServingStatus::Serving)
-        .await;
-    health_reporter
-        .set_service_status("", ServingStatus::Serving)
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| Error::invalid("descriptors", "count.v1", e.to_string()))?;
-    let service = CountServer::new(counter, queue.clone())
-        .into_service()
-        .max_decoding_message_size(config.max_message_bytes)
-        .max_encoding_message_size(config.max_message_bytes);
-
-    tracing::info!(address = ?address, tls = config.tls.is_some(), auth = config.token.is_some(), rollup = config.rollup, "count-server: serving");
-    let served = server
-        .max_concurrent_streams(Some(config.max_streams_per_connection))
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            config.max_concurrent_calls,
-        ))
-        .layer(BearerAuth::layer(config.token.as_deref()))
-        .add_service(service)
-        .add_service(health)
-        .add_service(reflection)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            shutdown.await;
-            tracing::info!("count-server: stopping: no new calls; finishing those in progress");
-            health_reporter
-                .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
-                .await;
-        })
-        .await;
-
-    if let Some(rollups) = rollups {
-        rollups.stop().await;
-    }
-    // Counts of streams that ended in error are still queued: write them.
-    let flushed = queue.shutdown().await;
-    let stats = queue.stats();
-    tracing::info!(?stats, "count-server: stopped");
-    served.map_err(|e| Error::Unavailable {
-        message: format!("serving gRPC: {e}"),
-        source: Some(Arc::new(e)),
-    })?;
-    flushed
+    let opened = Opened::custom(counter, "a counter given by the caller");
+    serve_backend(config, opened, listener, shutdown).await
 }
 
-fn tls_config(files: &TlsFiles) -> count_core::Result<ServerTlsConfig> {
-    let read = |field: &'static str, path: &std::path::Path| {
-        std::fs::read(path)
-            .map_err(|e| Error::invalid(field, path.display().to_string(), e.to_string()))
+/// [`serve`] over a backend already opened (see [`backend::open`]).
+///
+/// # Errors
+///
+/// As [`serve`], less the backend's.
+pub async fn serve_backend(
+    config: ServerConfig,
+    opened: Opened,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> count_core::Result<()> {
+    config.check()?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|files| files.acceptor())
+        .transpose()?;
+    match opened.warning() {
+        Some(warning) => tracing::warn!("count-server: {warning}"),
+        None => tracing::info!("count-server: counting into {}", opened.description),
+    }
+    let counter = opened.counter.clone();
+    let handler = CountV1Handler::builder(counter.clone())
+        .add_timeout(config.add_timeout)
+        .build();
+    let rollups = config.rollup.then(|| RollupScheduler::new(counter.clone()));
+    let rollup_task = rollups.clone().map(RollupScheduler::spawn);
+
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health = Arc::new(BackendHealth::default());
+    let watch = HealthWatch::start(
+        counter.clone(),
+        reporter.clone(),
+        health.clone(),
+        config.health_check_every,
+        config.backend_timeout,
+    )
+    .await;
+
+    let api = Arc::new(Api {
+        counter: counter.clone(),
+        metrics: Metrics::new(Figures {
+            handler: handler.clone(),
+            rollups,
+            backend: opened,
+            health,
+        }),
+        backend_timeout: config.backend_timeout,
+    });
+    let app = router(&config, handler.clone(), health_service, api)?;
+
+    let address = listener.local_addr().ok();
+    tracing::info!(
+        address = ?address,
+        tls = tls.is_some(),
+        auth = config.token.is_some(),
+        rollup = config.rollup,
+        "count-server: serving gRPC and HTTP"
+    );
+    let server = Server::builder()
+        // HTTP/1.1 beside HTTP/2 on the one port (hyper-util's auto builder sniffs
+        // the HTTP/2 preface).
+        .accept_http1(true)
+        // Per HTTP/2 connection; `None` would mean unlimited.
+        .max_concurrent_streams(Some(config.max_streams_per_connection))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // Over all connections and both protocols. A permit is held until the
+        // response's head is ready: for the whole of an Add stream (answered at its
+        // end), not for the body of a streamed answer.
+        .layer(GlobalConcurrencyLimitLayer::new(
+            config.max_concurrent_calls,
+        ))
+        .add_routes(Routes::from(app));
+
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let grace = config.shutdown_grace;
+    let signal = stop_signal(shutdown, watch, reporter, grace, stopping);
+    let serving: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+        match tls {
+            None => {
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                Box::pin(server.serve_with_incoming_shutdown(incoming, signal))
+            }
+            Some(acceptor) => Box::pin(
+                server
+                    .serve_with_incoming_shutdown(crate::tls::incoming(listener, acceptor), signal),
+            ),
+        };
+    // After the stop signal, calls in progress have `grace` to finish: one held
+    // stream (a health Watch, a client that never closes its Add) must not keep the
+    // process alive for ever.
+    let deadline = async move {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
     };
-    let cert = read("TLS certificate", &files.cert)?;
-    let key = read("TLS key", &files.key)?;
-    Ok(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+    let served = tokio::select! {
+        served = serving => served,
+        () = deadline => {
+            tracing::warn!(
+                "count-server: calls still in progress after the {} s grace period are cut",
+                grace.as_secs_f64()
+            );
+            Ok(())
+        }
+    };
+
+    if let Some(task) = rollup_task {
+        task.stop().await;
+    }
+    tracing::info!(stats = ?handler.stats(), "count-server: stopped");
+    served.map_err(|e| Error::Unavailable {
+        message: format!("serving: {e}"),
+        source: Some(Arc::new(e)),
+    })
+}
+
+/// The gRPC services and the HTTP routes as one router, the bearer check in front of
+/// everything but the page, `/healthz` and unknown paths.
+fn router(
+    config: &ServerConfig,
+    handler: CountV1Handler,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    api: Arc<Api>,
+) -> count_core::Result<axum::Router> {
+    let max = config.max_message_bytes;
+    let count = handler
+        .into_service()
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let health = health
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(count_grpc::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::invalid("descriptors", "count.v1", e.to_string()))?
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let mut grpc = Routes::builder();
+    grpc.add_service(count)
+        .add_service(health)
+        .add_service(reflection);
+    Ok(grpc
+        .routes()
+        .into_axum_router()
+        .merge(http::guarded(api))
+        .layer(middleware::from_fn_with_state(
+            Expected::new(config.token.as_deref()),
+            auth::require_token,
+        ))
+        // Merged after the layer: no token needed. Neither router has a fallback of
+        // its own (merging two would panic); the one below replaces tonic's.
+        .merge(http::open())
+        .fallback(not_found))
+}
+
+/// An unknown path: UNIMPLEMENTED for a gRPC call (as tonic answers), 404 otherwise.
+async fn not_found(request: Request) -> Response {
+    if auth::is_grpc(&request) {
+        tonic::Status::unimplemented(format!("no such method: {}", request.uri().path()))
+            .into_http::<Body>()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "error": "no such page" })),
+        )
+            .into_response()
+    }
+}
+
+/// Waits for `shutdown`, then marks the services NOT_SERVING and starts the grace
+/// period.
+async fn stop_signal(
+    shutdown: impl Future<Output = ()>,
+    watch: HealthWatch,
+    reporter: HealthReporter,
+    grace: Duration,
+    stopping: tokio::sync::oneshot::Sender<()>,
+) {
+    shutdown.await;
+    tracing::info!(
+        "count-server: stopping: no new calls; those in progress have {} s to finish",
+        grace.as_secs_f64()
+    );
+    watch.stop(&reporter).await;
+    let _ = stopping.send(());
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
+///
+/// # Panics
+///
+/// Outside a tokio runtime with signal handling enabled, or when the process cannot
+/// install a SIGTERM handler.
 pub async fn termination() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]

@@ -1,0 +1,167 @@
+//! The two forms of a totals answer, JSON and CSV: one writer each, shared by
+//! `/api/v1/totals` and the operator commands so that both print the same bytes.
+//!
+//! Each row holds only the grouped fields, in this order: `day` (`"2026-11-27"`),
+//! `method` and `path` (grouped by endpoint), `subject` (text; `null` / an empty CSV
+//! field for counts made without one), `status` (an integer; `null` / empty when it
+//! was not recorded), then `total`.
+
+use count_core::{Dimension, GroupedTotal, TotalsQuery};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+/// The answer to `query` as JSON: a top-level array of row objects (`[]` when
+/// nothing was counted).
+///
+/// ```
+/// use count_core::{Day, Dimension, GroupedTotal, TotalsQuery, DateRange};
+///
+/// let day = Day::new(2026, 11, 27)?;
+/// let query = TotalsQuery::new(DateRange::day(day), &[Dimension::Day, Dimension::Subject])?;
+/// let rows = [GroupedTotal::new(3).with_day(day)];
+/// assert_eq!(
+///     count_server::http::totals_json(&query, &rows),
+///     r#"[{"day":"2026-11-27","subject":null,"total":3}]"#
+/// );
+/// # Ok::<(), count_core::Error>(())
+/// ```
+pub fn totals_json(query: &TotalsQuery, rows: &[GroupedTotal]) -> String {
+    let rows: Vec<JsonRow<'_>> = rows.iter().map(|row| JsonRow { query, row }).collect();
+    // Serialising strings, integers and nulls into a String cannot fail.
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The answer to `query` as CSV (RFC 4180: a header row, CRLF line ends, fields
+/// quoted when they hold a comma, a quote or a line break, quotes doubled). Columns:
+/// `day,method,path,subject,status,total`, keeping only the grouped ones.
+///
+/// ```
+/// use count_core::{Day, Dimension, Endpoint, GroupedTotal, Method, TotalsQuery, DateRange};
+///
+/// let day = Day::new(2026, 11, 27)?;
+/// let query = TotalsQuery::new(DateRange::day(day), &[Dimension::Endpoint])?;
+/// let users = Endpoint::parse(Method::Get, "/users/{id},x")?;
+/// let rows = [GroupedTotal::new(7).with_endpoint(users)];
+/// assert_eq!(
+///     count_server::http::totals_csv(&query, &rows),
+///     "method,path,total\r\nGET,\"/users/{id},x\",7\r\n"
+/// );
+/// # Ok::<(), count_core::Error>(())
+/// ```
+pub fn totals_csv(query: &TotalsQuery, rows: &[GroupedTotal]) -> String {
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::with_capacity(64 + rows.len() * 48));
+    let header: Vec<&str> = columns(query).collect();
+    // Writing to a Vec cannot fail.
+    let _ = out.write_record(&header);
+    let mut fields: Vec<String> = Vec::with_capacity(header.len());
+    for row in rows {
+        fields.clear();
+        for column in columns(query) {
+            fields.push(match column {
+                "day" => row.day.map(|d| d.to_string()).unwrap_or_default(),
+                "method" => row
+                    .endpoint
+                    .map(|e| e.method.as_str().to_owned())
+                    .unwrap_or_default(),
+                "path" => row
+                    .endpoint
+                    .map(|e| e.path.as_str().to_owned())
+                    .unwrap_or_default(),
+                "subject" => row
+                    .subject
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+                "status" => row.status.map(|s| s.code().to_string()).unwrap_or_default(),
+                _ => row.total.to_string(),
+            });
+        }
+        let _ = out.write_record(&fields);
+    }
+    let bytes = out.into_inner().unwrap_or_default();
+    // Every field is a `&str` or a number: the output is UTF-8.
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// The columns of `query`'s answer, in their fixed order.
+fn columns(query: &TotalsQuery) -> impl Iterator<Item = &'static str> + '_ {
+    let grouped = |dimension| query.groups(dimension);
+    [
+        ("day", grouped(Dimension::Day)),
+        ("method", grouped(Dimension::Endpoint)),
+        ("path", grouped(Dimension::Endpoint)),
+        ("subject", grouped(Dimension::Subject)),
+        ("status", grouped(Dimension::Status)),
+        ("total", true),
+    ]
+    .into_iter()
+    .filter_map(|(name, shown)| shown.then_some(name))
+}
+
+/// One row as a JSON object with only the grouped fields.
+struct JsonRow<'a> {
+    query: &'a TotalsQuery,
+    row: &'a GroupedTotal,
+}
+
+impl Serialize for JsonRow<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (query, row) = (self.query, self.row);
+        let mut map = serializer.serialize_map(None)?;
+        if query.groups(Dimension::Day) {
+            map.serialize_entry("day", &row.day.map(|d| d.to_string()))?;
+        }
+        if query.groups(Dimension::Endpoint) {
+            map.serialize_entry("method", &row.endpoint.map(|e| e.method.as_str()))?;
+            map.serialize_entry("path", &row.endpoint.map(|e| e.path.as_str()))?;
+        }
+        if query.groups(Dimension::Subject) {
+            map.serialize_entry("subject", &row.subject.map(|s| s.as_str()))?;
+        }
+        if query.groups(Dimension::Status) {
+            map.serialize_entry("status", &row.status.map(|s| s.code()))?;
+        }
+        map.serialize_entry("total", &row.total)?;
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use count_core::{DateRange, Day, Endpoint, Method, Status, Subject};
+
+    use super::*;
+
+    #[test]
+    fn every_dimension_in_its_place_with_nulls_and_quoting() {
+        let day = Day::new(2026, 11, 27).unwrap();
+        let query = TotalsQuery::new(DateRange::day(day), &Dimension::ALL).unwrap();
+        let endpoint = Endpoint::parse(Method::Post, "/a \"b\"").unwrap();
+        let rows = [
+            GroupedTotal::new(1).with_day(day).with_endpoint(endpoint),
+            GroupedTotal::new(2)
+                .with_day(day)
+                .with_endpoint(endpoint)
+                .with_subject(Some(Subject::new("acme, inc").unwrap()))
+                .with_status(Some(Status::http(503).unwrap())),
+        ];
+        assert_eq!(
+            totals_json(&query, &rows),
+            concat!(
+                r#"[{"day":"2026-11-27","method":"POST","path":"/a \"b\"","subject":null,"status":null,"total":1},"#,
+                r#"{"day":"2026-11-27","method":"POST","path":"/a \"b\"","subject":"acme, inc","status":503,"total":2}]"#
+            )
+        );
+        assert_eq!(
+            totals_csv(&query, &rows),
+            "day,method,path,subject,status,total\r\n\
+             2026-11-27,POST,\"/a \"\"b\"\"\",,,1\r\n\
+             2026-11-27,POST,\"/a \"\"b\"\"\",\"acme, inc\",503,2\r\n"
+        );
+        assert_eq!(totals_json(&query, &[]), "[]");
+        assert_eq!(
+            totals_csv(&query, &[]),
+            "day,method,path,subject,status,total\r\n"
+        );
+    }
+}

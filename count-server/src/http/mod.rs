@@ -1,0 +1,129 @@
+//! The HTTP side of the port: the dashboard page, the totals API, `/metrics`,
+//! `/healthz` and `/readyz`. Routes only; the server puts them beside gRPC.
+//!
+//! | route | token | answers |
+//! |---|---|---|
+//! | `GET /` | no | the dashboard page (it asks for the token and sends it itself) |
+//! | `GET /healthz` | no | 200 `ok` while the process serves (no backend call) |
+//! | `GET /readyz` | yes | 200 when the backend answers its health check in time, else 503 with the error |
+//! | `GET /metrics` | yes | the server's figures, Prometheus text format 0.0.4 |
+//! | `GET /api/v1/totals` | yes | totals as JSON or CSV; see [`TotalsParams::parse`] |
+
+pub(crate) mod error;
+mod format;
+mod params;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use count_core::Counter;
+
+pub use format::{totals_csv, totals_json};
+pub use params::{Format, ParamError, TotalsParams};
+
+use crate::metrics::Metrics;
+use error::ApiError;
+
+/// The dashboard, served from the binary.
+const DASHBOARD: &str = include_str!("../../assets/dashboard.html");
+
+/// What the HTTP handlers share.
+#[derive(Debug)]
+pub(crate) struct Api {
+    pub(crate) counter: Arc<dyn Counter>,
+    pub(crate) metrics: Metrics,
+    /// How long a backend call may take before the answer is 503.
+    pub(crate) backend_timeout: Duration,
+}
+
+/// The routes that need the token when one is set.
+pub(crate) fn guarded(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/api/v1/totals", get(totals))
+        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz))
+        .with_state(api)
+}
+
+/// The routes anyone may call: the page (which then asks for the token) and liveness.
+pub(crate) fn open() -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/healthz", get(healthz))
+}
+
+async fn dashboard() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        DASHBOARD,
+    )
+        .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(api): State<Arc<Api>>) -> Response {
+    match crate::health::check(&*api.counter, api.backend_timeout).await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(error) => ApiError::Unavailable(error.to_string()).into_response(),
+    }
+}
+
+async fn metrics(State(api): State<Arc<Api>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        api.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn totals(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let params = match TotalsParams::parse(raw.as_deref().unwrap_or_default()) {
+        Ok(params) => params,
+        Err(error) => return ApiError::Parameter(error).into_response(),
+    };
+    let format = params.format.unwrap_or_else(|| {
+        Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
+    });
+    let query = params.query;
+    let rows = match tokio::time::timeout(api.backend_timeout, api.counter.totals(&query)).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(error)) => return ApiError::Unavailable(error.to_string()).into_response(),
+        Err(_) => {
+            return ApiError::Unavailable(format!(
+                "the backend did not answer within {} s",
+                api.backend_timeout.as_secs_f64()
+            ))
+            .into_response();
+        }
+    };
+    match format {
+        Format::Csv => (
+            [(
+                header::CONTENT_TYPE,
+                "text/csv; charset=utf-8; header=present",
+            )],
+            totals_csv(&query, &rows),
+        )
+            .into_response(),
+        Format::Json => (
+            [(header::CONTENT_TYPE, "application/json")],
+            totals_json(&query, &rows),
+        )
+            .into_response(),
+    }
+}

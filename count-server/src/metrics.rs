@@ -1,0 +1,278 @@
+//! `/metrics`: the server's own figures in the Prometheus text format (0.0.4),
+//! encoded by `prometheus-client`. Nothing is copied into metric objects: at each
+//! scrape a collector reads the figures where they live (the count.v1 handler's
+//! stats, the rollup scheduler's, the backend's retries, the interners, the health
+//! watch), so a scrape always shows the current values and nothing can drift.
+//!
+//! Every name is listed in the crate docs (`lib.rs`, "Metrics").
+
+use std::fmt;
+use std::sync::Arc;
+
+use count_core::jiff::Timestamp;
+use count_core::{InternerUse, Path, RollupScheduler, Subject};
+use count_grpc::CountV1Handler;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::backend::Opened;
+use crate::health::BackendHealth;
+
+/// The content type of [`Metrics::render`]'s text.
+pub(crate) const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// The registry behind `/metrics`.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+}
+
+impl Metrics {
+    pub(crate) fn new(figures: Figures) -> Metrics {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(figures));
+        Metrics { registry }
+    }
+
+    /// The current figures as Prometheus text.
+    pub(crate) fn render(&self) -> String {
+        let mut text = String::with_capacity(4096);
+        // Writing to a String cannot fail; the collector only fails when writing does.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// Where the figures are read from at each scrape.
+#[derive(Debug)]
+pub(crate) struct Figures {
+    pub(crate) handler: CountV1Handler,
+    /// `None` when rollups are turned off.
+    pub(crate) rollups: Option<RollupScheduler>,
+    pub(crate) backend: Opened,
+    pub(crate) health: Arc<BackendHealth>,
+}
+
+impl Collector for Figures {
+    fn encode(&self, mut out: DescriptorEncoder) -> fmt::Result {
+        let out = &mut out;
+        let stats = self.handler.stats();
+        counter_family(
+            out,
+            "count_add_streams",
+            "Add streams answered, by outcome: ok (written), invalid (a bad message; nothing \
+             written), too_large (over the rows a stream may hold; nothing written), \
+             unavailable (nothing written; safe to resend), outcome_unknown (do not resend \
+             blindly), failed (any other error).",
+            "outcome",
+            &[
+                ("ok", stats.add_streams_ok),
+                ("invalid", stats.add_streams_invalid),
+                ("too_large", stats.add_streams_too_large),
+                ("unavailable", stats.add_streams_unavailable),
+                ("outcome_unknown", stats.add_streams_outcome_unknown),
+                ("failed", stats.add_streams_failed),
+            ],
+        )?;
+        counter(
+            out,
+            "count_add_counts_calls",
+            "AddCounts calls received (batches from GrpcCounter clients).",
+            stats.add_counts_calls,
+        )?;
+        counter(
+            out,
+            "count_add_counts_conflicts",
+            "AddCounts calls refused because their batch id was already applied with other counts.",
+            stats.add_counts_conflicts,
+        )?;
+        counter(
+            out,
+            "count_requests_written",
+            "Requests durably written to the backend (Add streams and AddCounts).",
+            stats.requests_written,
+        )?;
+        counter(
+            out,
+            "count_batches_written",
+            "Batches durably written to the backend.",
+            stats.batches_written,
+        )?;
+        counter(
+            out,
+            "count_write_failures",
+            "Write attempts to the backend that failed (each retried or answered as an error).",
+            stats.write_attempts_failed,
+        )?;
+        gauge(
+            out,
+            "count_last_write_timestamp_seconds",
+            "When a write to the backend last succeeded, in Unix seconds (0: never since start).",
+            seconds(stats.last_write),
+        )?;
+
+        if let Some(rollups) = &self.rollups {
+            let rollup = rollups.stats();
+            counter(
+                out,
+                "count_rollup_days",
+                "Days rolled up.",
+                rollup.days_rolled,
+            )?;
+            counter(
+                out,
+                "count_rollup_failures",
+                "Rollups of a day that failed (each is tried again later).",
+                rollup.failures,
+            )?;
+            gauge(
+                out,
+                "count_last_rollup_timestamp_seconds",
+                "When a day was last rolled up, in Unix seconds (0: never since start).",
+                seconds(rollup.last_rollup),
+            )?;
+            gauge(
+                out,
+                "count_unrolled_days",
+                "Finished days still holding counts not rolled up, as of the last check.",
+                rollup.unrolled_days as f64,
+            )?;
+            gauge(
+                out,
+                "count_rollup_failing_days",
+                "Days whose last rollup failed.",
+                rollup.failing_days.len() as f64,
+            )?;
+        }
+
+        if let Some(retries) = self.backend.retries() {
+            counter_family(
+                out,
+                "count_backend_retries",
+                "CockroachDB transactions retried, by kind: restart (40001) or ambiguous \
+                 (40003, or a connection lost during COMMIT).",
+                "kind",
+                &[
+                    ("restart", retries.restarts),
+                    ("ambiguous", retries.ambiguous),
+                ],
+            )?;
+            counter(
+                out,
+                "count_backend_retries_exhausted",
+                "CockroachDB operations that still failed after the retry policy's last attempt.",
+                retries.gave_up,
+            )?;
+        }
+
+        let interners = [("path", Path::interned()), ("subject", Subject::interned())];
+        interner_gauge(
+            out,
+            "count_interned_entries",
+            "Distinct texts held in memory, by kind (path or subject).",
+            &interners,
+            |use_| use_.entries,
+        )?;
+        interner_gauge(
+            out,
+            "count_interned_bytes",
+            "Memory held by distinct texts, by kind, as the cap counts it.",
+            &interners,
+            |use_| use_.bytes,
+        )?;
+        interner_gauge(
+            out,
+            "count_interned_limit_bytes",
+            "The cap on count_interned_bytes for new texts, by kind.",
+            &interners,
+            |use_| use_.limit,
+        )?;
+        counter_family(
+            out,
+            "count_interned_refused",
+            "New texts refused because the cap was reached, by kind.",
+            "kind",
+            &interners.map(|(kind, use_)| (kind, use_.refused)),
+        )?;
+
+        let health = self.health.snapshot();
+        gauge(
+            out,
+            "count_backend_up",
+            "1 when the backend answered its last health check, else 0.",
+            if health.up { 1.0 } else { 0.0 },
+        )?;
+        counter(
+            out,
+            "count_backend_health_checks_failed",
+            "Health checks of the backend that failed or timed out.",
+            health.checks_failed,
+        )?;
+        let info = ConstGauge::new(1_i64);
+        let mut encoder = out.encode_descriptor(
+            "count_server_info",
+            "Always 1; the labels say which version serves on which backend.",
+            None,
+            info.metric_type(),
+        )?;
+        info.encode(encoder.encode_family(&[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("backend", self.backend.backend.as_str()),
+        ])?)
+    }
+}
+
+fn seconds(at: Option<Timestamp>) -> f64 {
+    at.map_or(0.0, |at| at.as_millisecond() as f64 / 1000.0)
+}
+
+fn counter(out: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
+    let metric = ConstCounter::new(value);
+    metric.encode(out.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn gauge(out: &mut DescriptorEncoder, name: &str, help: &str, value: f64) -> fmt::Result {
+    let metric = ConstGauge::new(value);
+    metric.encode(out.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn counter_family(
+    out: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[(&str, u64)],
+) -> fmt::Result {
+    let mut encoder = out.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
+    for &(value, n) in values {
+        ConstCounter::new(n).encode(encoder.encode_family(&[(label, value)])?)?;
+    }
+    Ok(())
+}
+
+fn interner_gauge(
+    out: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    interners: &[(&str, InternerUse)],
+    figure: impl Fn(&InternerUse) -> u64,
+) -> fmt::Result {
+    let mut encoder = out.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    for (kind, use_) in interners {
+        ConstGauge::new(figure(use_) as f64).encode(encoder.encode_family(&[("kind", *kind)])?)?;
+    }
+    Ok(())
+}
