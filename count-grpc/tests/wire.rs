@@ -1,5 +1,9 @@
-//! The compiled count.v1 matches the Go server's wire facts (COUNT_V1_API.md): every
-//! name, number and type, so its clients keep working; additions only add.
+//! The compiled count.v1 keeps the Go server's wire facts: every name, number and
+//! type, so its clients keep working; additions only add, under new numbers. And a
+//! client built from the Go server's messages (hand-written below, as its `.proto`
+//! defines them) works unchanged against the handler.
+
+mod common;
 
 use std::collections::BTreeMap;
 
@@ -16,8 +20,8 @@ fn file(name: &str) -> FileDescriptorProto {
         .unwrap_or_else(|| panic!("{name} not in the descriptor set"))
 }
 
-/// A field: number, type, type name, repeated.
-type Field = (i32, Type, String, bool);
+/// A field: number, type, type name, repeated, proto3 `optional`.
+type Field = (i32, Type, String, bool, bool);
 /// A field as the API table gives it: name, number, type, type name, repeated.
 type Expected<'a> = (&'a str, i32, Type, &'a str, bool);
 
@@ -31,9 +35,16 @@ fn fields(file: &FileDescriptorProto) -> BTreeMap<String, BTreeMap<String, Field
                 .iter()
                 .map(|f| {
                     let repeated = f.label() == Label::Repeated;
+                    let optional = f.proto3_optional();
                     (
                         f.name().to_owned(),
-                        (f.number(), f.r#type(), f.type_name().to_owned(), repeated),
+                        (
+                            f.number(),
+                            f.r#type(),
+                            f.type_name().to_owned(),
+                            repeated,
+                            optional,
+                        ),
                     )
                 })
                 .collect();
@@ -124,18 +135,34 @@ fn count_v1_keeps_the_go_servers_names_numbers_and_types() {
             &[("method_counts", 1, Type::Message, method_count, true)],
         ),
     ];
+    // The Go server's fields are all there, unchanged; the only other fields of its
+    // messages are the additions checked below, under new numbers.
+    let added: &[(&str, &str)] = &[("AddRequest", "subject"), ("AddRequest", "status")];
     for (message, expected) in expect {
         let actual = &messages[*message];
-        let expected: BTreeMap<String, Field> = expected
-            .iter()
-            .map(|(name, n, ty, type_name, repeated)| {
-                (
-                    name.to_string(),
-                    (*n, *ty, type_name.to_string(), *repeated),
-                )
-            })
-            .collect();
-        assert_eq!(actual, &expected, "{message}");
+        for (name, n, ty, type_name, repeated) in expected.iter() {
+            assert_eq!(
+                actual.get(*name),
+                Some(&(*n, *ty, type_name.to_string(), *repeated, false)),
+                "{message}.{name}"
+            );
+        }
+        for name in actual.keys() {
+            assert!(
+                expected.iter().any(|e| e.0 == name) || added.contains(&(*message, name)),
+                "{message}.{name} is neither the Go server's nor a known addition"
+            );
+        }
+        let go_numbers: Vec<i32> = expected.iter().map(|e| e.1).collect();
+        for (name, field) in actual {
+            if !expected.iter().any(|e| e.0 == name) {
+                assert!(
+                    !go_numbers.contains(&field.0),
+                    "{message}.{name} reuses number {}",
+                    field.0
+                );
+            }
+        }
     }
 
     let service = &count.service[0];
@@ -191,7 +218,39 @@ fn count_v1_keeps_the_go_servers_names_numbers_and_types() {
     for (name, shape) in go {
         assert_eq!(rpcs[name], shape, "{name}");
     }
-    assert!(rpcs.contains_key("AddCounts") && rpcs.contains_key("ListUnrolledDays"));
+    let added = [
+        (
+            "AddCounts",
+            (
+                ".count.v1.AddCountsRequest",
+                ".count.v1.AddCountsResponse",
+                false,
+                false,
+            ),
+        ),
+        (
+            "ListUnrolledDays",
+            (
+                ".count.v1.ListUnrolledDaysRequest",
+                ".count.v1.ListUnrolledDaysResponse",
+                false,
+                false,
+            ),
+        ),
+        (
+            "GetTotals",
+            (
+                ".count.v1.GetTotalsRequest",
+                ".count.v1.GetTotalsResponse",
+                false,
+                false,
+            ),
+        ),
+    ];
+    for (name, shape) in added {
+        assert_eq!(rpcs[name], shape, "{name}");
+    }
+    assert_eq!(rpcs.len(), 7, "{rpcs:?}");
 
     // Reflection clients need every imported file too.
     file("google/protobuf/timestamp.proto");
@@ -207,4 +266,393 @@ fn count_v1_keeps_the_go_servers_names_numbers_and_types() {
             ("year", 1, Type::Int32)
         ]
     );
+}
+
+/// Expected fields of an added message: name, number, type, type name, repeated,
+/// proto3 `optional`.
+type Added<'a> = (&'a str, i32, Type, &'a str, bool, bool);
+
+#[test]
+fn the_additions_have_their_own_numbers() {
+    let count = file("count/v1/count.proto");
+    let messages = fields(&count);
+    let date = ".google.type.Date";
+    let ts = ".google.protobuf.Timestamp";
+    let method = ".count.v1.Method";
+    let expect: &[(&str, &[Added])] = &[
+        (
+            "AddRequest",
+            &[
+                ("method", 1, Type::Enum, method, false, false),
+                ("path", 2, Type::String, "", false, false),
+                ("request_timestamp", 3, Type::Message, ts, false, false),
+                ("subject", 4, Type::String, "", false, true),
+                ("status", 5, Type::Int32, "", false, true),
+            ],
+        ),
+        (
+            "BatchId",
+            &[
+                ("writer", 1, Type::Bytes, "", false, false),
+                ("seq", 2, Type::Uint64, "", false, false),
+            ],
+        ),
+        (
+            "BucketCount",
+            &[
+                ("method", 1, Type::Enum, method, false, false),
+                ("path", 2, Type::String, "", false, false),
+                ("bucket", 3, Type::Message, ts, false, false),
+                ("n", 4, Type::Uint64, "", false, false),
+                ("subject", 5, Type::String, "", false, true),
+                ("status", 6, Type::Int32, "", false, true),
+            ],
+        ),
+        (
+            "AddCountsRequest",
+            &[
+                (
+                    "batch_id",
+                    1,
+                    Type::Message,
+                    ".count.v1.BatchId",
+                    false,
+                    false,
+                ),
+                (
+                    "counts",
+                    2,
+                    Type::Message,
+                    ".count.v1.BucketCount",
+                    true,
+                    false,
+                ),
+            ],
+        ),
+        ("AddCountsResponse", &[]),
+        (
+            "ListUnrolledDaysRequest",
+            &[("before", 1, Type::Message, date, false, false)],
+        ),
+        (
+            "ListUnrolledDaysResponse",
+            &[("days", 1, Type::Message, date, true, false)],
+        ),
+        (
+            "Endpoint",
+            &[
+                ("method", 1, Type::Enum, method, false, false),
+                ("path", 2, Type::String, "", false, false),
+            ],
+        ),
+        (
+            "DateRange",
+            &[
+                ("start_date", 1, Type::Message, date, false, false),
+                ("end_date", 2, Type::Message, date, false, false),
+            ],
+        ),
+        (
+            "StatusFilter",
+            &[
+                ("code", 1, Type::Int32, "", false, false),
+                (
+                    "class",
+                    2,
+                    Type::Enum,
+                    ".count.v1.StatusClass",
+                    false,
+                    false,
+                ),
+            ],
+        ),
+        (
+            "GetTotalsRequest",
+            &[
+                (
+                    "days",
+                    1,
+                    Type::Message,
+                    ".count.v1.DateRange",
+                    false,
+                    false,
+                ),
+                ("period", 2, Type::Message, date, false, false),
+                (
+                    "group_by",
+                    3,
+                    Type::Enum,
+                    ".count.v1.Dimension",
+                    true,
+                    false,
+                ),
+                ("subject", 4, Type::String, "", false, true),
+                (
+                    "status",
+                    5,
+                    Type::Message,
+                    ".count.v1.StatusFilter",
+                    false,
+                    false,
+                ),
+                (
+                    "endpoint",
+                    6,
+                    Type::Message,
+                    ".count.v1.Endpoint",
+                    false,
+                    false,
+                ),
+            ],
+        ),
+        (
+            "SubjectGroup",
+            &[("subject", 1, Type::String, "", false, true)],
+        ),
+        ("StatusGroup", &[("code", 1, Type::Int32, "", false, true)]),
+        (
+            "TotalsRow",
+            &[
+                ("date", 1, Type::Message, date, false, false),
+                (
+                    "endpoint",
+                    2,
+                    Type::Message,
+                    ".count.v1.Endpoint",
+                    false,
+                    false,
+                ),
+                (
+                    "subject",
+                    3,
+                    Type::Message,
+                    ".count.v1.SubjectGroup",
+                    false,
+                    false,
+                ),
+                (
+                    "status",
+                    4,
+                    Type::Message,
+                    ".count.v1.StatusGroup",
+                    false,
+                    false,
+                ),
+                ("count", 5, Type::Int64, "", false, false),
+            ],
+        ),
+        (
+            "GetTotalsResponse",
+            &[("rows", 1, Type::Message, ".count.v1.TotalsRow", true, false)],
+        ),
+    ];
+    for (message, expected) in expect {
+        let expected: BTreeMap<String, Field> = expected
+            .iter()
+            .map(|(name, n, ty, type_name, repeated, optional)| {
+                (
+                    name.to_string(),
+                    (*n, *ty, type_name.to_string(), *repeated, *optional),
+                )
+            })
+            .collect();
+        assert_eq!(messages[*message], expected, "{message}");
+    }
+    let enums: BTreeMap<&str, Vec<(&str, i32)>> = count
+        .enum_type
+        .iter()
+        .map(|e| {
+            let values = e.value.iter().map(|v| (v.name(), v.number())).collect();
+            (e.name(), values)
+        })
+        .collect();
+    assert_eq!(
+        enums["Dimension"],
+        vec![
+            ("DIMENSION_UNSPECIFIED", 0),
+            ("DIMENSION_DAY", 1),
+            ("DIMENSION_ENDPOINT", 2),
+            ("DIMENSION_SUBJECT", 3),
+            ("DIMENSION_STATUS", 4),
+        ]
+    );
+    assert_eq!(
+        enums["StatusClass"],
+        vec![
+            ("STATUS_CLASS_UNSPECIFIED", 0),
+            ("STATUS_CLASS_1XX", 1),
+            ("STATUS_CLASS_2XX", 2),
+            ("STATUS_CLASS_3XX", 3),
+            ("STATUS_CLASS_4XX", 4),
+            ("STATUS_CLASS_5XX", 5),
+        ]
+    );
+}
+
+/// The Go server's messages, as its `.proto` defines them (no additions).
+mod go {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct AddRequest {
+        #[prost(int32, tag = "1")]
+        pub(crate) method: i32,
+        #[prost(string, tag = "2")]
+        pub(crate) path: String,
+        #[prost(message, optional, tag = "3")]
+        pub(crate) request_timestamp: Option<prost_types::Timestamp>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct AddResponse {}
+
+    #[derive(Clone, Copy, PartialEq, prost::Message)]
+    pub(crate) struct Date {
+        #[prost(int32, tag = "1")]
+        pub(crate) year: i32,
+        #[prost(int32, tag = "2")]
+        pub(crate) month: i32,
+        #[prost(int32, tag = "3")]
+        pub(crate) day: i32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct MethodCount {
+        #[prost(int32, tag = "1")]
+        pub(crate) method: i32,
+        #[prost(string, tag = "2")]
+        pub(crate) path: String,
+        #[prost(int64, tag = "3")]
+        pub(crate) count: i64,
+        #[prost(message, optional, tag = "4")]
+        pub(crate) date: Option<Date>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct ListDailyTotalsRequest {
+        #[prost(message, optional, tag = "1")]
+        pub(crate) start_date: Option<Date>,
+        #[prost(message, optional, tag = "2")]
+        pub(crate) end_date: Option<Date>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct MethodCounts {
+        #[prost(message, repeated, tag = "1")]
+        pub(crate) method_counts: Vec<MethodCount>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct GetPeriodTotalsRequest {
+        #[prost(message, optional, tag = "1")]
+        pub(crate) period: Option<Date>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct CountDailyTotalsRequest {
+        #[prost(message, optional, tag = "1")]
+        pub(crate) date: Option<Date>,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_the_go_servers_proto_works_unchanged() {
+    use tonic::codegen::http::uri::PathAndQuery;
+    use tonic_prost::ProstCodec;
+
+    let (memory, server) = common::Served::memory().await;
+    // Counts with subjects and statuses, which the Go client cannot see, beside its
+    // own: its reports sum over them.
+    let mut modern = server.client().await;
+    modern
+        .add(tokio_stream::iter(vec![common::add_key(
+            common::GET,
+            "/go/users",
+            common::NOON,
+            Some("acme"),
+            Some(500),
+        )]))
+        .await
+        .unwrap();
+
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let call = |method: &'static str| PathAndQuery::from_static(method);
+    let requests: Vec<go::AddRequest> = (0..3)
+        .map(|i| go::AddRequest {
+            method: 3,
+            path: "/go/users".into(),
+            request_timestamp: common::ts(common::NOON + i),
+        })
+        .collect();
+    grpc.ready().await.unwrap();
+    grpc.client_streaming::<_, _, go::AddResponse, _>(
+        tonic::Request::new(tokio_stream::iter(requests)),
+        call("/count.v1.CountService/Add"),
+        ProstCodec::<go::AddRequest, go::AddResponse>::default(),
+    )
+    .await
+    .expect("the Go client's Add");
+    assert_eq!(common::total_of(&*memory, "/go/users").await, 4);
+
+    let march_10 = go::Date {
+        year: 2024,
+        month: 3,
+        day: 10,
+    };
+    grpc.ready().await.unwrap();
+    let listed: go::MethodCounts = grpc
+        .unary(
+            tonic::Request::new(go::ListDailyTotalsRequest {
+                start_date: Some(march_10),
+                end_date: Some(march_10),
+            }),
+            call("/count.v1.CountService/ListDailyTotals"),
+            ProstCodec::<go::ListDailyTotalsRequest, go::MethodCounts>::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        listed.method_counts,
+        vec![go::MethodCount {
+            method: 3,
+            path: "/go/users".into(),
+            count: 4,
+            date: Some(march_10),
+        }]
+    );
+    grpc.ready().await.unwrap();
+    let empty = grpc
+        .unary(
+            tonic::Request::new(go::GetPeriodTotalsRequest {
+                period: Some(go::Date {
+                    year: 2023,
+                    month: 0,
+                    day: 0,
+                }),
+            }),
+            call("/count.v1.CountService/GetPeriodTotals"),
+            ProstCodec::<go::GetPeriodTotalsRequest, go::MethodCounts>::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(empty.code(), tonic::Code::NotFound);
+    grpc.ready().await.unwrap();
+    let rolled: go::MethodCounts = grpc
+        .unary(
+            tonic::Request::new(go::CountDailyTotalsRequest {
+                date: Some(march_10),
+            }),
+            call("/count.v1.CountService/CountDailyTotals"),
+            ProstCodec::<go::CountDailyTotalsRequest, go::MethodCounts>::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rolled.method_counts.len(), 1);
+    assert_eq!(rolled.method_counts[0].count, 4);
+    server.stop().await;
 }

@@ -1,44 +1,85 @@
-//! A server on a loopback port, and clients of it.
+//! A plain tonic server on a loopback port serving a `CountV1Handler` (and the
+//! standard health service, which `GrpcCounter::health` asks), and helpers to build
+//! requests.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use count_core::Counter;
-use count_grpc::ServerConfig;
+use count_core::{Counter, DateRange};
 use count_grpc::proto::count::v1 as pb;
 use count_grpc::proto::count::v1::count_service_client::CountServiceClient;
 use count_grpc::proto::google::r#type::Date;
+use count_grpc::{CountV1Handler, SERVICE_NAME};
+use count_memory::MemoryCounter;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Channel, Server};
 
-/// A server in this process, stopped by [`Running::stop`].
-pub struct Running {
+pub const GET: i32 = pb::Method::Get as i32;
+pub const POST: i32 = pb::Method::Post as i32;
+pub const PATCH: i32 = pb::Method::Patch as i32;
+pub const GRPC: i32 = pb::Method::Grpc as i32;
+pub const UNSPECIFIED: i32 = pb::Method::Unspecified as i32;
+
+/// 2024-03-10T12:00:00Z.
+pub const NOON: i64 = 1_710_072_000;
+
+/// A server in this process, stopped by [`Served::stop`].
+pub struct Served {
     pub address: SocketAddr,
+    pub handler: CountV1Handler,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<count_core::Result<()>>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
-impl Running {
-    pub async fn start(config: ServerConfig, counter: Arc<dyn Counter>) -> Running {
+impl Served {
+    /// Serves `handler` with tonic's defaults (4 MiB messages).
+    pub async fn start(handler: CountV1Handler) -> Served {
+        Served::start_with(handler, 4 << 20).await
+    }
+
+    /// Serves `handler`, taking messages up to `max_message_bytes`.
+    pub async fn start_with(handler: CountV1Handler, max_message_bytes: usize) -> Served {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(count_grpc::server::serve_counter(
-            config,
-            counter,
-            listener,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        Running {
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::Serving)
+            .await;
+        let service = handler
+            .clone()
+            .into_service()
+            .max_decoding_message_size(max_message_bytes);
+        let task = tokio::spawn(
+            Server::builder()
+                .add_service(service)
+                .add_service(health)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                    let _ = stopped.await;
+                }),
+        );
+        Served {
             address,
+            handler,
             stop: Some(stop),
             task,
         }
+    }
+
+    /// Serves a default handler over `counter`.
+    pub async fn counter(counter: Arc<dyn Counter>) -> Served {
+        Served::start(CountV1Handler::new(counter)).await
+    }
+
+    /// Serves a default handler over a fresh in-memory counter, returned too.
+    pub async fn memory() -> (Arc<MemoryCounter>, Served) {
+        let memory = Arc::new(MemoryCounter::new());
+        let served = Served::counter(memory.clone()).await;
+        (memory, served)
     }
 
     pub fn url(&self) -> String {
@@ -49,10 +90,10 @@ impl Running {
         CountServiceClient::connect(self.url()).await.unwrap()
     }
 
-    /// Asks the server to stop; returns once it has (queue flushed).
-    pub async fn stop(mut self) -> count_core::Result<()> {
+    /// Stops the server; returns once it has.
+    pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap()
+        self.task.await.unwrap().unwrap();
     }
 }
 
@@ -60,13 +101,122 @@ pub fn date(year: i32, month: i32, day: i32) -> Date {
     Date { year, month, day }
 }
 
+pub fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds, nanos: 0 })
+}
+
+/// One request as the Go clients send it: no subject, no status.
 pub fn add(method: i32, path: &str, seconds: i64) -> pb::AddRequest {
     pb::AddRequest {
         method,
         path: path.to_owned(),
-        request_timestamp: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+        request_timestamp: ts(seconds),
+        subject: None,
+        status: None,
     }
 }
 
-/// 2024-03-10T12:00:00Z.
-pub const NOON: i64 = 1_710_072_000;
+/// One request with a subject and a status.
+pub fn add_key(
+    method: i32,
+    path: &str,
+    seconds: i64,
+    subject: Option<&str>,
+    status: Option<i32>,
+) -> pb::AddRequest {
+    pb::AddRequest {
+        subject: subject.map(str::to_owned),
+        status,
+        ..add(method, path, seconds)
+    }
+}
+
+/// One `AddCounts` row without subject and status.
+pub fn bucket_count(method: i32, path: &str, seconds: i64, n: u64) -> pb::BucketCount {
+    pb::BucketCount {
+        method,
+        path: path.to_owned(),
+        bucket: ts(seconds),
+        n,
+        subject: None,
+        status: None,
+    }
+}
+
+/// A batch id with a random writer.
+pub fn batch_id(seq: u64) -> Option<pb::BatchId> {
+    Some(pb::BatchId {
+        writer: count_core::uuid::Uuid::new_v4().as_bytes().to_vec(),
+        seq,
+    })
+}
+
+/// The sum of every daily total over `range`.
+pub async fn sum(counter: &dyn Counter, range: DateRange) -> u64 {
+    let totals = counter.daily_totals(range).await.unwrap();
+    totals.iter().map(|t| t.total).sum()
+}
+
+/// The total of `path` (every method) on 2024-03-10.
+pub async fn total_of(counter: &dyn Counter, path: &str) -> u64 {
+    let day = count_core::Day::new(2024, 3, 10).unwrap();
+    let totals = counter.daily_totals(DateRange::day(day)).await.unwrap();
+    totals
+        .iter()
+        .filter(|t| t.endpoint.path.as_str() == path)
+        .map(|t| t.total)
+        .sum()
+}
+
+/// Asserts `status` has `code` and every word in its message.
+#[track_caller]
+pub fn assert_status(status: &tonic::Status, code: tonic::Code, words: &[&str]) {
+    assert_eq!(status.code(), code, "{status:?}");
+    for word in words {
+        assert!(
+            status.message().contains(word),
+            "{word:?} not in {:?}",
+            status.message()
+        );
+    }
+}
+
+/// A counter that passes everything to another one, so that two wrappers (a
+/// `FlakyCounter` and a plain handler) can share one store.
+#[derive(Debug, Clone)]
+pub struct Shared(pub Arc<dyn Counter>);
+
+#[async_trait::async_trait]
+impl Counter for Shared {
+    async fn write(&self, batch: &count_core::Batch) -> count_core::Result<()> {
+        self.0.write(batch).await
+    }
+
+    async fn rollup(
+        &self,
+        day: count_core::Day,
+    ) -> count_core::Result<Vec<count_core::DailyTotal>> {
+        self.0.rollup(day).await
+    }
+
+    async fn daily_totals(
+        &self,
+        range: DateRange,
+    ) -> count_core::Result<Vec<count_core::DailyTotal>> {
+        self.0.daily_totals(range).await
+    }
+
+    async fn totals(
+        &self,
+        query: &count_core::TotalsQuery,
+    ) -> count_core::Result<Vec<count_core::GroupedTotal>> {
+        self.0.totals(query).await
+    }
+
+    async fn unrolled_days(
+        &self,
+        before: count_core::Day,
+    ) -> count_core::Result<Vec<count_core::Day>> {
+        self.0.unrolled_days(before).await
+    }
+}

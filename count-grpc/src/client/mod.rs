@@ -1,28 +1,53 @@
-//! [`GrpcCounter`]: a [`Counter`] whose storage is a remote `count-server`, so a
+//! [`GrpcCounter`]: a [`Counter`] whose storage is a remote count server, so a
 //! service counts into it through the same [`CountQueue`](count_core::CountQueue) it
 //! would use locally.
+
+mod split;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use count_core::{Batch, Counter, DailyTotal, DateRange, Day, Error, Period, PeriodTotal, Result};
+use count_core::{
+    Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Period, PeriodTotal, Result,
+    TotalsQuery,
+};
 use tonic::Request;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::convert;
+use crate::convert::codes::{Call, error};
+use crate::convert::{self, totals};
 use crate::proto::count::v1 as pb;
 use crate::proto::count::v1::count_service_client::CountServiceClient;
 
-/// A [`Counter`] on a remote `count-server`: writes are `AddCounts` (exactly once by
-/// batch id), reports the report RPCs, health the gRPC health service.
+/// A [`Counter`] on a remote count server: writes are `AddCounts` (exactly once by
+/// batch id), reports the report RPCs (`GetTotals` for [`Counter::totals`]), health
+/// the gRPC health service. Subjects and statuses travel with the counts.
+///
+/// # Never stuck behind one batch
+///
+/// - A batch whose request would pass the message limit
+///   ([`GrpcCounterBuilder::max_message_bytes`]) is sent in parts that each fit,
+///   each under an id derived from the batch's (the same `seq`; the writer a UUIDv5
+///   of the batch's writer, `seq` and the part's index), so a retried batch yields the
+///   same parts and the server applies each exactly once.
+/// - A server answer that retrying cannot cure (`INVALID_ARGUMENT`, `ALREADY_EXISTS`,
+///   `RESOURCE_EXHAUSTED`, `UNAUTHENTICATED`, `INTERNAL`, ...) is a non-retryable
+///   error ([`Error::BatchConflict`] for `ALREADY_EXISTS`, [`Error::LimitReached`]
+///   for `RESOURCE_EXHAUSTED`, [`Error::Backend`] otherwise), so a
+///   [`CountQueue`](count_core::CountQueue) counts that batch as lost, with the
+///   error, and goes on with later counts. `UNAVAILABLE` is [`Error::Unavailable`];
+///   an unknown outcome of a write (`UNKNOWN`, `DEADLINE_EXCEEDED`, `CANCELLED`,
+///   `ABORTED`) is [`Error::Ambiguous`]: both are retried, safely, under the same
+///   ids.
 #[derive(Debug, Clone)]
 pub struct GrpcCounter {
     client: CountServiceClient<Channel>,
     health: HealthClient<Channel>,
     token: Option<MetadataValue<Ascii>>,
+    max_message_bytes: usize,
 }
 
 /// Builds a [`GrpcCounter`]; every setter says its default.
@@ -39,6 +64,10 @@ pub struct GrpcCounterBuilder {
 impl GrpcCounter {
     /// Connects to the server at `url` (`http://host:7777`, or `https://...` with
     /// the system's roots) with the default settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`GrpcCounterBuilder::connect`].
     pub async fn connect(url: &str) -> Result<GrpcCounter> {
         GrpcCounter::builder(url).connect().await
     }
@@ -93,13 +122,20 @@ impl GrpcCounterBuilder {
         self
     }
 
-    /// The largest message sent or received. Default 4 MiB (the server's default).
+    /// The largest message sent or received: larger batches are sent in parts (see
+    /// [`GrpcCounter`]). Set it to the server's limit. Default 4 MiB (the server's
+    /// default); at least 64 KiB.
     pub fn max_message_bytes(mut self, bytes: usize) -> Self {
-        self.max_message_bytes = bytes;
+        self.max_message_bytes = bytes.max(64 << 10);
         self
     }
 
     /// Connects (failing after the connect timeout) and returns the counter.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a URL, TLS setting or token that cannot be used;
+    /// [`Error::Unavailable`] when the server cannot be reached.
     pub async fn connect(self) -> Result<GrpcCounter> {
         let refuse = |rule: String| Error::invalid("server URL", &self.url, rule);
         let mut endpoint = Endpoint::from_shared(self.url.clone())
@@ -138,6 +174,7 @@ impl GrpcCounterBuilder {
             client,
             health: HealthClient::new(channel),
             token,
+            max_message_bytes: self.max_message_bytes,
         })
     }
 }
@@ -145,19 +182,15 @@ impl GrpcCounterBuilder {
 #[async_trait]
 impl Counter for GrpcCounter {
     async fn write(&self, batch: &Batch) -> Result<()> {
-        let request = self.request(pb::AddCountsRequest {
-            batch_id: Some(convert::wire_batch_id(batch.id())),
-            counts: batch
-                .counts()
-                .iter()
-                .map(convert::wire_bucket_count)
-                .collect(),
-        });
-        self.client
-            .clone()
-            .add_counts(request)
-            .await
-            .map_err(|s| convert::error(s, true))?;
+        // Parts in order: a retry after a failed part re-sends the parts before it,
+        // which the server recognises by their ids and applies once.
+        for part in split::requests(batch, self.max_message_bytes) {
+            self.client
+                .clone()
+                .add_counts(self.request(part))
+                .await
+                .map_err(|s| error(s, Call::Write(batch.id())))?;
+        }
         Ok(())
     }
 
@@ -170,7 +203,7 @@ impl Counter for GrpcCounter {
             .clone()
             .count_daily_totals(request)
             .await
-            .map_err(|s| convert::error(s, true))?;
+            .map_err(|s| error(s, Call::Read))?;
         sorted(response.into_inner().method_counts, convert::daily_total)
     }
 
@@ -197,6 +230,24 @@ impl Counter for GrpcCounter {
         )
     }
 
+    async fn totals(&self, query: &TotalsQuery) -> Result<Vec<GroupedTotal>> {
+        let request = self.request(totals::request(query));
+        let response = self
+            .client
+            .clone()
+            .get_totals(request)
+            .await
+            .map_err(|s| error(s, Call::Read))?;
+        let mut rows = response
+            .into_inner()
+            .rows
+            .into_iter()
+            .map(|row| totals::row(query, row))
+            .collect::<Result<Vec<_>>>()?;
+        rows.sort_unstable();
+        Ok(rows)
+    }
+
     async fn unrolled_days(&self, before: Day) -> Result<Vec<Day>> {
         let request = self.request(pb::ListUnrolledDaysRequest {
             before: Some(convert::date(before)),
@@ -206,7 +257,7 @@ impl Counter for GrpcCounter {
             .clone()
             .list_unrolled_days(request)
             .await
-            .map_err(|s| convert::error(s, false))?;
+            .map_err(|s| error(s, Call::Read))?;
         response
             .into_inner()
             .days
@@ -224,7 +275,7 @@ impl Counter for GrpcCounter {
             .clone()
             .check(request)
             .await
-            .map_err(|s| convert::error(s, false))?;
+            .map_err(|s| error(s, Call::Read))?;
         match response.into_inner().status() {
             ServingStatus::Serving => Ok(()),
             other => Err(Error::unavailable(format!(
@@ -242,7 +293,7 @@ fn none_if_not_found(
     match counts {
         Ok(counts) => Ok(counts),
         Err(s) if s.code() == tonic::Code::NotFound => Ok(Vec::new()),
-        Err(s) => Err(convert::error(s, false)),
+        Err(s) => Err(error(s, Call::Read)),
     }
 }
 

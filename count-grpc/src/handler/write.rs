@@ -1,0 +1,87 @@
+//! Writing one `Add` stream's batch: retried with backoff until it is written or the
+//! call's deadline comes, and answered by what is known of its outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use count_core::{Backoff, Batch, Counter, Error};
+use tokio::time::Instant;
+
+use super::stats::StatsCells;
+
+/// Why a batch is not known to be written.
+#[derive(Debug)]
+pub(crate) enum WriteFailure {
+    /// Nothing of the batch was written: every attempt failed before writing, or the
+    /// counter refused the batch for good (the error says which).
+    NotWritten(Error),
+    /// An attempt's outcome is unknown and no later attempt succeeded before the
+    /// deadline: the batch was written whole or not at all.
+    Unknown(Error),
+}
+
+/// Retry delays: from 20 ms, doubling, at most 1 s.
+pub(crate) const RETRY_INITIAL: Duration = Duration::from_millis(20);
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// Writes `batch` to `counter`, retrying retryable errors until `deadline`.
+///
+/// Each attempt runs in a task of its own, so a backend that panics fails that
+/// attempt (its outcome unknown) instead of the call, and an attempt the deadline
+/// cuts short still finishes in the background (its outcome unknown to the client).
+pub(crate) async fn write_until(
+    counter: &Arc<dyn Counter>,
+    batch: Arc<Batch>,
+    deadline: Instant,
+    backoff: &mut Backoff,
+    stats: &StatsCells,
+) -> Result<(), WriteFailure> {
+    // The error of an attempt that may have applied the batch, if one did.
+    let mut maybe_written: Option<Error> = None;
+    let mut last = Error::unavailable("the call's deadline passed before the first write");
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            break;
+        }
+        let attempt = tokio::spawn({
+            let counter = counter.clone();
+            let batch = batch.clone();
+            async move { counter.write(&batch).await }
+        });
+        let error = match tokio::time::timeout(remaining, attempt).await {
+            Ok(Ok(Ok(()))) => {
+                stats.written(batch.total());
+                return Ok(());
+            }
+            Ok(Ok(Err(error))) => error,
+            Ok(Err(joined)) => Error::ambiguous(format!("the storage failed writing: {joined}")),
+            Err(_) => Error::ambiguous(format!(
+                "the write of batch {} did not finish before the call's deadline",
+                batch.id()
+            )),
+        };
+        stats.attempt_failed();
+        if matches!(error, Error::Ambiguous { .. }) {
+            maybe_written = Some(error.clone());
+        }
+        if !error.is_retryable() {
+            // Refused for good; still unknown if an earlier attempt may have applied.
+            return Err(match maybe_written {
+                Some(unknown) => WriteFailure::Unknown(unknown),
+                None => WriteFailure::NotWritten(error),
+            });
+        }
+        tracing::debug!(batch = %batch.id(), %error, "count.v1 Add: write failed; retrying");
+        last = error;
+        let delay = backoff.next_delay();
+        if Instant::now() + delay >= deadline {
+            break;
+        }
+        tokio::time::sleep(delay).await;
+    }
+    Err(match maybe_written {
+        Some(unknown) => WriteFailure::Unknown(unknown),
+        None => WriteFailure::NotWritten(last),
+    })
+}
