@@ -216,10 +216,7 @@ impl<B: Body> Body for CountBody<B> {
         let frame = ready!(this.inner.poll_frame(cx));
         if this.recording.is_some() {
             let status = match &frame {
-                Some(Ok(frame)) => match frame.trailers_ref() {
-                    Some(trailers) => Some(grpc_status(trailers)),
-                    None => None,
-                },
+                Some(Ok(frame)) => frame.trailers_ref().map(grpc_status),
                 // The end without trailers, or an error: no status.
                 Some(Err(_)) | None => Some(None),
             };

@@ -121,7 +121,7 @@ mod tests {
         let subject = |s| Subject::new(s).unwrap();
         let status = |c| Status::http(c).unwrap();
         let a = CountKey::new(endpoint("/a"));
-        let mut keys = vec![
+        let mut keys = [
             CountKey::new(endpoint("/b")),
             a.with_subject(subject("y")),
             a.with_subject(subject("x")).with_status(status(500)),

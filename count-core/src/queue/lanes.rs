@@ -13,7 +13,7 @@
 //! record checks the queue's `closed` flag and then pushes; the flusher sets the flag
 //! and then drains. Without more, a thread could check, be descheduled, and push after
 //! the last drain: a count stranded in a lane no one reads. Each lane has a `busy`
-//! flag, set around the check and the push. The pair "store busy, load closed" against
+//! bit (in its ring's tail word), set around the check and the push. The pair "store busy, load closed" against
 //! "store closed, load busy" needs a full fence on both sides to be ordered; the
 //! recording side gets away with a compiler fence because the closing side issues a
 //! process-wide one (`membarrier(2)` on Linux: it makes every running thread execute
@@ -23,13 +23,12 @@
 //! down) use a shared counter with sequentially consistent operations instead.
 
 use std::cell::RefCell;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::{ArrayQueue, SegQueue};
-use rtrb::{Consumer, Producer, RingBuffer};
 
+use super::ring::{self, Consumer, Producer};
 use super::{Event, fence};
 
 /// Where a record went.
@@ -60,16 +59,11 @@ pub(crate) struct Lanes {
 }
 
 /// The flusher's end of one lane.
-#[derive(Debug)]
-pub(crate) struct LaneReader {
-    consumer: Consumer<Event>,
-    busy: Arc<AtomicBool>,
-}
+pub(crate) type LaneReader = Consumer;
 
 struct Lane {
     queue_id: u64,
-    producer: Producer<Event>,
-    busy: Arc<AtomicBool>,
+    producer: Producer,
 }
 
 thread_local! {
@@ -95,30 +89,34 @@ impl Lanes {
 
     /// Pushes `event` onto this thread's lane, or the shared ring when the lane is
     /// full; refuses it once the queue is closed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&self, event: Event) -> Pushed {
         let on_lane = LANES.try_with(|lanes| {
             // Borrowed already: a record from inside a record (an allocator that
             // counts its allocations, say) takes the laneless path.
             let mut lanes = lanes.try_borrow_mut().ok()?;
-            let lane = match lanes.iter().position(|lane| lane.queue_id == self.queue_id) {
-                Some(at) => &mut lanes[at],
-                None => self.open(&mut lanes),
+            // Most processes record into one queue: its lane is the first.
+            let lane = match lanes.first_mut() {
+                Some(lane) if lane.queue_id == self.queue_id => lane,
+                _ => self.find_or_open(&mut lanes),
             };
-            lane.busy.store(true, Ordering::Relaxed);
+            let producer = &mut lane.producer;
+            producer.set_busy();
             // Pairs with `fence::heavy` in `close` (see the module docs).
             fence::light();
-            let pushed = if self.closed.load(Ordering::Relaxed) {
+            // Clearing the busy bit is a release store: a flusher that sees it clear
+            // sees the event too.
+            Some(if self.closed.load(Ordering::Relaxed) {
+                producer.abort();
                 Pushed::Closed
+            } else if producer.has_room() {
+                producer.publish(event);
+                Pushed::Queued
             } else {
-                match lane.producer.push(event) {
-                    Ok(()) => Pushed::Queued,
-                    Err(rtrb::PushError::Full(event)) => self.push_ring(event),
-                }
-            };
-            // Release: a flusher that sees `busy` clear sees the event too.
-            lane.busy.store(false, Ordering::Release);
-            Some(pushed)
+                let pushed = self.push_ring(event);
+                producer.abort();
+                pushed
+            })
         });
         match on_lane {
             Ok(Some(pushed)) => pushed,
@@ -126,6 +124,8 @@ impl Lanes {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn push_ring(&self, event: Event) -> Pushed {
         match self.ring.push(event) {
             Ok(()) => Pushed::Queued,
@@ -134,6 +134,7 @@ impl Lanes {
     }
 
     #[cold]
+    #[inline(never)]
     fn push_laneless(&self, event: Event) -> Pushed {
         self.laneless.fetch_add(1, Ordering::SeqCst);
         let pushed = if self.closed.load(Ordering::SeqCst) {
@@ -145,23 +146,26 @@ impl Lanes {
         pushed
     }
 
+    /// This queue's lane among the thread's lanes, made if it has none yet.
     #[cold]
     #[inline(never)]
+    fn find_or_open<'a>(&self, lanes: &'a mut Vec<Lane>) -> &'a mut Lane {
+        match lanes.iter().position(|lane| lane.queue_id == self.queue_id) {
+            Some(at) => &mut lanes[at],
+            None => self.open(lanes),
+        }
+    }
+
     fn open<'a>(&self, lanes: &'a mut Vec<Lane>) -> &'a mut Lane {
         // Lanes of queues that are gone are dead weight: drop them here, off the hot path.
         lanes.retain(|lane| !lane.producer.is_abandoned());
-        let (producer, consumer) = RingBuffer::new(self.capacity);
-        let busy = Arc::new(AtomicBool::new(false));
+        let (producer, consumer) = ring::ring(self.capacity);
         // Registered before the first push, so a flush that follows this record
         // finds the lane and the event in it.
-        self.opened.push(LaneReader {
-            consumer,
-            busy: Arc::clone(&busy),
-        });
+        self.opened.push(consumer);
         lanes.push(Lane {
             queue_id: self.queue_id,
             producer,
-            busy,
         });
         lanes.last_mut().expect("just pushed")
     }
@@ -188,8 +192,7 @@ impl Lanes {
         readers.extend(self.take_opened());
         let deadline = Instant::now() + patience;
         let quiet = |readers: &[LaneReader]| {
-            readers.iter().all(|r| !r.busy.load(Ordering::Acquire))
-                && self.laneless.load(Ordering::Acquire) == 0
+            readers.iter().all(|r| !r.is_busy()) && self.laneless.load(Ordering::Acquire) == 0
         };
         // A busy lane's thread is a few instructions from done, unless it was
         // descheduled between them: then it needs a time slice.
@@ -207,18 +210,16 @@ impl Lanes {
 pub(crate) fn drain(lanes: &mut Vec<LaneReader>, mut sink: impl FnMut(Event)) {
     lanes.retain_mut(|lane| {
         // Read before draining: once abandoned, nothing more can arrive.
-        let abandoned = lane.consumer.is_abandoned();
-        let chunk = lane
-            .consumer
-            .read_chunk(lane.consumer.slots())
-            .expect("slots() are readable");
-        chunk.into_iter().for_each(&mut sink);
+        let abandoned = lane.is_abandoned();
+        lane.drain(&mut sink);
         !abandoned
     });
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::{Method, Path};
 
@@ -253,6 +254,7 @@ mod tests {
 
     #[test]
     fn a_full_lane_overflows_to_the_ring_then_refuses() {
+        // A lane of 2 (a power of two already) and a shared ring of 1.
         let lanes = Lanes::new(2, 1);
         for s in 1..=3 {
             assert_eq!(lanes.push(event(s)), Pushed::Queued);

@@ -7,6 +7,7 @@ mod fence;
 mod flusher;
 mod lanes;
 mod pending;
+mod ring;
 mod stats;
 
 use std::sync::Arc;
@@ -292,19 +293,27 @@ impl CountQueue {
             .snapshot(self.shared.lanes.ring.len() as u64)
     }
 
-    #[inline]
+    // Always inlined: a call would cost a fifth of a record (saved registers, the
+    // event passed through memory).
+    #[inline(always)]
     fn push(&self, event: Event) -> Recorded {
-        let shared = &*self.shared;
-        match shared.lanes.push(event) {
+        match self.shared.lanes.push(event) {
             Pushed::Queued => Recorded::Queued,
-            Pushed::Full => {
-                shared.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
-                Recorded::DroppedFull
-            }
-            Pushed::Closed => {
-                shared.stats.dropped_closed.fetch_add(1, Ordering::Relaxed);
-                Recorded::DroppedClosed
-            }
+            refused => self.refused(refused),
+        }
+    }
+
+    /// Counts a record the queue refused (off the hot path).
+    #[cold]
+    #[inline(never)]
+    fn refused(&self, pushed: Pushed) -> Recorded {
+        let stats = &self.shared.stats;
+        if pushed == Pushed::Closed {
+            stats.dropped_closed.fetch_add(1, Ordering::Relaxed);
+            Recorded::DroppedClosed
+        } else {
+            stats.dropped_full.fetch_add(1, Ordering::Relaxed);
+            Recorded::DroppedFull
         }
     }
 
