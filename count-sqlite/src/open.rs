@@ -1,6 +1,7 @@
 //! Opening connections: the file and its directories created, the settings applied,
 //! and every way an open can fail said in terms of the file's path.
 
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -110,8 +111,17 @@ fn prepare(path: &Path) -> Result<()> {
         )),
         Ok(meta) if !meta.is_file() => refuse("is not a regular file".into()),
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        // Missing, or under something that is not a directory: making the directories
+        // says which.
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
             let parent = path.parent().map_or_else(PathBuf::new, Path::to_path_buf);
+            if let Some(file) = parent.ancestors().find(|a| a.is_file()) {
+                return refuse(format!(
+                    "cannot create its directory {}: {} is a file, not a directory",
+                    parent.display(),
+                    file.display()
+                ));
+            }
             std::fs::create_dir_all(&parent).or_else(|e| {
                 refuse(format!(
                     "cannot create its directory {}: {e}",
