@@ -77,7 +77,13 @@ pub use handler::{CountV1Handler, CountV1HandlerBuilder, ServiceStats};
 pub const SERVICE_NAME: &str = "count.v1.CountService";
 
 /// The generated count.v1 types, client and server.
-#[allow(missing_docs, unreachable_pub, missing_debug_implementations)]
+// Generated code: prost re-indents the .proto's comments its own way.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::doc_lazy_continuation
+)]
 pub mod proto {
     /// `package count`.
     pub mod count {
