@@ -1,6 +1,7 @@
 //! Property: for any sequence of records (explicit timestamps across day, month and
-//! year boundaries), flushes, failed and repeated writes, and rollups, the totals of
-//! every day, month and year equal exactly what was recorded in it.
+//! year boundaries, with and without subjects and statuses), flushes, failed and
+//! repeated writes, and rollups, the totals of every day, month and year equal
+//! exactly what was recorded in it, per endpoint and per subject and status.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,7 +9,10 @@ use std::time::Duration;
 
 use count_core::jiff::Timestamp;
 use count_core::testkit::{Fault, FlakyCounter};
-use count_core::{CountQueue, Counter, DateRange, Day, Method, Path, Period};
+use count_core::{
+    CountKey, CountQueue, Counter, DateRange, Day, Dimension, Method, Path, Period, Status,
+    Subject, TotalsQuery,
+};
 use count_memory::MemoryCounter;
 use proptest::prelude::*;
 
@@ -27,6 +31,10 @@ enum Op {
     Record {
         path: usize,
         method: usize,
+        /// 0: no subject; else `SUBJECTS[subject - 1]`.
+        subject: usize,
+        /// 0: no status; else the method's `status - 1`th status.
+        status: usize,
         second: i64,
     },
     Flush,
@@ -53,8 +61,10 @@ fn second() -> impl Strategy<Value = i64> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        8 => (0..4usize, 0..3usize, second())
-            .prop_map(|(path, method, second)| Op::Record { path, method, second }),
+        8 => (0..4usize, 0..3usize, 0..3usize, 0..3usize, second())
+            .prop_map(|(path, method, subject, status, second)| {
+                Op::Record { path, method, subject, status, second }
+            }),
         2 => Just(Op::Flush),
         1 => Just(Op::FailAfterWrite),
         1 => Just(Op::FailBeforeWrite),
@@ -64,6 +74,17 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 const METHODS: [Method; 3] = [Method::Get, Method::Post, Method::Grpc];
+const SUBJECTS: [&str; 2] = ["tenant-a", "tenant-b"];
+
+/// The `status`th optional status of a request made with `method`.
+fn status_of(method: Method, status: usize) -> Option<Status> {
+    let codes: [i64; 2] = if method == Method::Grpc {
+        [0, 14]
+    } else {
+        [200, 503]
+    };
+    (status > 0).then(|| Status::for_method(method, codes[status - 1]).unwrap())
+}
 
 fn day_of(second: i64) -> Day {
     Day::of(Timestamp::from_second(second).unwrap()).unwrap()
@@ -79,18 +100,31 @@ async fn check(ops: Vec<Op>, bucket_seconds: u64) -> Result<(), TestCaseError> {
     let paths: Vec<Path> = (0..4)
         .map(|i| Path::new(&format!("/model/{i}")).unwrap())
         .collect();
+    let subjects: Vec<Subject> = SUBJECTS.iter().map(|s| Subject::new(s).unwrap()).collect();
     // (day, path index, method index) → count
     let mut expected = BTreeMap::<(Day, usize, usize), u64>::new();
+    // (subject, status) → count, over everything
+    let mut by_dimensions = BTreeMap::<(Option<Subject>, Option<Status>), u64>::new();
     for op in ops {
         match op {
             Op::Record {
                 path,
                 method,
+                subject,
+                status,
                 second,
             } => {
                 let at = Timestamp::from_second(second).unwrap();
-                queue.record_at(METHODS[method], paths[path], at).unwrap();
+                let subject = (subject > 0).then(|| subjects[subject - 1]);
+                let status = status_of(METHODS[method], status);
+                if subject.is_none() && status.is_none() {
+                    queue.record_at(METHODS[method], paths[path], at).unwrap();
+                } else {
+                    let key = CountKey::of(METHODS[method], paths[path], subject, status);
+                    queue.record_key_at(key, at).unwrap();
+                }
                 *expected.entry((day_of(second), path, method)).or_default() += 1;
+                *by_dimensions.entry((subject, status)).or_default() += 1;
             }
             // Failures are expected here: injected faults.
             Op::Flush => drop(queue.flush().await),
@@ -154,6 +188,17 @@ async fn check(ops: Vec<Op>, bucket_seconds: u64) -> Result<(), TestCaseError> {
             .unwrap();
         let sum: u64 = daily.iter().map(|t| t.total).sum();
         prop_assert_eq!(sum, expected.values().sum::<u64>());
+        let range = DateRange::new(first, last).unwrap();
+        let query = TotalsQuery::new(range, &[Dimension::Subject, Dimension::Status]).unwrap();
+        let got: Vec<_> = counter
+            .totals(&query)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| ((t.subject, t.status), t.total))
+            .collect();
+        let want: Vec<_> = by_dimensions.into_iter().collect();
+        prop_assert_eq!(got, want, "per subject and status");
     }
     let stats = queue.stats();
     prop_assert_eq!(stats.written, expected.values().sum::<u64>());

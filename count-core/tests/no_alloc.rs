@@ -5,7 +5,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
 
-use count_core::{CountQueue, Method, Path, Recorded};
+use count_core::{CountKey, CountQueue, Method, Path, Recorded, Status, Subject};
 use count_memory::MemoryCounter;
 
 struct CountingAllocator;
@@ -45,7 +45,7 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
 }
 
 #[test]
-fn record_does_not_allocate_when_queued_dropped_or_closed() {
+fn record_does_not_allocate_when_queued_dropped_or_closed_with_or_without_dimensions() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -60,6 +60,10 @@ fn record_does_not_allocate_when_queued_dropped_or_closed() {
     let paths: Vec<Path> = (0..16)
         .map(|i| Path::new(&format!("/alloc/{i}")).unwrap())
         .collect();
+    let subjects: Vec<Subject> = (0..4)
+        .map(|i| Subject::new(&format!("tenant-{i}")).unwrap())
+        .collect();
+    let ok = Status::http(200).unwrap();
     let at = count_core::jiff::Timestamp::from_second(1_700_000_000).unwrap();
     // Warm up: first use of thread-locals, the clock, the paths.
     queue.record(Method::Get, paths[0]);
@@ -68,10 +72,11 @@ fn record_does_not_allocate_when_queued_dropped_or_closed() {
     let n = allocations_during(|| {
         for i in 0..200_000 {
             let path = paths[i % paths.len()];
-            let recorded = if i % 2 == 0 {
-                queue.record(Method::Get, path)
-            } else {
-                queue.record_at(Method::Post, path, at).unwrap()
+            let key = CountKey::of(Method::Put, path, Some(subjects[i % 4]), Some(ok));
+            let recorded = match i % 3 {
+                0 => queue.record(Method::Get, path),
+                1 => queue.record_at(Method::Post, path, at).unwrap(),
+                _ => queue.record_key(key),
             };
             outcomes[recorded as usize] += 1;
         }
