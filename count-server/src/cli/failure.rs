@@ -48,15 +48,18 @@ impl From<count_core::Error> for Failure {
     /// [`Failure::SchemaNotCurrent`], another refused value a usage error, a refused
     /// token [`Failure::Refused`], anything else a backend failure.
     fn from(error: count_core::Error) -> Failure {
-        match &error {
-            count_core::Error::InvalidInput {
-                field: "schema", ..
-            } => Failure::SchemaNotCurrent(format!(
+        if crate::backend::is_schema_not_current(&error) {
+            return Failure::SchemaNotCurrent(format!(
                 "{error}\n(`count-server migrate` applies the missing migrations)"
-            )),
+            ));
+        }
+        match &error {
             count_core::Error::InvalidInput { .. } => Failure::Usage(error.to_string()),
             count_core::Error::Backend { source, .. } => {
-                match source.downcast_ref::<tonic::Status>().map(tonic::Status::code) {
+                match source
+                    .downcast_ref::<tonic::Status>()
+                    .map(tonic::Status::code)
+                {
                     Some(tonic::Code::Unauthenticated | tonic::Code::PermissionDenied) => {
                         Failure::Refused(format!(
                             "the server refused the access token (--token or COUNT_TOKEN): {}",

@@ -37,24 +37,25 @@ pub(super) async fn run(args: MigrateArgs) -> Result<(), Failure> {
     // A check first, also without --check: it tells what the apply will add.
     let missing = match args.database.open(Migrations::Check).await {
         Ok(opened) => {
-            return super::print(&format!(
-                "The schema of the {} is current.\n",
-                opened.description
-            ));
+            return super::print(&format!("{}: the schema is current.\n", opened.description));
         }
-        Err(Failure::SchemaNotCurrent(missing)) if !args.check => missing,
-        Err(Failure::NotFound(_)) if !args.check => String::new(),
+        Err(Failure::SchemaNotCurrent(message)) if !args.check => {
+            missing_part(&message).map(str::to_owned)
+        }
+        Err(Failure::NotFound(_)) if !args.check => None,
         Err(failure) => return Err(failure),
     };
     let opened = args.database.open(Migrations::Apply).await?;
-    let what = missing.lines().next().unwrap_or_default();
+    let applied = missing.map_or_else(String::new, |m| format!(" (it lacked {m})"));
     super::print(&format!(
-        "Migrated the {}: its schema is current.\n{}",
-        opened.description,
-        if what.is_empty() {
-            String::new()
-        } else {
-            format!("Before: {what}\n")
-        }
+        "{}: migrated; the schema is current{applied}.\n",
+        opened.description
     ))
+}
+
+/// `missing migration 2 (name)` out of a backend's "schema not current" message.
+fn missing_part(message: &str) -> Option<&str> {
+    let start = message.find("missing migration")?;
+    let rest = &message[start..];
+    Some(rest.split(';').next().unwrap_or(rest).trim_end())
 }

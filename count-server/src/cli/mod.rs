@@ -28,15 +28,31 @@ pub use rollup::RollupArgs;
 pub use source::{Database, Source};
 pub use totals::{Format, RangeArgs, TotalsArgs};
 
-/// The exit codes, as the module's table lists them.
-const EXIT_CODES: &str = "\
-Exit codes:
+/// The exit codes, as the module's table lists them, for the commands' `--help`.
+macro_rules! exit_codes {
+    () => {
+        "Exit codes:
   0  done
   1  the backend or the server failed or could not be reached
   2  a bad or missing argument
-  3  not found: no database file at --db-path
-  4  the database's schema is not current (run `count-server migrate`)
-  5  the server refused the access token";
+  3  not found: no database file at --db-path (or the server's default file)
+  4  the database's schema is not current (`count-server migrate` applies it)
+  5  the server refused the access token"
+    };
+}
+use exit_codes;
+
+/// What `count-server --help` can end with: the operator commands in one line each,
+/// with examples and the exit codes.
+pub const HELP: &str = concat!(
+    "Operator commands (count-server <command> --help for each):
+  count-server totals --server http://localhost:7777 --month 2026-11
+  count-server rollup --db-path /var/lib/count/count.db
+  count-server migrate --check --db-url postgresql://count@db/count
+
+",
+    exit_codes!()
+);
 
 /// An operator command: `count-server <command> ...`.
 #[derive(Debug, clap::Subcommand)]

@@ -6,22 +6,20 @@ use super::failure::Failure;
 use super::source::Source;
 use super::table::thousands;
 
-pub(super) const HELP: &str = "\
+pub(super) const HELP: &str = concat!(
+    "\
 Examples:
   count-server rollup --db-path /var/lib/count/count.db
   count-server rollup --server http://localhost:7777 --day 2026-11-27
 
 Without --day every finished day (before today, UTC) that holds counts not yet rolled
 up is rolled up, oldest first. Rolling up a day twice is safe: the totals stay exact.
-One line per day is printed: the day, its requests and its endpoints.
+One line per day is printed: the day, its requests and its endpoints. Nothing to
+roll up is no failure.
 
-Exit codes:
-  0  done (nothing to roll up too)
-  1  the backend or the server failed or could not be reached
-  2  a bad or missing argument
-  3  not found: no database file at --db-path
-  4  the database's schema is not current (run `count-server migrate`)
-  5  the server refused the access token";
+",
+    super::exit_codes!()
+);
 
 /// The options of `count-server rollup`.
 #[derive(Debug, Clone, clap::Args)]

@@ -20,7 +20,12 @@ pub struct Source {
     server: Option<String>,
 
     /// The access token the server asks for (sent as a bearer token to --server).
-    #[arg(long, env = "COUNT_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "COUNT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     token: Option<String>,
 
     /// Trust this CA certificate (PEM) for an https --server, besides the system's.

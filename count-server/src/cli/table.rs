@@ -16,7 +16,9 @@ pub(crate) fn render(query: &TotalsQuery, rows: &[GroupedTotal]) -> String {
     }
     let columns = columns(query);
     let mut cells: Vec<Vec<String>> = rows.iter().map(|row| cells_of(&columns, row)).collect();
-    let total = rows.iter().fold(0, |sum, row| add_saturating(sum, row.total));
+    let total = rows
+        .iter()
+        .fold(0, |sum, row| add_saturating(sum, row.total));
     let mut total_line = vec![String::new(); columns.len()];
     total_line[0] = "TOTAL".to_owned();
     total_line.push(thousands(total));
@@ -97,7 +99,9 @@ fn cells_of(columns: &[Column], row: &GroupedTotal) -> Vec<String> {
         .map(|column| match column {
             Column::Day => row.day.map_or_else(none, |d| d.to_string()),
             Column::Method => row.endpoint.map_or_else(none, |e| e.method.to_string()),
-            Column::Path => row.endpoint.map_or_else(none, |e| e.path.as_str().to_owned()),
+            Column::Path => row
+                .endpoint
+                .map_or_else(none, |e| e.path.as_str().to_owned()),
             Column::Subject => row.subject.map_or_else(none, |s| s.as_str().to_owned()),
             Column::Status => row.status.map_or_else(none, |s| {
                 if s.is_grpc() {

@@ -8,7 +8,8 @@ use count_core::{
 use super::failure::Failure;
 use super::source::Source;
 
-pub(super) const HELP: &str = "\
+pub(super) const HELP: &str = concat!(
+    "\
 Examples:
   count-server totals --server http://localhost:7777 --day 2026-11-27
   count-server totals --db-path /var/lib/count/count.db --month 2026-11 --group day
@@ -17,15 +18,11 @@ Examples:
       --endpoint 'GET /users/{id}' --subject acme --format json
 
 Without a range option the totals are today's (UTC). CSV and JSON are exactly what
-GET /api/v1/totals answers for the same options.
+GET /api/v1/totals answers for the same options. An empty answer is no failure.
 
-Exit codes:
-  0  done (an empty answer too)
-  1  the backend or the server failed or could not be reached
-  2  a bad or missing argument
-  3  not found: no database file at --db-path
-  4  the database's schema is not current (run `count-server migrate`)
-  5  the server refused the access token";
+",
+    super::exit_codes!()
+);
 
 /// The options of `count-server totals`.
 #[derive(Debug, Clone, clap::Args)]
@@ -89,7 +86,12 @@ pub struct RangeArgs {
     from: Option<Day>,
 
     /// The last day of a range (with --from; included).
-    #[arg(long, requires = "from", value_name = "YYYY-MM-DD")]
+    #[arg(
+        long,
+        requires = "from",
+        conflicts_with_all = ["day", "month", "year", "period"],
+        value_name = "YYYY-MM-DD"
+    )]
     to: Option<Day>,
 }
 
@@ -109,7 +111,12 @@ pub enum Format {
 impl RangeArgs {
     /// The days asked for; today (UTC) when none was.
     fn range(&self) -> Result<DateRange, Failure> {
-        let period = self.day.map(Period::Day).or(self.month).or(self.year).or(self.period);
+        let period = self
+            .day
+            .map(Period::Day)
+            .or(self.month)
+            .or(self.year)
+            .or(self.period);
         if let Some(period) = period {
             return Ok(period.range());
         }
@@ -176,6 +183,8 @@ fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
     let (method, path) = text.split_once(' ').ok_or_else(|| {
         format!("invalid endpoint {text:?}: expected a method and a path, as 'GET /users/{{id}}'")
     })?;
-    let method: Method = method.parse().map_err(|e: count_core::Error| e.to_string())?;
+    let method: Method = method
+        .parse()
+        .map_err(|e: count_core::Error| e.to_string())?;
     Endpoint::parse(method, path).map_err(|e| e.to_string())
 }

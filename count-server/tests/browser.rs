@@ -1,0 +1,282 @@
+//! The dashboard in a real browser: headless Chromium over WebDriver against a
+//! spawned `count-server` holding known counts. The page loads without console
+//! errors, its chart and table show the known totals, changing the period changes
+//! them, and a server with a token asks for it and refuses a wrong one clearly.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`; skips without them unless `CI`
+//! is set. A screenshot of each test is left under `target/tmp/browser/`.
+
+#[path = "browser/server.rs"]
+mod server;
+#[path = "browser/webdriver.rs"]
+mod webdriver;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use count_core::{DateRange, Day, Dimension, TotalsQuery};
+use count_grpc::GrpcCounter;
+use serde_json::{Value, json};
+use server::{Known, Spawned, days_before, expected, known_counts, send, thousands};
+use webdriver::Browser;
+
+/// Long enough for a loaded CI machine; the page itself answers in milliseconds.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Waits until the page has loaded the range `from..=to` and says `ready`.
+async fn wait_ready(browser: &Browser, from: Day, to: Day) {
+    let hash = format!("#from={from}&to={to}");
+    browser
+        .wait_for(
+            &format!(
+                "location.hash === '{hash}' && document.getElementById('status').textContent === 'ready'"
+            ),
+            &format!("the page to load {from} to {to}"),
+            PATIENCE,
+        )
+        .await;
+}
+
+/// Asserts that the tiles, the table and the chart show the totals of `counts` over
+/// `from..=to`.
+async fn assert_shows(browser: &Browser, counts: &[Known], from: Day, to: Day) {
+    let range = DateRange::new(from, to).unwrap();
+    let per_endpoint = expected(
+        counts,
+        &TotalsQuery::new(range, &[Dimension::Endpoint]).unwrap(),
+    );
+    let total: u64 = per_endpoint.iter().map(|r| r.total).sum();
+    let shown = browser
+        .js(
+            "return document.getElementById('total-requests').textContent",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        shown,
+        json!(thousands(total)),
+        "total requests {from}..{to}"
+    );
+
+    // The table: one row per endpoint, each with its total.
+    let rows = browser
+        .js(
+            "return [...document.querySelectorAll('#endpoint-table tr[data-method][data-path]')]
+                .map((r) => [r.dataset.method, r.dataset.path, r.querySelector('td.total').textContent]);",
+            vec![],
+        )
+        .await;
+    let mut rows: Vec<(String, String, String)> = serde_json::from_value(rows).unwrap();
+    rows.sort();
+    let mut want: Vec<(String, String, String)> = per_endpoint
+        .iter()
+        .map(|r| {
+            let e = r.endpoint.unwrap();
+            (
+                e.method.to_string(),
+                e.path.as_str().to_owned(),
+                thousands(r.total),
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(rows, want, "endpoint table {from}..{to}");
+
+    // The chart: every day of the range, its bars adding up to the day's total, and
+    // each endpoint's own series (the busiest ones) matching that endpoint's days.
+    let bars = browser
+        .js(
+            "return [...document.querySelectorAll('#chart rect[data-day][data-series][data-value]')]
+                .map((r) => [r.dataset.day, r.dataset.series, Number(r.dataset.value)]);",
+            vec![],
+        )
+        .await;
+    let bars: Vec<(String, String, u64)> = serde_json::from_value(bars).unwrap();
+    let mut per_day = BTreeMap::<String, u64>::new();
+    let mut per_series = BTreeMap::<(String, String), u64>::new();
+    for (day, series, value) in &bars {
+        *per_day.entry(day.clone()).or_default() += value;
+        *per_series.entry((series.clone(), day.clone())).or_default() += value;
+    }
+    let by_day = expected(counts, &TotalsQuery::new(range, &[Dimension::Day]).unwrap());
+    let mut want_days: BTreeMap<String, u64> = range.days().map(|d| (d.to_string(), 0)).collect();
+    for row in &by_day {
+        want_days.insert(row.day.unwrap().to_string(), row.total);
+    }
+    assert_eq!(per_day, want_days, "chart days {from}..{to}");
+    let by_day_and_endpoint = expected(
+        counts,
+        &TotalsQuery::new(range, &[Dimension::Day, Dimension::Endpoint]).unwrap(),
+    );
+    let mut endpoint_series = 0;
+    for row in by_day_and_endpoint {
+        let key = format!("{}", row.endpoint.unwrap());
+        if per_series.keys().any(|(series, _)| *series == key) {
+            let value = per_series.get(&(key.clone(), row.day.unwrap().to_string()));
+            assert_eq!(
+                value,
+                Some(&row.total),
+                "{key} on {} in the chart",
+                row.day.unwrap()
+            );
+            endpoint_series += 1;
+        }
+    }
+    assert!(
+        endpoint_series > 0,
+        "the chart names the busiest endpoints: {bars:?}"
+    );
+}
+
+/// The console's messages that are errors.
+async fn console_errors(browser: &Browser) -> Vec<String> {
+    browser
+        .console()
+        .await
+        .into_iter()
+        .filter(|(level, _)| level == "SEVERE")
+        .map(|(_, message)| message)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_known_totals_and_follows_the_period() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let spawned = Spawned::start(&[], &[("DB_URL", "memory:")]);
+    let today = Day::today();
+    let counts = known_counts(today);
+    send(
+        &GrpcCounter::connect(&spawned.url()).await.unwrap(),
+        &counts,
+    )
+    .await;
+
+    // First load: the last 30 days.
+    browser.goto(&format!("{}/", spawned.url())).await;
+    let month = days_before(today, 29);
+    wait_ready(&browser, month, today).await;
+    assert_shows(&browser, &counts, month, today).await;
+    let errors = console_errors(&browser).await;
+    assert!(errors.is_empty(), "console errors on load: {errors:?}");
+    let load_ms = browser
+        .js(
+            "return Number(document.documentElement.dataset.loadMs)",
+            vec![],
+        )
+        .await;
+    assert!(
+        load_ms.as_f64().is_some_and(|ms| ms > 0.0),
+        "loadMs: {load_ms}"
+    );
+
+    // A preset: the last 7 days leave out what was counted 10 days ago.
+    browser.click("button[data-preset='7d']").await;
+    let week = days_before(today, 6);
+    wait_ready(&browser, week, today).await;
+    assert_shows(&browser, &counts, week, today).await;
+    assert_eq!(
+        browser.js("return document.querySelector('button[data-preset=\"7d\"]').getAttribute('aria-pressed')", vec![]).await,
+        json!("true")
+    );
+
+    // A range typed in: one day 40 days ago, when only /health was called.
+    let long_ago = days_before(today, 40);
+    browser
+        .js(
+            "document.getElementById('range-from').value = arguments[0];
+             document.getElementById('range-to').value = arguments[0];",
+            vec![json!(long_ago.to_string())],
+        )
+        .await;
+    browser.click("#apply-range").await;
+    wait_ready(&browser, long_ago, long_ago).await;
+    assert_shows(&browser, &counts, long_ago, long_ago).await;
+
+    // A range with nothing in it says so instead of showing an empty chart.
+    let empty = days_before(today, 100);
+    browser
+        .goto(&format!("{}/#from={empty}&to={empty}", spawned.url()))
+        .await;
+    wait_ready(&browser, empty, empty).await;
+    let shown: Value = browser
+        .js(
+            "return [document.getElementById('empty-state').hidden, document.getElementById('total-requests').textContent]",
+            vec![],
+        )
+        .await;
+    assert_eq!(shown, json!([false, "0"]));
+
+    // Back to the month for the picture.
+    browser
+        .goto(&format!("{}/#from={month}&to={today}", spawned.url()))
+        .await;
+    wait_ready(&browser, month, today).await;
+    let errors = console_errors(&browser).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    let picture = browser.screenshot("dashboard").await;
+    println!("screenshot: {}", picture.display());
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_server_with_a_token_asks_for_it_and_refuses_a_wrong_one() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let spawned = Spawned::start(&[], &[("DB_URL", "memory:"), ("COUNT_TOKEN", "s3cret")]);
+    let today = Day::today();
+    let counts = known_counts(today);
+    let counter = GrpcCounter::builder(&spawned.url())
+        .token("s3cret")
+        .connect()
+        .await
+        .unwrap();
+    send(&counter, &counts).await;
+
+    browser.goto(&format!("{}/", spawned.url())).await;
+    let auth_shown = "!document.getElementById('auth').hidden";
+    browser
+        .wait_for(auth_shown, "the token form", PATIENCE)
+        .await;
+    let message = "return document.getElementById('auth-message').textContent";
+    assert_eq!(
+        browser.js(message, vec![]).await,
+        json!("This server needs an access token.")
+    );
+
+    browser.type_into("#token-input", "wrong-token").await;
+    browser.click("#token-submit").await;
+    browser
+        .wait_for(
+            "document.getElementById('auth-message').classList.contains('refused')",
+            "the wrong token refused",
+            PATIENCE,
+        )
+        .await;
+    assert_eq!(
+        browser.js(message, vec![]).await,
+        json!("That token was refused. Check it and try again.")
+    );
+    assert_eq!(
+        browser.js(&format!("return {auth_shown}"), vec![]).await,
+        json!(true)
+    );
+    browser.screenshot("token-refused").await;
+
+    browser.type_into("#token-input", "s3cret").await;
+    browser.click("#token-submit").await;
+    let month = days_before(today, 29);
+    wait_ready(&browser, month, today).await;
+    assert_eq!(
+        browser.js(&format!("return {auth_shown}"), vec![]).await,
+        json!(false)
+    );
+    assert_shows(&browser, &counts, month, today).await;
+    // The only errors are the refusals the browser reports for the 401 answers.
+    for error in console_errors(&browser).await {
+        assert!(error.contains("401"), "console error: {error}");
+    }
+    browser.close().await;
+}
