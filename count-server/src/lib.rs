@@ -116,6 +116,7 @@ pub mod cli;
 mod config;
 mod health;
 pub mod http;
+mod incoming;
 pub mod logging;
 mod metrics;
 mod server;

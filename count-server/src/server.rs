@@ -9,7 +9,6 @@
 //! one.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,9 +20,9 @@ use axum::response::{IntoResponse, Response};
 use count_core::{Counter, Error, RollupScheduler};
 use count_grpc::CountV1Handler;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 use tower::limit::GlobalConcurrencyLimitLayer;
 
@@ -32,7 +31,11 @@ use crate::backend::{self, Migrations, Opened};
 use crate::config::ServerConfig;
 use crate::health::{BackendHealth, HealthWatch};
 use crate::http::{self, Api};
+use crate::incoming;
 use crate::metrics::{Figures, Metrics};
+
+/// After cutting the connections, how long to wait for the server to notice.
+const CUT_WAIT: Duration = Duration::from_secs(2);
 
 /// Opens the backend `config` names, serves on `listener` until `shutdown`
 /// completes, then stops accepting, lets calls in progress finish (at most the
@@ -147,23 +150,17 @@ pub async fn serve_backend(
         ))
         .add_routes(Routes::from(app));
 
-    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stop_accepting = CancellationToken::new();
+    let cut = CancellationToken::new();
+    let connections = incoming::incoming(listener, tls, stop_accepting.clone(), cut.clone());
     let grace = config.shutdown_grace;
-    let signal = stop_signal(shutdown, watch, reporter, grace, stopping);
-    let serving: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
-        match tls {
-            None => {
-                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-                Box::pin(server.serve_with_incoming_shutdown(incoming, signal))
-            }
-            Some(acceptor) => Box::pin(
-                server
-                    .serve_with_incoming_shutdown(crate::tls::incoming(listener, acceptor), signal),
-            ),
-        };
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let signal = stop_signal(shutdown, watch, reporter, grace, stop_accepting, stopping);
+    let serving = server.serve_with_incoming_shutdown(connections, signal);
+    tokio::pin!(serving);
     // After the stop signal, calls in progress have `grace` to finish: one held
     // stream (a health Watch, a client that never closes its Add) must not keep the
-    // process alive for ever.
+    // server up for ever.
     let deadline = async move {
         if stopped.await.is_ok() {
             tokio::time::sleep(grace).await;
@@ -172,13 +169,16 @@ pub async fn serve_backend(
         }
     };
     let served = tokio::select! {
-        served = serving => served,
+        served = &mut serving => served,
         () = deadline => {
             tracing::warn!(
-                "count-server: calls still in progress after the {} s grace period are cut",
+                "count-server: the {} s grace period is over: cutting the connections still open",
                 grace.as_secs_f64()
             );
-            Ok(())
+            cut.cancel();
+            // A cut connection ends at its next read or write; one that does neither
+            // is given up on after a moment.
+            tokio::time::timeout(CUT_WAIT, &mut serving).await.unwrap_or(Ok(()))
         }
     };
 
@@ -256,13 +256,15 @@ async fn stop_signal(
     watch: HealthWatch,
     reporter: HealthReporter,
     grace: Duration,
+    stop_accepting: CancellationToken,
     stopping: tokio::sync::oneshot::Sender<()>,
 ) {
     shutdown.await;
     tracing::info!(
-        "count-server: stopping: no new calls; those in progress have {} s to finish",
+        "count-server: stopping: no new connections; calls in progress have {} s to finish",
         grace.as_secs_f64()
     );
+    stop_accepting.cancel();
     watch.stop(&reporter).await;
     let _ = stopping.send(());
 }

@@ -1,23 +1,15 @@
 //! TLS on the one port: rustls (ring provider) offering both `h2` and `http/1.1` by
 //! ALPN, so gRPC clients and browsers both connect. (tonic's own TLS offers only
-//! `h2`, which turns away HTTP/1.1 clients.) Each handshake runs in its own task, so
-//! a slow or silent client never holds up accepting the others.
-
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+//! `h2`, which turns away HTTP/1.1 clients.) The handshakes are made where
+//! connections are accepted (`incoming.rs`).
 
 use count_core::Error;
-use tokio::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::server::TlsStream;
-use tokio_stream::wrappers::ReceiverStream;
-
-/// How long a client may take to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A certificate chain and its private key, both PEM files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,43 +71,4 @@ impl TlsFiles {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
-}
-
-/// The connections of `listener`, TLS-handshaken. Ends (closing the listener) when
-/// the server drops the stream.
-pub(crate) fn incoming(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
-    let (ready, incoming) = tokio::sync::mpsc::channel(128);
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _peer) = tokio::select! {
-                _ = ready.closed() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(connection) => connection,
-                    Err(error) => {
-                        // Out of file descriptors and the like: wait, keep listening.
-                        tracing::warn!(%error, "count-server: accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = tcp.set_nodelay(true);
-            let (acceptor, ready) = (acceptor.clone(), ready.clone());
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = ready.send(Ok(tls)).await;
-                    }
-                    Ok(Err(error)) => {
-                        tracing::debug!(%error, "count-server: a TLS handshake failed");
-                    }
-                    Err(_) => tracing::debug!("count-server: a TLS handshake timed out"),
-                }
-            });
-        }
-    });
-    ReceiverStream::new(incoming)
 }

@@ -1,65 +1,118 @@
-//! `count-server`'s choice of backend from `DB_URL`: PostgreSQL, or CockroachDB
-//! detected from the server's `version()` (here, count-testcluster's emulation).
+//! Which backend a database URL opens: PostgreSQL, or CockroachDB told apart by the
+//! server's `version()` (here, count-testcluster's emulation), forced or refused;
+//! SQLite files and memory; checking a schema without migrating it.
 
-use count_grpc::ServerConfig;
-use count_grpc::server::{Backend, connect_backend};
+use count_server::backend::{self, Backend, Migrations};
 use count_testcluster::TestCluster;
 use count_testcluster::cockroach::CockroachEmulation;
 
-fn config(url: &str, backend: Backend) -> ServerConfig {
-    ServerConfig {
-        db_url: Some(url.to_owned()),
-        backend,
-        ..ServerConfig::default()
-    }
-}
-
-/// The type a backend was made as, from its `Debug` form.
-fn kind(counter: &dyn count_core::Counter) -> String {
-    format!("{counter:?}")
-        .split([' ', '{'])
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_backend_is_chosen_from_the_url_and_the_server() {
+async fn postgresql_urls_open_postgresql_or_cockroachdb() {
     let Some(cluster) = TestCluster::shared() else {
         return;
     };
-    let postgres = cluster.fresh_database("grpc_backend_pg");
-    let cockroach = CockroachEmulation::start(cluster.clone(), "grpc_backend_crdb").await;
+    let postgres = cluster.fresh_database("server_backend_pg");
+    let cockroach = CockroachEmulation::start(cluster.clone(), "server_backend_crdb").await;
 
-    let auto_pg = connect_backend(&config(&postgres, Backend::Auto))
+    let auto_pg = backend::open(&postgres, Backend::Auto, Migrations::Apply)
         .await
         .unwrap();
-    assert_eq!(kind(&*auto_pg), "PgCounter");
-    let auto_crdb = connect_backend(&config(&cockroach.url(), Backend::Auto))
+    assert_eq!(auto_pg.backend, Backend::Postgres);
+    assert!(
+        auto_pg.description.starts_with("PostgreSQL at "),
+        "{}",
+        auto_pg.description
+    );
+    assert!(auto_pg.retries().is_none());
+    let auto_crdb = backend::open(&cockroach.url(), Backend::Auto, Migrations::Apply)
         .await
         .unwrap();
-    assert_eq!(kind(&*auto_crdb), "CockroachCounter");
-    auto_crdb.health().await.unwrap();
+    assert_eq!(auto_crdb.backend, Backend::Cockroach);
+    assert!(auto_crdb.description.starts_with("CockroachDB at "));
+    assert_eq!(auto_crdb.retries().unwrap().restarts, 0);
+    auto_crdb.counter.health().await.unwrap();
 
     // Forced: CockroachDB on PostgreSQL is refused by name.
-    let refused = connect_backend(&config(&postgres, Backend::Cockroach))
+    let refused = backend::open(&postgres, Backend::Cockroach, Migrations::Apply)
         .await
         .unwrap_err();
-    assert!(refused.to_string().contains("PgCounter"), "{refused}");
-    let forced_pg = connect_backend(&config(&postgres, Backend::Postgres))
+    assert!(refused.to_string().contains("PostgreSQL"), "{refused}");
+    let forced_pg = backend::open(&postgres, Backend::Postgres, Migrations::Check)
         .await
         .unwrap();
-    assert_eq!(kind(&*forced_pg), "PgCounter");
+    assert_eq!(forced_pg.backend, Backend::Postgres);
 
-    // A URL that cannot work is an error, not a fallback to memory.
-    let bad = connect_backend(&config(
+    // Checking a database nobody migrated says so, and changes nothing.
+    let empty = cluster.fresh_database("server_backend_empty");
+    let unmigrated = backend::open(&empty, Backend::Auto, Migrations::Check)
+        .await
+        .unwrap_err();
+    assert!(backend::is_schema_not_current(&unmigrated), "{unmigrated}");
+    let still = backend::open(&empty, Backend::Postgres, Migrations::Check)
+        .await
+        .unwrap_err();
+    assert!(backend::is_schema_not_current(&still), "{still}");
+
+    // A URL that cannot work is an error, not a fallback to anything.
+    let bad = backend::open(
         "postgresql://nobody@127.0.0.1:1/x?sslmode=disable",
         Backend::Auto,
-    ))
+        Migrations::Apply,
+    )
     .await
     .unwrap_err();
     assert!(bad.to_string().contains("127.0.0.1"), "{bad}");
+    assert!(!backend::is_schema_not_current(&bad));
+}
 
-    let memory = connect_backend(&ServerConfig::default()).await.unwrap();
-    assert_eq!(kind(&*memory), "MemoryCounter");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_files_and_memory_open_without_a_database_server() {
+    let dir = std::env::temp_dir().join(format!("count-server-backends-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = dir.join("nested/dirs/count.db");
+    let url = backend::sqlite_url(&file).unwrap();
+    let sqlite = backend::open(&url, Backend::Auto, Migrations::Apply)
+        .await
+        .unwrap();
+    assert_eq!(sqlite.backend, Backend::Sqlite);
+    assert_eq!(
+        sqlite.description,
+        format!("SQLite file {}", file.display())
+    );
+    assert!(sqlite.is_durable() && sqlite.warning().is_none());
+    assert!(file.exists());
+    let forced = backend::open(&url, Backend::Sqlite, Migrations::Apply)
+        .await
+        .unwrap();
+    assert_eq!(forced.backend, Backend::Sqlite);
+
+    let in_memory = backend::open("sqlite::memory:", Backend::Auto, Migrations::Apply)
+        .await
+        .unwrap();
+    assert!(!in_memory.is_durable());
+    assert!(in_memory.warning().unwrap().contains("lost"));
+    let memory = backend::open("memory:", Backend::Memory, Migrations::Apply)
+        .await
+        .unwrap();
+    assert_eq!(memory.backend, Backend::Memory);
+    assert!(!memory.is_durable());
+
+    for (url, backend, words) in [
+        ("mysql://root:pw@h/x", Backend::Auto, "expected sqlite:"),
+        (url.as_str(), Backend::Postgres, "is SQLite"),
+        ("memory:", Backend::Sqlite, "is memory"),
+        (
+            "postgresql://h/d",
+            Backend::Memory,
+            "PostgreSQL or CockroachDB",
+        ),
+    ] {
+        let error = backend::open(url, backend, Migrations::Apply)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(words), "{url} {backend}: {error}");
+        assert!(!error.contains(":pw@"), "{error}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,353 @@
+//! What the server's tests share: a server in this process, an HTTP/1.1 client made of
+//! hyper's connection API (plaintext or any stream), raw TCP for requests no client
+//! would send, a counter that can be switched off, certificates, and request builders.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use count_core::{
+    Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Period, PeriodTotal,
+    TotalsQuery,
+};
+use count_grpc::proto::count::v1 as pb;
+use count_grpc::proto::count::v1::count_service_client::CountServiceClient;
+use count_grpc::proto::google::r#type::Date;
+use count_memory::MemoryCounter;
+use count_server::ServerConfig;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub const GET: i32 = pb::Method::Get as i32;
+pub const POST: i32 = pb::Method::Post as i32;
+
+/// 2024-03-10T12:00:00Z.
+pub const NOON: i64 = 1_710_072_000;
+
+/// A server in this process, stopped by [`Running::stop`].
+pub struct Running {
+    pub address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<count_core::Result<()>>,
+}
+
+impl Running {
+    /// Serves `counter` with `config` on a free loopback port.
+    pub async fn start(config: ServerConfig, counter: Arc<dyn Counter>) -> Running {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(count_server::serve_counter(
+            config,
+            counter,
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Running {
+            address,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub async fn client(&self) -> CountServiceClient<Channel> {
+        CountServiceClient::connect(self.url()).await.unwrap()
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// `GET path` over HTTP/1.1 with `headers`.
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let tcp = tokio::net::TcpStream::connect(self.address).await.unwrap();
+        http1_get(tcp, &self.address.to_string(), path, headers).await
+    }
+
+    /// Asks the server to stop; returns once it has.
+    pub async fn stop(mut self) -> count_core::Result<()> {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap()
+    }
+
+    /// Whether the server task has ended (without being asked to stop).
+    pub fn has_ended(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// An HTTP answer, body as text.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+/// `GET path` over HTTP/1.1 on `stream` (plaintext or TLS), one request.
+pub async fn http1_get(
+    stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut request = http::Request::get(path).header("host", host);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = sender
+        .send_request(request.body(Empty::<Bytes>::new()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+/// Writes `bytes` to `address` as they are and returns what comes back until the
+/// server closes the connection (or 5 s pass).
+pub async fn raw(address: SocketAddr, bytes: &[u8]) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    tcp.write_all(bytes).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+pub fn memory() -> (Arc<MemoryCounter>, Arc<dyn Counter>) {
+    let counter = Arc::new(MemoryCounter::new());
+    (counter.clone(), counter)
+}
+
+pub async fn sum(counter: &dyn Counter, range: DateRange) -> u64 {
+    let totals = counter.daily_totals(range).await.unwrap();
+    totals.iter().map(|t| t.total).sum()
+}
+
+pub fn date(year: i32, month: i32, day: i32) -> Date {
+    Date { year, month, day }
+}
+
+pub fn add(method: i32, path: &str, seconds: i64) -> pb::AddRequest {
+    pb::AddRequest {
+        method,
+        path: path.to_owned(),
+        request_timestamp: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+        ..Default::default()
+    }
+}
+
+/// [`add`] with a subject and a status.
+pub fn add_with(
+    method: i32,
+    path: &str,
+    seconds: i64,
+    subject: Option<&str>,
+    status: Option<i32>,
+) -> pb::AddRequest {
+    pb::AddRequest {
+        subject: subject.map(str::to_owned),
+        status,
+        ..add(method, path, seconds)
+    }
+}
+
+/// Sends `requests` as one `Add` stream.
+pub async fn add_all(client: &mut CountServiceClient<Channel>, requests: Vec<pb::AddRequest>) {
+    client.add(tokio_stream::iter(requests)).await.unwrap();
+}
+
+/// A fresh directory under the system's temporary one, named for the test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("count-server-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A CA and a server certificate for `localhost` it signed, made with `openssl`:
+/// (CA, certificate, key).
+pub fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=count test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.pem",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+/// A counter over memory that can be switched off: while off, every call (health
+/// included) fails with `Unavailable`, as a database that went away.
+#[derive(Debug, Default)]
+pub struct Switch {
+    pub inner: MemoryCounter,
+    off: AtomicBool,
+}
+
+impl Switch {
+    pub fn set_down(&self, down: bool) {
+        self.off.store(down, Ordering::SeqCst);
+    }
+
+    fn up(&self) -> count_core::Result<()> {
+        if self.off.load(Ordering::SeqCst) {
+            Err(Error::unavailable("switched off by the test"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Counter for Switch {
+    async fn write(&self, batch: &Batch) -> count_core::Result<()> {
+        self.up()?;
+        self.inner.write(batch).await
+    }
+
+    async fn rollup(&self, day: Day) -> count_core::Result<Vec<DailyTotal>> {
+        self.up()?;
+        self.inner.rollup(day).await
+    }
+
+    async fn daily_totals(&self, range: DateRange) -> count_core::Result<Vec<DailyTotal>> {
+        self.up()?;
+        self.inner.daily_totals(range).await
+    }
+
+    async fn period_totals(&self, period: Period) -> count_core::Result<Vec<PeriodTotal>> {
+        self.up()?;
+        self.inner.period_totals(period).await
+    }
+
+    async fn totals(&self, query: &TotalsQuery) -> count_core::Result<Vec<GroupedTotal>> {
+        self.up()?;
+        self.inner.totals(query).await
+    }
+
+    async fn unrolled_days(&self, before: Day) -> count_core::Result<Vec<Day>> {
+        self.up()?;
+        self.inner.unrolled_days(before).await
+    }
+
+    async fn health(&self) -> count_core::Result<()> {
+        self.up()
+    }
+}
+
+/// Polls `condition` every 20 ms for up to 10 s; panics with `what` if it never holds.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..500 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never happened: {what}");
+}
