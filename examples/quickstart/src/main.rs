@@ -1,15 +1,22 @@
-//! Quickstart: count simulated API traffic, roll up, print a report.
+//! Quickstart: count simulated API traffic into a SQLite file, roll up, print a report.
 //!
-//! `cargo run -p quickstart` counts in memory; with `DB_URL=postgresql://...` set, in
-//! PostgreSQL.
+//! `cargo run -p quickstart` counts into `count-quickstart.db` in the working
+//! directory; run it twice and the second report holds both runs' counts. `DB_URL`
+//! picks another place: `sqlite:path/to/file.db`, `postgresql://user:pass@host/db`,
+//! or `memory:`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use count_core::jiff::{SignedDuration, Timestamp};
-use count_core::{CountQueue, Counter, DateRange, Day, Method, Path, Period, RollupScheduler};
-use count_memory::MemoryCounter;
-use count_pg::PgCounter;
+use count_core::{
+    CountKey, CountQueue, Counter, DateRange, Day, Dimension, Method, Path, RollupScheduler,
+    Status, Subject, TotalsQuery,
+};
+
+/// Requests each run records: yesterday's, then today's.
+const YESTERDAY: u32 = 30_000;
+const TODAY: u32 = 50_000;
 
 #[tokio::main]
 async fn main() {
@@ -19,83 +26,119 @@ async fn main() {
     }
 }
 
+async fn open(url: &str) -> count_core::Result<Arc<dyn Counter>> {
+    Ok(if url == "memory:" {
+        Arc::new(count_memory::MemoryCounter::new())
+    } else if url.starts_with("sqlite:") {
+        Arc::new(count_sqlite::SqliteCounter::connect(url).await?)
+    } else {
+        Arc::new(count_pg::PgCounter::connect(url).await?)
+    })
+}
+
 async fn run() -> count_core::Result<()> {
-    let counter: Arc<dyn Counter> = match std::env::var("DB_URL") {
-        Ok(url) => {
-            println!(
-                "counting in PostgreSQL ({})",
-                url.split('@').next_back().unwrap_or("")
-            );
-            Arc::new(PgCounter::connect(&url).await?)
-        }
-        Err(_) => {
-            println!("counting in memory (set DB_URL=postgresql://... for PostgreSQL)");
-            Arc::new(MemoryCounter::new())
-        }
-    };
+    let url = std::env::var("DB_URL").unwrap_or_else(|_| "sqlite:count-quickstart.db".into());
+    let shown = url.split('@').next_back().unwrap_or_default();
+    println!("counting into {shown}");
+    let counter = open(&url).await?;
     let queue = CountQueue::builder(counter.clone()).build()?;
 
-    // Routes are interned once; recording one is a pointer copy.
+    // Routes, callers and outcomes are checked and interned once; recording one is a
+    // few stores.
     let routes = [
         (Method::Get, Path::new("/users/{id}")?),
         (Method::Post, Path::new("/users")?),
         (Method::Patch, Path::new("/users/{id}")?),
         (Method::Grpc, Path::new("/billing.v1.Billing/Charge")?),
     ];
+    let callers = [Subject::new("acme")?, Subject::new("globex")?];
+    let key = |i: u32| {
+        let (method, path) = routes[(i % 7 % 4) as usize];
+        let status = match (method, i % 50) {
+            (Method::Grpc, 0) => Status::grpc(14),
+            (Method::Grpc, _) => Status::grpc(0),
+            (_, 0) => Status::http(503),
+            (Method::Post, _) => Status::http(201),
+            _ => Status::http(200),
+        };
+        Ok::<_, count_core::Error>(CountKey::of(
+            method,
+            path,
+            Some(callers[(i % 3 % 2) as usize]),
+            Some(status?),
+        ))
+    };
 
     // Yesterday's traffic, with the timestamps the requests carried...
     let now = Timestamp::now();
     let yesterday = now - SignedDuration::from_hours(24);
-    for i in 0..30_000u32 {
-        let (method, path) = routes[(i % 7 % 4) as usize];
+    for i in 0..YESTERDAY {
         let at = yesterday + SignedDuration::from_secs(i64::from(i % 3600));
-        queue.record_at(method, path, at)?;
+        queue.record_key_at(key(i)?, at)?;
     }
     // ...and today's, stamped as it happens: no lock, no allocation, no blocking.
-    for i in 0..50_000u32 {
-        let (method, path) = routes[(i % 5 % 4) as usize];
-        queue.record(method, path);
+    for i in 0..TODAY {
+        queue.record_key(key(i)?);
     }
     queue.flush().await?;
+    let stats = queue.stats();
+    println!(
+        "this run: recorded {} · written {} in {} batch(es) · dropped {} · pending {}",
+        stats.recorded,
+        stats.written,
+        stats.batches_written,
+        stats.dropped(),
+        stats.pending
+    );
 
     // Yesterday is finished: the scheduler rolls it up (a server runs it in the background).
     let rolled = RollupScheduler::new(counter.clone())
         .grace(Duration::ZERO)
         .run_once(now)
         .await?;
-    let today = Day::today();
-    let left = counter.unrolled_days(today).await?;
-    println!("rolled up: {rolled:?}; finished days left to roll up: {left:?}\n");
+    println!("rolled up: {rolled:?}\n");
 
+    let today = Day::today();
     let range = DateRange::new(today.prev().unwrap_or(today), today)?;
     println!(
-        "{:<10}  {:<6}  {:<28}  {:>7}",
-        "day", "method", "path", "count"
+        "{:<10}  {:<6}  {:<28}  {:>9}",
+        "day", "method", "path", "requests"
     );
     for t in counter.daily_totals(range).await? {
         let (method, path) = (t.endpoint.method.as_str(), t.endpoint.path.as_str());
         println!(
-            "{:<10}  {method:<6}  {path:<28}  {:>7}",
+            "{:<10}  {method:<6}  {path:<28}  {:>9}",
             t.day.to_string(),
             t.total
         );
     }
 
-    let month = Period::month(today.year(), today.month())?;
-    println!("\nthis month ({month}):");
-    for t in counter.period_totals(month).await? {
-        let (method, path) = (t.endpoint.method.as_str(), t.endpoint.path.as_str());
-        println!("{:<10}  {method:<6}  {path:<28}  {:>7}", "", t.total);
+    println!("\ntoday, per caller and status:");
+    let query = TotalsQuery::new(
+        DateRange::day(today),
+        &[Dimension::Subject, Dimension::Status],
+    )?;
+    for t in counter.totals(&query).await? {
+        let caller = t.subject.map_or("(none)", |s| s.as_str());
+        let status = t.status.map_or("-".to_owned(), |s| s.to_string());
+        println!("{caller:<10}  {status:>6}  {:>9}", t.total);
     }
 
-    let stats = queue.stats();
+    let stored: u64 = counter
+        .daily_totals(range)
+        .await?
+        .iter()
+        .map(|t| t.total)
+        .sum();
+    let this_run = u64::from(YESTERDAY + TODAY);
     println!(
-        "\nrecorded {} · written {} in {} batches · dropped {} · pending {}",
-        stats.recorded,
-        stats.written,
-        stats.batches_written,
-        stats.dropped(),
-        stats.pending
+        "\n{stored} requests stored for yesterday and today: {} run(s) of {this_run}{}",
+        stored / this_run,
+        if stored > this_run {
+            " (earlier runs' counts are still there)"
+        } else {
+            " (run it again: they stay)"
+        }
     );
     queue.shutdown().await
 }
