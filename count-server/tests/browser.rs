@@ -23,6 +23,9 @@ use webdriver::Browser;
 /// Long enough for a loaded CI machine; the page itself answers in milliseconds.
 const PATIENCE: Duration = Duration::from_secs(20);
 
+/// The health badge says the backend answered `/readyz`.
+const HEALTHY: &str = "document.getElementById('health').dataset.health === 'up'";
+
 /// Waits until the page has loaded the range `from..=to` and says `ready`.
 async fn wait_ready(browser: &Browser, from: Day, to: Day) {
     let hash = format!("#from={from}&to={to}");
@@ -158,6 +161,9 @@ async fn the_dashboard_shows_the_known_totals_and_follows_the_period() {
     let month = days_before(today, 29);
     wait_ready(&browser, month, today).await;
     assert_shows(&browser, &counts, month, today).await;
+    browser
+        .wait_for(HEALTHY, "the backend shown healthy", PATIENCE)
+        .await;
     let errors = console_errors(&browser).await;
     assert!(errors.is_empty(), "console errors on load: {errors:?}");
     let load_ms = browser
@@ -274,6 +280,10 @@ async fn a_server_with_a_token_asks_for_it_and_refuses_a_wrong_one() {
         json!(false)
     );
     assert_shows(&browser, &counts, month, today).await;
+    // The backend's health, unknown without the token, is checked again with it.
+    browser
+        .wait_for(HEALTHY, "the backend shown healthy", PATIENCE)
+        .await;
     // The only errors are the refusals the browser reports for the 401 answers.
     for error in console_errors(&browser).await {
         assert!(error.contains("401"), "console error: {error}");

@@ -16,15 +16,23 @@ use serde_json::{Value, json};
 /// A chromedriver process and one browser session in it; both end when dropped.
 pub(crate) struct Browser {
     client: Client,
-    driver: Child,
+    _driver: Driver,
     profile: PathBuf,
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// The chromedriver process, killed when dropped (also when a session fails).
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -62,10 +70,11 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", chromedriver.display()));
+        let driver = Driver(driver);
+        // Ready when its status says so (it accepts connections a little before).
         let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
+        while !super::server::http_get(port, "/status", None)
+            .is_ok_and(|(status, body)| status == 200 && body.contains("\"ready\":true"))
         {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -94,7 +103,7 @@ impl Browser {
             .unwrap_or_else(|e| panic!("a Chromium session from chromedriver: {e}"));
         Some(Browser {
             client,
-            driver,
+            _driver: driver,
             profile,
         })
     }
