@@ -15,6 +15,10 @@ impl BucketWidth {
     pub const MINUTE: BucketWidth = BucketWidth(60);
 
     /// `width`, which must be whole seconds from 1 s to 24 h that divide 24 h.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] (field `bucket width`) for any other width.
     pub fn new(width: Duration) -> Result<BucketWidth> {
         let seconds = width.as_secs();
         let whole = width.subsec_nanos() == 0;

@@ -20,6 +20,10 @@ pub const MIN_TIMESTAMP: Timestamp = Timestamp::constant(-62_135_596_800, 0);
 pub const MAX_TIMESTAMP: Timestamp = Timestamp::constant(253_402_207_200, 0);
 
 /// Refuses a timestamp outside [`MIN_TIMESTAMP`]`..=`[`MAX_TIMESTAMP`].
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] (field `timestamp`) for a timestamp out of that range.
 pub fn check_timestamp(at: Timestamp) -> Result<Timestamp> {
     if at < MIN_TIMESTAMP || at.as_second() > MAX_TIMESTAMP.as_second() {
         return Err(Error::invalid(
@@ -50,6 +54,10 @@ impl Day {
 
     /// The day `year-month-day`; a date that does not exist (month 13, February 30,
     /// year 0) is an error naming it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] (field `date`) naming the date and the rule it breaks.
     pub fn new(year: i32, month: u32, day: u32) -> Result<Day> {
         let shown = format!("{year:04}-{month:02}-{day:02}");
         if !(1..=9999).contains(&year) {
@@ -80,17 +88,29 @@ impl Day {
     }
 
     /// The UTC day that holds `at`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a timestamp outside years 1 to 9999.
     pub fn of(at: Timestamp) -> Result<Day> {
         check_timestamp(at)?;
         Ok(Day(Offset::UTC.to_datetime(at).date()))
     }
 
     /// Today, in UTC.
+    ///
+    /// # Panics
+    ///
+    /// If the system clock is set outside years 1 to 9999.
     pub fn today() -> Day {
         Day::of(Timestamp::now()).expect("the system clock is within years 1 to 9999")
     }
 
     /// The day from a `jiff` civil date.
+    ///
+    /// # Errors
+    ///
+    /// As [`Day::new`]: a date before 0001-01-01 or after 9999-12-30.
     pub fn from_date(date: Date) -> Result<Day> {
         Day::new(date.year().into(), date.month() as u32, date.day() as u32)
     }
@@ -133,6 +153,10 @@ impl Day {
     }
 
     /// The day `days` after 1970-01-01 (negative: before), as SQL `date - date` gives.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] (field `day`) for a day outside 0001-01-01 to 9999-12-30.
     pub fn from_unix_day(days: i64) -> Result<Day> {
         let at = days
             .checked_mul(Day::SECONDS)
@@ -229,6 +253,10 @@ pub struct DateRange {
 
 impl DateRange {
     /// `start..=end`; `start` after `end` is an error.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] (field `date range`) when `start` is after `end`.
     pub fn new(start: Day, end: Day) -> Result<DateRange> {
         if start > end {
             return Err(Error::invalid(
@@ -297,6 +325,10 @@ impl Period {
     /// The period that `count.v1`'s `GetPeriodTotals` means by a partly set date:
     /// day and month 0 → the year; day 0 → the month; all set → that day.
     /// A day without a month, or any impossible part, is an error.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] naming the partly set date and the rule.
     pub fn from_parts(year: i32, month: u32, day: u32) -> Result<Period> {
         match (month, day) {
             (0, 0) => Period::year(year),
@@ -311,11 +343,19 @@ impl Period {
     }
 
     /// The whole of `year`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a year outside 1 to 9999.
     pub fn year(year: i32) -> Result<Period> {
         Day::new(year, 1, 1).map(|_| Period::Year(year))
     }
 
     /// The whole of `month` of `year`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a year outside 1 to 9999 or a month outside 1 to 12.
     pub fn month(year: i32, month: u32) -> Result<Period> {
         Day::new(year, month, 1).map(|_| Period::Month { year, month })
     }

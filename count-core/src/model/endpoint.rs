@@ -21,6 +21,10 @@ impl Endpoint {
     }
 
     /// Checks and interns `path` (see [`Path::new`]) for `method`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Path::new`].
     pub fn parse(method: Method, path: &str) -> Result<Endpoint> {
         Ok(Endpoint::new(method, Path::new(path)?))
     }

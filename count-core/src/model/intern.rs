@@ -27,7 +27,8 @@ impl Interned {
 pub struct InternerUse {
     /// Distinct texts interned.
     pub entries: u64,
-    /// Their memory, as the cap counts it (see [`entry_cost`]).
+    /// Their memory, as the cap counts it: each text with its allocator overhead,
+    /// its box and its share of the map (about 120 bytes for a short text).
     pub bytes: u64,
     /// The cap on `bytes` for new texts from outside (texts read back from storage
     /// are interned past it; see `Path::from_storage`).

@@ -12,7 +12,7 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum Method {
-    /// Any other method: what [`CountLayer`](crate::layer::CountLayer) counts an
+    /// Any other method: what `CountLayer` (feature `tower`) counts an
     /// extension HTTP method (`PROPFIND`, ...) as, and `count.v1`'s
     /// `METHOD_UNSPECIFIED` (the Go server's clients send PATCH as that).
     Other = 0,
@@ -96,6 +96,10 @@ impl Method {
 
     /// The method with this `count.v1.Method` wire number; `0` (`METHOD_UNSPECIFIED`)
     /// is [`Method::Other`], and numbers the enum does not define are refused.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] (field `method`) for a number `count.v1` does not define.
     pub fn from_number(number: i32) -> Result<Method> {
         u8::try_from(number)
             .ok()
