@@ -14,7 +14,7 @@ use count_server::{ServerConfig, TlsFiles};
 /// Counts API requests per endpoint, subject and status, durably: count.v1 over gRPC,
 /// with a dashboard, a JSON/CSV API and metrics over HTTP on the same port.
 #[derive(Debug, Parser)]
-#[command(version, about, after_help = count_server::cli::HELP)]
+#[command(version, after_help = count_server::cli::HELP)]
 struct Args {
     /// An operator command; without one the server serves.
     #[command(subcommand)]
@@ -27,15 +27,10 @@ struct Args {
     /// Database URL: sqlite:path/to/count.db, postgresql://user:password@host:port/db?sslmode=...,
     /// or memory: (counts lost when the server stops). Without one the server counts
     /// into the SQLite file at --db-path.
-    #[arg(
-        long,
-        env = "DB_URL",
-        hide_env_values = true,
-        conflicts_with = "db_path"
-    )]
+    #[arg(long, env = "DB_URL", hide_env_values = true)]
     db_url: Option<String>,
 
-    /// The SQLite file counted into when no DB_URL is given [default:
+    /// The SQLite file counted into when no DB_URL is given (ignored with one) [default:
     /// $XDG_DATA_HOME/count/count.db, else ~/.local/share/count/count.db].
     #[arg(long, env = "COUNT_DB_PATH")]
     db_path: Option<PathBuf>,
@@ -123,6 +118,13 @@ async fn main() -> ExitCode {
         return count_server::cli::run(command).await;
     }
     logging::init(args.log_format, "info");
+    // Before anything else: a SIGTERM from now on stops the server cleanly.
+    let stop = count_server::termination();
+    if args.db_url.as_deref().is_some_and(|url| !url.is_empty()) && args.db_path.is_some() {
+        tracing::warn!(
+            "count-server: --db-path (COUNT_DB_PATH) is ignored: DB_URL names the database"
+        );
+    }
     let listen = args.listen;
     let config = args.config();
     let listener = match tokio::net::TcpListener::bind(listen).await {
@@ -132,7 +134,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match count_server::serve(config, listener, count_server::termination()).await {
+    match count_server::serve(config, listener, stop).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("count-server: {e}");

@@ -269,26 +269,30 @@ async fn stop_signal(
     let _ = stopping.send(());
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+/// A future that resolves on SIGTERM or SIGINT (Ctrl-C). The handlers are installed
+/// when this is called, not when the future is first polled, so a signal that comes
+/// while the backend is still being opened is not lost (nor kills the process).
 ///
 /// # Panics
 ///
-/// Outside a tokio runtime with signal handling enabled, or when the process cannot
-/// install a SIGTERM handler.
-pub async fn termination() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Outside a tokio runtime, or when the process cannot install the handlers.
+pub fn termination() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("a SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {},
-            _ = terminate.recv() => {},
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).expect("a SIGTERM handler");
+        let mut interrupt = signal(SignalKind::interrupt()).expect("a SIGINT handler");
+        async move {
+            tokio::select! {
+                _ = terminate.recv() => {},
+                _ = interrupt.recv() => {},
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
