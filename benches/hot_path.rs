@@ -1,7 +1,9 @@
-//! The hot path beside its anchors, on 1 and on 2 threads recording at once:
-//! `CountQueue::record` (flusher running), a bare `ArrayQueue::push` of an event of
-//! the same size (drained on the same cadence), a `metrics` counter with a Prometheus
-//! recorder, and a `prometheus::IntCounterVec`.
+//! The hot path beside what it is compared with, on 1 and on 2 threads recording at
+//! once: `CountQueue::record` (flusher running), `CountQueue::record_key` with a
+//! subject and a status, a bare `ArrayQueue::push` of an event of the same size
+//! (drained on the same cadence), a `metrics` counter with a Prometheus recorder and
+//! a `prometheus::IntCounterVec`, each with the same labels as the record they stand
+//! beside (method and path; method, path, subject and status).
 //!
 //! Each thread records in chunks that fit the queue; between chunks, untimed, the
 //! queues are emptied by another thread (`CountQueue::flush` has the flusher drain
@@ -22,7 +24,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use crossbeam_queue::ArrayQueue;
 
-use count_core::{CountQueue, Method, Path};
+use count_core::{CountKey, CountQueue, Method, Path, Status, Subject};
 use count_memory::MemoryCounter;
 
 const CAPACITY: usize = 65_536;
@@ -38,6 +40,12 @@ const ROUTES: [&str; 8] = [
     "/pkg.Service/Method",
     "/login",
 ];
+const SUBJECTS: [&str; 8] = [
+    "acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka",
+];
+const STATUSES: [u16; 8] = [200, 201, 200, 404, 200, 500, 0, 302];
+/// The statuses as label values, made once (as an app would keep them).
+const STATUS_TEXT: [&str; 8] = ["200", "201", "200", "404", "200", "500", "0", "302"];
 const METHODS: [Method; 8] = [
     Method::Get,
     Method::Post,
@@ -49,7 +57,7 @@ const METHODS: [Method; 8] = [
     Method::Post,
 ];
 
-/// The bare anchor's event, laid out as `CountQueue`'s: a thin path pointer (here
+/// The bare queue's event, laid out as `CountQueue`'s: a thin path pointer (here
 /// its address), a Unix second, a method; 24 bytes.
 #[derive(Clone, Copy)]
 #[allow(dead_code)]
@@ -131,6 +139,12 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let paths: Vec<Path> = ROUTES.iter().map(|r| Path::new(r).unwrap()).collect();
+    let keys: Vec<CountKey> = (0..8)
+        .map(|k| {
+            let status = Status::for_method(METHODS[k], STATUSES[k].into()).unwrap();
+            CountKey::of(METHODS[k], paths[k], Some(Subject::new(SUBJECTS[k]).unwrap()), Some(status))
+        })
+        .collect();
 
     // The bare queue, drained on the flusher's cadence by a thread of its own, and
     // at once when asked (the answer says it is empty).
@@ -164,6 +178,11 @@ fn bench(c: &mut Criterion) {
         &["method", "path"],
     )
     .unwrap();
+    let counter_vec_4 = prometheus::IntCounterVec::new(
+        prometheus::Opts::new("requests_by_key", "requests per endpoint, subject and status"),
+        &["method", "path", "subject", "status"],
+    )
+    .unwrap();
 
     for threads in [1, 2] {
         let mut group = c.benchmark_group(format!("record/{threads}-thread"));
@@ -176,6 +195,15 @@ fn bench(c: &mut Criterion) {
             threads,
             |k| {
                 black_box(queue.record(METHODS[k], paths[k]));
+            },
+            || runtime.block_on(queue.flush()).unwrap(),
+        );
+        measure(
+            &mut group,
+            "count_queue_record_key",
+            threads,
+            |k| {
+                black_box(queue.record_key(keys[k]));
             },
             || runtime.block_on(queue.flush()).unwrap(),
         );
@@ -205,11 +233,38 @@ fn bench(c: &mut Criterion) {
         );
         measure(
             &mut group,
+            "metrics_counter_4_labels",
+            threads,
+            |k| {
+                metrics::counter!(
+                    "requests_by_key",
+                    "method" => METHODS[k].as_str(),
+                    "path" => ROUTES[k],
+                    "subject" => SUBJECTS[k],
+                    "status" => STATUS_TEXT[k],
+                )
+                .increment(1)
+            },
+            || {},
+        );
+        measure(
+            &mut group,
             "prometheus_counter_vec",
             threads,
             |k| {
                 counter_vec
                     .with_label_values(&[METHODS[k].as_str(), ROUTES[k]])
+                    .inc()
+            },
+            || {},
+        );
+        measure(
+            &mut group,
+            "prometheus_counter_vec_4_labels",
+            threads,
+            |k| {
+                counter_vec_4
+                    .with_label_values(&[METHODS[k].as_str(), ROUTES[k], SUBJECTS[k], STATUS_TEXT[k]])
                     .inc()
             },
             || {},

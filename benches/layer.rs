@@ -1,7 +1,8 @@
 //! Per-request overhead of the layer over the same trivial axum router, in one run:
 //! no layer, a layer that does nothing (what axum's `Router::layer` costs by itself),
-//! `CountLayer`, and `axum-prometheus`'s `PrometheusMetricLayer`; then `CountLayer`'s
-//! own work, over a bare tower service.
+//! `CountLayer` (route and status), `CountLayer` with a subject taken from a header,
+//! and `axum-prometheus`'s `PrometheusMetricLayer`; then `CountLayer`'s own work,
+//! over a bare tower service.
 //!
 //! Each request is built, routed (`/users/{id}`), answered and dropped in-process
 //! (no socket), on a current-thread runtime; the flusher runs on another runtime's
@@ -26,7 +27,7 @@ use http::Request;
 use tower::{Layer, ServiceExt};
 
 use count_core::layer::{CountLayer, Route};
-use count_core::{CountQueue, Path};
+use count_core::{CountQueue, Path, Subject};
 use count_memory::MemoryCounter;
 
 fn router() -> Router {
@@ -40,7 +41,10 @@ const PAIR_BLOCK: u64 = 1024;
 
 /// One request through `app`: built, routed, answered, dropped.
 async fn request_through(app: &Router) {
-    let request = Request::get("/users/42").body(Body::empty()).unwrap();
+    let request = Request::get("/users/42")
+        .header("x-api-key", "acme")
+        .body(Body::empty())
+        .unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
     std::hint::black_box(response);
 }
@@ -80,6 +84,12 @@ fn bench(c: &mut Criterion) {
             "count_layer",
             router()
                 .layer(CountLayer::new(queue.clone()))
+                .with_state(()),
+        ),
+        (
+            "count_layer_subject",
+            router()
+                .layer(CountLayer::new(queue.clone()).subject(api_key))
                 .with_state(()),
         ),
         (
@@ -155,7 +165,9 @@ fn bench(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(4));
     group.sample_size(60);
     let route = Route(Path::new("/users/{id}").unwrap());
-    let bare = tower::service_fn(|_: Request<()>| async { Ok::<_, Infallible>(()) });
+    let bare = tower::service_fn(|_: Request<()>| async {
+        Ok::<_, Infallible>(http::Response::new(()))
+    });
     let counted = CountLayer::new(queue.clone()).layer(bare);
     let request = || {
         let mut request = Request::get("/users/42").body(()).unwrap();
@@ -188,6 +200,13 @@ fn bench(c: &mut Criterion) {
 
     let stats = queue.stats();
     assert_eq!(stats.dropped(), 0, "{stats:?}");
+}
+
+/// The subject of a request: its API key, when it is one the app knows (here, every
+/// key is; an app would look it up in its own table of keys).
+fn api_key(request: &Request<Body>) -> Option<Subject> {
+    let key = request.headers().get("x-api-key")?.to_str().ok()?;
+    Subject::new(key).ok()
 }
 
 criterion_group!(benches, bench);

@@ -1,6 +1,5 @@
 #!/usr/bin/env python3
-"""Prints the medians of the last runs of the benches, and the ratios their issues set
-targets for, as Markdown tables (a bench not run yet is skipped).
+"""Prints the medians of the last runs of the benches, and the ratios they are held to, as Markdown tables (a bench not run yet is skipped).
 
     cargo bench -p count-benches --bench hot_path && python3 benches/report.py
     cargo bench -p count-benches --bench layer && python3 benches/report.py
@@ -12,7 +11,11 @@ import json
 import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
-NAMES = ["count_queue_record", "arrayqueue_push", "metrics_counter", "prometheus_counter_vec"]
+NAMES = [
+    "count_queue_record", "count_queue_record_key", "arrayqueue_push",
+    "metrics_counter", "metrics_counter_4_labels",
+    "prometheus_counter_vec", "prometheus_counter_vec_4_labels",
+]
 
 
 def median_ns(group: str, name: str) -> float:
@@ -21,16 +24,18 @@ def median_ns(group: str, name: str) -> float:
 
 
 def hot_path():
-    print("| threads | " + " | ".join(NAMES) + " | record ÷ push | metrics ÷ record | prometheus ÷ record |")
-    print("|---|" + "---|" * (len(NAMES) + 3))
+    print("| threads | " + " | ".join(NAMES) + " | record ÷ push | record_key ÷ record "
+          "| metrics ÷ record | prometheus ÷ record | metrics (4) ÷ record_key | prometheus (4) ÷ record_key |")
+    print("|---|" + "---|" * (len(NAMES) + 6))
     for threads in (1, 2):
         group = f"record_{threads}-thread"
         m = {name: median_ns(group, name) for name in NAMES}
-        record = m["count_queue_record"]
+        record, key = m["count_queue_record"], m["count_queue_record_key"]
         cells = " | ".join(f"{m[name]:.2f} ns" for name in NAMES)
         print(
-            f"| {threads} | {cells} | {record / m['arrayqueue_push']:.2f}× "
-            f"| {m['metrics_counter'] / record:.1f}× | {m['prometheus_counter_vec'] / record:.1f}× |"
+            f"| {threads} | {cells} | {record / m['arrayqueue_push']:.2f}× | {key / record:.2f}× "
+            f"| {m['metrics_counter'] / record:.1f}× | {m['prometheus_counter_vec'] / record:.1f}× "
+            f"| {m['metrics_counter_4_labels'] / key:.1f}× | {m['prometheus_counter_vec_4_labels'] / key:.1f}× |"
         )
 
 
@@ -44,12 +49,16 @@ def layer():
         f"| {prom - bare:.0f} ns | {(count - bare) / (prom - bare):.3f} | {count - identity:.0f} ns |"
     )
     print()
-    paired = {n: median_ns("layer_adds", n) for n in ("identity_layer", "count_layer", "axum_prometheus")}
-    print("| paired: identity layer adds | CountLayer adds | axum-prometheus adds | ratio | CountLayer over identity |")
-    print("|---|---|---|---|---|")
+    layered = ("identity_layer", "count_layer", "count_layer_subject", "axum_prometheus")
+    paired = {n: median_ns("layer_adds", n) for n in layered}
+    print("| paired: identity layer adds | CountLayer adds | CountLayer with subject adds | axum-prometheus adds "
+          "| ratio | CountLayer over identity | with subject over identity |")
+    print("|---|---|---|---|---|---|---|")
+    identity = paired["identity_layer"]
     print(
-        f"| {paired['identity_layer']:.0f} ns | {paired['count_layer']:.0f} ns | {paired['axum_prometheus']:.0f} ns "
-        f"| {paired['count_layer'] / paired['axum_prometheus']:.3f} | {paired['count_layer'] - paired['identity_layer']:.0f} ns |"
+        f"| {identity:.0f} ns | {paired['count_layer']:.0f} ns | {paired['count_layer_subject']:.0f} ns "
+        f"| {paired['axum_prometheus']:.0f} ns | {paired['count_layer'] / paired['axum_prometheus']:.3f} "
+        f"| {paired['count_layer'] - identity:.0f} ns | {paired['count_layer_subject'] - identity:.0f} ns |"
     )
     alone = median_ns("layer_alone", "service_fn")
     counted = median_ns("layer_alone", "count_layer_over_service_fn")
