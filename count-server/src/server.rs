@@ -127,9 +127,11 @@ pub async fn serve_backend(
     });
     let app = router(&config, handler.clone(), health_service, api)?;
 
-    let address = listener.local_addr().ok();
+    let address = listener
+        .local_addr()
+        .map_or_else(|e| e.to_string(), |a| a.to_string());
     tracing::info!(
-        address = ?address,
+        %address,
         tls = tls.is_some(),
         auth = config.token.is_some(),
         rollup = config.rollup,

@@ -427,3 +427,25 @@ async fn http2_with_prior_knowledge_reaches_the_api_on_the_grpc_port() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_answer_is_written_whole_in_either_form() {
+    let (_, counter) = memory();
+    let server = Running::start(ServerConfig::new(), counter).await;
+    let at = noon("2026-11-27");
+    let requests = (0..12_000)
+        .map(|i| add_with(GET, &format!("/large/{i:05}"), at, None, None))
+        .collect();
+    add_all(&mut server.client().await, requests).await;
+    let json = json_of(&server, "period=2026-11-27").await;
+    let rows = json.as_array().unwrap();
+    assert_eq!(rows.len(), 12_000);
+    assert_eq!(rows[0], json!({"method": "GET", "path": "/large/00000", "total": 1}));
+    assert_eq!(rows[11_999]["path"], "/large/11999");
+    let csv = totals(&server, "period=2026-11-27&format=csv").await;
+    let lines: Vec<&str> = csv.body.split("\r\n").collect();
+    assert_eq!(lines.len(), 12_002, "a header, 12,000 rows, and the last CRLF");
+    assert_eq!(lines[1], "GET,/large/00000,1");
+    assert_eq!(lines[12_001], "");
+    server.stop().await.unwrap();
+}

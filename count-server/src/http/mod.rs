@@ -21,7 +21,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use count_core::Counter;
+use count_core::{Counter, GroupedTotal, TotalsQuery};
 
 pub use format::{totals_csv, totals_json};
 pub use params::{Format, ParamError, TotalsParams};
@@ -111,19 +111,32 @@ async fn totals(
             .into_response();
         }
     };
+    // A year of a thousand endpoints by day is hundreds of thousands of rows: write
+    // big answers off the async workers.
+    let body = if rows.len() > LARGE_ANSWER_ROWS {
+        match tokio::task::spawn_blocking(move || render(format, &query, &rows)).await {
+            Ok(body) => body,
+            Err(error) => {
+                return ApiError::Unavailable(format!("writing the answer failed: {error}"))
+                    .into_response();
+            }
+        }
+    } else {
+        render(format, &query, &rows)
+    };
+    let content_type = match format {
+        Format::Csv => "text/csv; charset=utf-8; header=present",
+        Format::Json => "application/json",
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// Rows past which an answer is written on a blocking thread.
+const LARGE_ANSWER_ROWS: usize = 10_000;
+
+fn render(format: Format, query: &TotalsQuery, rows: &[GroupedTotal]) -> String {
     match format {
-        Format::Csv => (
-            [(
-                header::CONTENT_TYPE,
-                "text/csv; charset=utf-8; header=present",
-            )],
-            totals_csv(&query, &rows),
-        )
-            .into_response(),
-        Format::Json => (
-            [(header::CONTENT_TYPE, "application/json")],
-            totals_json(&query, &rows),
-        )
-            .into_response(),
+        Format::Csv => totals_csv(query, rows),
+        Format::Json => totals_json(query, rows),
     }
 }
