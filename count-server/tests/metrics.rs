@@ -168,12 +168,7 @@ async fn the_backend_going_down_and_back_shows_everywhere() {
     .await;
     let ready = server.get("/readyz", &[]).await;
     assert_eq!(ready.status, 503);
-    assert!(
-        ready.json()["error"]
-            .as_str()
-            .unwrap()
-            .contains("switched off")
-    );
+    assert!(ready.error().contains("switched off"));
     let down = scrape(&server).await;
     assert_eq!(value(&down, "count_backend_up", &[]), 0.0);
     assert!(value(&down, "count_backend_health_checks_failed_total", &[]) >= 1.0);
