@@ -199,7 +199,7 @@ async fn ambiguous_failures_at_random_never_lose_or_double_a_count() {
     let paths: Vec<Path> = (0..7).map(|i| path(&format!("/random/{i}"))).collect();
     for round in 0..200u64 {
         for (i, &p) in paths.iter().enumerate() {
-            if (round + i as u64) % 3 != 0 {
+            if !(round + i as u64).is_multiple_of(3) {
                 queue
                     .record_at(Method::Put, p, at("2024-04-04T04:04:04Z"))
                     .unwrap();

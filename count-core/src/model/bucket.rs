@@ -25,7 +25,7 @@ impl BucketWidth {
         if !whole
             || seconds == 0
             || seconds > Day::SECONDS as u64
-            || Day::SECONDS as u64 % seconds != 0
+            || !(Day::SECONDS as u64).is_multiple_of(seconds)
         {
             return Err(Error::invalid(
                 "bucket width",
