@@ -4,9 +4,12 @@
 
 mod common;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::{GET, NOON, Running, add, memory};
+use count_core::testkit::{Fault, FlakyCounter};
+use count_memory::MemoryCounter;
 use count_grpc::proto::count::v1 as pb;
 use count_server::ServerConfig;
 use tonic::Code;
@@ -96,4 +99,29 @@ async fn limits_that_would_stop_every_call_are_refused_at_start() {
             .to_string();
         assert!(error.contains(words), "{error}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_add_whose_write_outlives_the_add_timeout_is_answered_at_the_deadline() {
+    let flaky = Arc::new(FlakyCounter::new(MemoryCounter::new()));
+    flaky.plan([Fault::Delay(Duration::from_secs(5))]);
+    let config = ServerConfig::new().with_add_timeout(Duration::from_secs(1));
+    let server = Running::start(config, flaky.clone()).await;
+    let started = Instant::now();
+    let status = server
+        .client()
+        .await
+        .add(tokio_stream::iter(vec![add(GET, "/slow", NOON)]))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    // The write may still land: the outcome is unknown, and said so.
+    assert_eq!(status.code(), Code::Unknown, "{status:?}");
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    let metrics = server.get("/metrics", &[]).await.body;
+    assert!(
+        metrics.contains("count_add_streams_total{outcome=\"outcome_unknown\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await.unwrap();
 }
