@@ -109,3 +109,87 @@ async fn a_grace_reaching_before_year_one_is_an_error() {
         .unwrap_err();
     assert!(err.to_string().contains("grace"), "{err}");
 }
+
+/// A counter whose rollup of one day fails until told otherwise.
+#[derive(Debug)]
+struct FailingDay {
+    inner: MemoryCounter,
+    day: count_core::Day,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Counter for FailingDay {
+    async fn write(&self, batch: &count_core::Batch) -> count_core::Result<()> {
+        self.inner.write(batch).await
+    }
+
+    async fn rollup(
+        &self,
+        day: count_core::Day,
+    ) -> count_core::Result<Vec<count_core::DailyTotal>> {
+        if day == self.day && self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(count_core::Error::unavailable(format!(
+                "injected: rolling up {day} fails"
+            )));
+        }
+        self.inner.rollup(day).await
+    }
+
+    async fn daily_totals(
+        &self,
+        range: DateRange,
+    ) -> count_core::Result<Vec<count_core::DailyTotal>> {
+        self.inner.daily_totals(range).await
+    }
+
+    async fn totals(
+        &self,
+        query: &count_core::TotalsQuery,
+    ) -> count_core::Result<Vec<count_core::GroupedTotal>> {
+        self.inner.totals(query).await
+    }
+
+    async fn unrolled_days(
+        &self,
+        before: count_core::Day,
+    ) -> count_core::Result<Vec<count_core::Day>> {
+        self.inner.unrolled_days(before).await
+    }
+}
+
+/// Regression (issue 10.2): a day whose rollup fails does not stop the scheduler: the
+/// later days are rolled up, the failure is counted, and the day is rolled up once it
+/// can be.
+#[tokio::test]
+async fn a_failing_day_does_not_stop_the_later_ones_and_is_retried() {
+    let counter = Arc::new(FailingDay {
+        inner: MemoryCounter::new(),
+        day: day("2024-05-02"),
+        failing: true.into(),
+    });
+    for d in ["2024-05-01", "2024-05-02", "2024-05-03"] {
+        let bucket = format!("{d}T12:00:00Z");
+        counter.write(&batch(&[("/r", &bucket, 1)])).await.unwrap();
+    }
+    let scheduler = RollupScheduler::new(counter.clone());
+    let now = at("2024-06-01T00:00:00Z");
+    let rolled = scheduler.run_once(now).await.unwrap();
+    assert_eq!(rolled, [day("2024-05-01"), day("2024-05-03")]);
+    let stats = scheduler.stats();
+    assert_eq!((stats.days_rolled, stats.failures), (2, 1), "{stats:?}");
+    assert_eq!(stats.failing_days, [day("2024-05-02")]);
+    assert_eq!(stats.unrolled_days, 1);
+
+    counter
+        .failing
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let rolled = scheduler.run_once(now).await.unwrap();
+    assert_eq!(rolled, [day("2024-05-02")]);
+    let stats = scheduler.stats();
+    assert!(
+        stats.failing_days.is_empty() && stats.unrolled_days == 0,
+        "{stats:?}"
+    );
+    assert!(stats.last_rollup.is_some());
+}
