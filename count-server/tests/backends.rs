@@ -1,7 +1,12 @@
 //! Which backend a database URL opens: PostgreSQL, or CockroachDB told apart by the
 //! server's `version()` (here, count-testcluster's emulation), forced or refused;
-//! SQLite files and memory; checking a schema without migrating it.
+//! SQLite files and memory; checking a schema without migrating it; CockroachDB's
+//! retry figures in `/metrics`.
 
+mod common;
+
+use common::Running;
+use count_server::ServerConfig;
 use count_server::backend::{self, Backend, Migrations};
 use count_testcluster::TestCluster;
 use count_testcluster::cockroach::CockroachEmulation;
@@ -31,6 +36,18 @@ async fn postgresql_urls_open_postgresql_or_cockroachdb() {
     assert!(auto_crdb.description.starts_with("CockroachDB at "));
     assert_eq!(auto_crdb.retries().unwrap().restarts, 0);
     auto_crdb.counter.health().await.unwrap();
+    let server = Running::start_backend(ServerConfig::new(), auto_crdb).await;
+    let metrics = server.get("/metrics", &[]).await.body;
+    for line in [
+        "count_backend_retries_total{kind=\"restart\"} 0",
+        "count_backend_retries_total{kind=\"ambiguous\"} 0",
+        "count_backend_retries_exhausted_total 0",
+        "count_server_info{version=",
+        "backend=\"cockroach\"",
+    ] {
+        assert!(metrics.contains(line), "{line}: {metrics}");
+    }
+    server.stop().await.unwrap();
 
     // Forced: CockroachDB on PostgreSQL is refused by name.
     let refused = backend::open(&postgres, Backend::Cockroach, Migrations::Apply)

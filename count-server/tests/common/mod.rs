@@ -20,6 +20,7 @@ use count_grpc::proto::count::v1::count_service_client::CountServiceClient;
 use count_grpc::proto::google::r#type::Date;
 use count_memory::MemoryCounter;
 use count_server::ServerConfig;
+use count_server::backend::Opened;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -44,12 +45,18 @@ pub struct Running {
 impl Running {
     /// Serves `counter` with `config` on a free loopback port.
     pub async fn start(config: ServerConfig, counter: Arc<dyn Counter>) -> Running {
+        let opened = Opened::custom(counter, "a test's counter");
+        Running::start_backend(config, opened).await
+    }
+
+    /// Serves a backend [`count_server::backend::open`] opened.
+    pub async fn start_backend(config: ServerConfig, opened: Opened) -> Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(count_server::serve_counter(
+        let task = tokio::spawn(count_server::serve_backend(
             config,
-            counter,
+            opened,
             listener,
             async move {
                 let _ = stopped.await;
