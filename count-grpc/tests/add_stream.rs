@@ -213,3 +213,32 @@ async fn an_empty_stream_is_ok_and_writes_no_batch() {
     assert_eq!((stats.add_streams_ok, stats.batches_written), (1, 0));
     served.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_left_open_past_its_deadline_writes_nothing_and_is_counted_failed() {
+    let (memory, served) = Served::memory().await;
+    let mut client = served.client().await;
+    let (send, receive) = tokio::sync::mpsc::channel(4);
+    send.send(add(GET, "/abandoned", NOON)).await.unwrap();
+    // The client never ends its stream; at its grpc-timeout the call is dropped.
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(receive));
+    request.set_timeout(Duration::from_millis(300));
+    let status = client.add(request).await.unwrap_err();
+    assert!(
+        matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
+        "{status:?}"
+    );
+    let mut stats = served.handler.stats();
+    for _ in 0..250 {
+        if stats.add_streams_failed == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stats = served.handler.stats();
+    }
+    assert_eq!(stats.add_streams_failed, 1, "{stats:?}");
+    assert_eq!(stats.add_streams_ok, 0, "{stats:?}");
+    assert_eq!(total_of(&*memory, "/abandoned").await, 0);
+    drop(send);
+    served.stop().await;
+}

@@ -58,7 +58,7 @@ struct Shared {
     /// This handler's writer id for the batches of `Add` streams.
     writer: Uuid,
     next_seq: AtomicU64,
-    stats: StatsCells,
+    stats: Arc<StatsCells>,
 }
 
 /// Builds a [`CountV1Handler`]; every setter says its default.
@@ -218,8 +218,37 @@ impl CountV1HandlerBuilder {
                 settings: self,
                 writer: Uuid::new_v4(),
                 next_seq: AtomicU64::new(0),
-                stats: StatsCells::default(),
+                stats: Arc::default(),
             }),
+        }
+    }
+}
+
+/// Counts one `Add` stream's outcome exactly once: as told, or as failed when the
+/// call is dropped before it ends.
+struct OutcomeGuard<'a> {
+    stats: &'a StatsCells,
+    counted: bool,
+}
+
+impl<'a> OutcomeGuard<'a> {
+    fn new(stats: &'a StatsCells) -> Self {
+        OutcomeGuard {
+            stats,
+            counted: false,
+        }
+    }
+
+    fn ended(mut self, outcome: AddOutcome) {
+        self.stats.add_stream(outcome);
+        self.counted = true;
+    }
+}
+
+impl Drop for OutcomeGuard<'_> {
+    fn drop(&mut self) {
+        if !self.counted {
+            self.stats.add_stream(AddOutcome::Failed);
         }
     }
 }
@@ -235,15 +264,15 @@ impl CountService for CountV1Handler {
             Instant::now(),
             self.shared.settings.add_timeout,
         );
-        let result = self.add_stream(request.into_inner(), deadline).await;
-        let stats = &self.shared.stats;
-        match result {
+        // Counts the stream as failed if the call is dropped (the client went away).
+        let outcome = OutcomeGuard::new(&self.shared.stats);
+        match self.add_stream(request.into_inner(), deadline).await {
             Ok(()) => {
-                stats.add_stream(AddOutcome::Ok);
+                outcome.ended(AddOutcome::Ok);
                 Ok(Response::new(pb::AddResponse {}))
             }
-            Err((outcome, status)) => {
-                stats.add_stream(outcome);
+            Err((end, status)) => {
+                outcome.ended(end);
                 Err(status)
             }
         }

@@ -34,7 +34,7 @@ pub(crate) async fn write_until(
     batch: Arc<Batch>,
     deadline: Instant,
     backoff: &mut Backoff,
-    stats: &StatsCells,
+    stats: &Arc<StatsCells>,
 ) -> Result<(), WriteFailure> {
     // The error of an attempt that may have applied the batch, if one did.
     let mut maybe_written: Option<Error> = None;
@@ -45,23 +45,30 @@ pub(crate) async fn write_until(
             break;
         }
         let attempt = tokio::spawn({
-            let counter = counter.clone();
-            let batch = batch.clone();
-            async move { counter.write(&batch).await }
+            let (counter, batch, stats) = (counter.clone(), batch.clone(), stats.clone());
+            async move {
+                let written = counter.write(&batch).await;
+                // Counted here, so that an attempt that outlives the deadline (or the
+                // call) is counted too when it succeeds.
+                match &written {
+                    Ok(()) => stats.written(batch.total()),
+                    Err(_) => stats.attempt_failed(),
+                }
+                written
+            }
         });
         let error = match tokio::time::timeout(remaining, attempt).await {
-            Ok(Ok(Ok(()))) => {
-                stats.written(batch.total());
-                return Ok(());
-            }
+            Ok(Ok(Ok(()))) => return Ok(()),
             Ok(Ok(Err(error))) => error,
-            Ok(Err(joined)) => Error::ambiguous(format!("the storage failed writing: {joined}")),
+            Ok(Err(joined)) => {
+                stats.attempt_failed();
+                Error::ambiguous(format!("the storage failed writing: {joined}"))
+            }
             Err(_) => Error::ambiguous(format!(
                 "the write of batch {} did not finish before the call's deadline",
                 batch.id()
             )),
         };
-        stats.attempt_failed();
         if matches!(error, Error::Ambiguous { .. }) {
             maybe_written = Some(error.clone());
         }
