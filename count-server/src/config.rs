@@ -144,8 +144,10 @@ impl ServerConfig {
         self
     }
 
-    /// How long a backend call made for the HTTP API (`/api/v1/totals`, `/readyz`, a
-    /// health check) may take before it is answered 503. Default 30 s.
+    /// How long a backend call made for the HTTP API (`/api/v1/totals`) may take
+    /// before it is answered 503. Health checks (`/readyz`, the gRPC health service)
+    /// wait at most 5 s, or this if it is shorter: a probe must answer before its
+    /// caller gives up. Default 30 s.
     pub fn with_backend_timeout(mut self, timeout: Duration) -> Self {
         self.backend_timeout = timeout;
         self
@@ -176,6 +178,11 @@ impl ServerConfig {
                 "needs a database URL (DB_URL, --db-url)",
             )),
         }
+    }
+
+    /// How long a health check of the backend may take.
+    pub(crate) fn health_timeout(&self) -> Duration {
+        self.backend_timeout.min(Duration::from_secs(5))
     }
 
     /// Checks the limits make sense.

@@ -111,7 +111,7 @@ pub async fn serve_backend(
         reporter.clone(),
         health.clone(),
         config.health_check_every,
-        config.backend_timeout,
+        config.health_timeout(),
     )
     .await;
 
@@ -124,6 +124,7 @@ pub async fn serve_backend(
             health,
         }),
         backend_timeout: config.backend_timeout,
+        health_timeout: config.health_timeout(),
     });
     let app = router(&config, handler.clone(), health_service, api)?;
 

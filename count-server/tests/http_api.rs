@@ -5,6 +5,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::{GET, POST, Reply, Running, Switch, add_all, add_with, memory};
 use count_core::jiff::Timestamp;
@@ -377,6 +378,29 @@ async fn a_failing_backend_gets_503_with_its_error() {
     assert!(ready.error().contains("switched off"));
     switch.set_down(false);
     assert_eq!(totals(&server, "period=2026").await.status, 200);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_does_not_answer_gets_503_in_time() {
+    let switch = Arc::new(Switch::default());
+    let config = ServerConfig::new().with_backend_timeout(Duration::from_millis(300));
+    let server = Running::start(config, switch.clone()).await;
+    switch.set_hung(true);
+    let started = Instant::now();
+    let reply = totals(&server, "period=2026").await;
+    assert_eq!(reply.status, 503);
+    assert!(
+        reply.error().contains("did not answer within 0.3 s"),
+        "{}",
+        reply.body
+    );
+    let ready = server.get("/readyz", &[]).await;
+    assert_eq!(ready.status, 503);
+    assert!(ready.error().contains("within 300 ms"), "{}", ready.body);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    switch.set_hung(false);
+    assert_eq!(server.get("/readyz", &[]).await.status, 200);
     server.stop().await.unwrap();
 }
 

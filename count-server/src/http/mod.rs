@@ -39,6 +39,8 @@ pub(crate) struct Api {
     pub(crate) metrics: Metrics,
     /// How long a backend call may take before the answer is 503.
     pub(crate) backend_timeout: Duration,
+    /// How long `/readyz` waits for the backend's health check.
+    pub(crate) health_timeout: Duration,
 }
 
 /// The routes that need the token when one is set.
@@ -73,7 +75,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(api): State<Arc<Api>>) -> Response {
-    match crate::health::check(&*api.counter, api.backend_timeout).await {
+    match crate::health::check(&*api.counter, api.health_timeout).await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(error) => ApiError::Unavailable(error.to_string()).into_response(),
     }

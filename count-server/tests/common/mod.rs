@@ -295,16 +295,22 @@ pub fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 /// A counter over memory that can be switched off: while off, every call (health
-/// included) fails with `Unavailable`, as a database that went away.
+/// included) fails with `Unavailable`, as a database that went away; while hung,
+/// reads and health checks never answer, as a database that stopped responding.
 #[derive(Debug, Default)]
 pub struct Switch {
     pub inner: MemoryCounter,
     off: AtomicBool,
+    hung: AtomicBool,
 }
 
 impl Switch {
     pub fn set_down(&self, down: bool) {
         self.off.store(down, Ordering::SeqCst);
+    }
+
+    pub fn set_hung(&self, hung: bool) {
+        self.hung.store(hung, Ordering::SeqCst);
     }
 
     fn up(&self) -> count_core::Result<()> {
@@ -313,6 +319,13 @@ impl Switch {
         } else {
             Ok(())
         }
+    }
+
+    async fn answering(&self) -> count_core::Result<()> {
+        if self.hung.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.up()
     }
 }
 
@@ -339,7 +352,7 @@ impl Counter for Switch {
     }
 
     async fn totals(&self, query: &TotalsQuery) -> count_core::Result<Vec<GroupedTotal>> {
-        self.up()?;
+        self.answering().await?;
         self.inner.totals(query).await
     }
 
@@ -349,7 +362,7 @@ impl Counter for Switch {
     }
 
     async fn health(&self) -> count_core::Result<()> {
-        self.up()
+        self.answering().await
     }
 }
 
