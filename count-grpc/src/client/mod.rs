@@ -32,7 +32,10 @@ use crate::proto::count::v1::count_service_client::CountServiceClient;
 ///   ([`GrpcCounterBuilder::max_message_bytes`]) is sent in parts that each fit,
 ///   each under an id derived from the batch's (the same `seq`; the writer a UUIDv5
 ///   of the batch's writer, `seq` and the part's index), so a retried batch yields the
-///   same parts and the server applies each exactly once.
+///   same parts and the server applies each exactly once. Parts are sent in order;
+///   if the server refuses a later part for good, the parts before it stay written
+///   while the queue counts the whole batch as lost (so `Stats::lost` may overstate
+///   the loss, never understate it).
 /// - A server answer that retrying cannot cure (`INVALID_ARGUMENT`, `ALREADY_EXISTS`,
 ///   `RESOURCE_EXHAUSTED`, `UNAUTHENTICATED`, `INTERNAL`, ...) is a non-retryable
 ///   error ([`Error::BatchConflict`] for `ALREADY_EXISTS`, [`Error::LimitReached`]
