@@ -1,5 +1,5 @@
-//! count-cockroach's retry path beside count-pg, on one throwaway cluster, in one run
-//! (issue 4). No CockroachDB can run here: the CockroachDB cases run on the emulation
+//! count-cockroach's retry path beside count-pg, on one throwaway cluster, in one run.
+//! No CockroachDB can run here: the CockroachDB cases run on the emulation
 //! (count-testcluster: SERIALIZABLE, restart trigger armed, through the wire proxy).
 //!
 //! Each iteration writes 40 batches of 1,000 rows (1,000 endpoints, one bucket each,
@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+use count_benches::{cluster, runtime};
 use count_cockroach::CockroachCounter;
 use count_core::jiff::Timestamp;
 use count_core::uuid::Uuid;
 use count_core::{Batch, BatchId, BucketCount, Counter, Endpoint, Method, Path};
 use count_pg::PgCounter;
-use count_testcluster::TestCluster;
 use count_testcluster::cockroach::CockroachEmulation;
 
 const ROWS: usize = 1000;
@@ -29,12 +29,8 @@ const BATCHES: u64 = 40;
 const TASKS: u64 = 4;
 
 fn bench(c: &mut Criterion) {
-    let cluster = TestCluster::shared().expect("the cockroach bench needs PostgreSQL");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let cluster = cluster("cockroach");
+    let runtime = runtime();
     let pg: Arc<dyn Counter> = Arc::new(
         runtime
             .block_on(PgCounter::connect(&cluster.fresh_database("bench_crdb_pg")))
@@ -53,10 +49,9 @@ fn bench(c: &mut Criterion) {
     let (faulty, faulty_counter) = emulated(30);
     let now = Timestamp::now();
     let counts: Vec<BucketCount> = (0..ROWS)
-        .map(|i| BucketCount {
-            endpoint: Endpoint::new(Method::Get, Path::new(&format!("/bench/{i}")).unwrap()),
-            bucket: now,
-            n: 1,
+        .map(|i| {
+            let endpoint = Endpoint::new(Method::Get, Path::new(&format!("/bench/{i}")).unwrap());
+            BucketCount::new(endpoint, now, 1)
         })
         .collect();
 

@@ -1,17 +1,17 @@
 //! count-pg beside the Go project's write and rollup paths, on one throwaway cluster,
-//! in one run (issue 3).
+//! in one run.
 //!
-//! - `ingest/count_queue_pg`: 2 threads record through a `CountQueue` into `PgCounter`
-//!   (1,000 endpoints, stamped with the current time as a service's requests are, in
-//!   one-minute buckets), timed until `flush()` returns. A thread
-//!   whose lane and the shared ring are full yields and retries, so every request is
-//!   counted: the rate is the whole pipeline's, bound by the slower of the recorders
-//!   and the flusher (which shares the 2 cores with them).
-//! - `ingest/seed_per_request`: the Go server's write path: one statement per request,
+//! - `ingest/count_queue_pg_dimensions`: 2 threads record through a `CountQueue` into
+//!   `PgCounter` over 20,000 keys (100 subjects × 50 endpoints × 4 statuses), stamped
+//!   with the current time as a service's requests are, timed until `flush()`
+//!   returns (the shared `count_benches::ingest` loop). The process's peak resident
+//!   memory is printed after the group.
+//! - `ingest/go_per_request`: the Go server's write path: one statement per request,
 //!   the `methods` upsert and the `requests` insert in one CTE, from 8 connections.
-//! - `rollup/count_pg_1m_raw_rows`: `PgCounter::rollup` of a day holding 1,000,000
-//!   raw rows (1,000 endpoints × 1,000 buckets).
-//! - `rollup/seed_1m_requests`: the Go server's rollup of a day of 1,000,000 request
+//! - `rollup/count_pg_1m_raw_counts_dimensions`: `PgCounter::rollup` of a day holding
+//!   1,000,000 raw counts (20,000 keys × 50 buckets), written untimed before each
+//!   rollup as a `CountQueue` writes them: 100 batches of 10,000 counts.
+//! - `rollup/go_1m_requests`: the Go server's rollup of a day of 1,000,000 request
 //!   rows: delete them returning their method ids, group, insert the daily totals.
 //!
 //! `cargo bench -p count-benches --bench pg`, then `python3 benches/report.py`.
@@ -23,18 +23,28 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
+use count_benches::{INGEST_REQUESTS, cluster, ingest, ingest_queue, peak_rss, runtime};
 use count_core::jiff::Timestamp;
-use count_core::{CountQueue, Counter, Day, Method, Path, Recorded};
+use count_core::uuid::Uuid;
+use count_core::{
+    Batch, BatchId, BucketCount, CountKey, Counter, Day, Method, Path, Status, Subject,
+};
 use count_pg::PgCounter;
-use count_testcluster::TestCluster;
 
-const ENDPOINTS: usize = 1000;
-/// Requests per ingest iteration, split over the two recording threads.
-const INGEST_BATCH: u64 = 4_000_000;
+/// 100 subjects × 50 endpoints × 4 statuses.
+const SUBJECTS: usize = 100;
+const ENDPOINTS: usize = 50;
+const STATUSES: [u16; 4] = [200, 201, 404, 503];
+/// The Go server's paths: 1,000 endpoints.
+const GO_ENDPOINTS: usize = 1000;
 /// 2024-06-01T00:00:00Z: the day the rollup benches fill.
 const DAY_START: i64 = 1_717_200_000;
+/// Buckets of the rollup day: 20,000 keys × 50 one-minute buckets = 1,000,000 counts.
+const ROLLUP_BUCKETS: i64 = 50;
+/// Counts per written batch: a `CountQueue`'s `max_batch_rows` default.
+const BATCH_COUNTS: usize = 10_000;
 
-const SEED_SCHEMA: &str = "
+const GO_SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS methods (
         id BIGSERIAL PRIMARY KEY, method TEXT NOT NULL, path TEXT NOT NULL, UNIQUE (method, path));
     CREATE TABLE IF NOT EXISTS requests (
@@ -44,14 +54,14 @@ const SEED_SCHEMA: &str = "
         day DATE NOT NULL, method_id BIGINT NOT NULL REFERENCES methods (id),
         count BIGINT NOT NULL, PRIMARY KEY (day, method_id));";
 
-const SEED_ADD: &str = "
+const GO_ADD: &str = "
     WITH m AS (
         INSERT INTO methods (method, path) VALUES ($1, $2)
         ON CONFLICT (method, path) DO NOTHING RETURNING id)
     INSERT INTO requests (method_id, ts)
     SELECT coalesce((SELECT id FROM m), (SELECT id FROM methods WHERE method = $1 AND path = $2)), $3::text::timestamptz";
 
-const SEED_ROLLUP: &str = "
+const GO_ROLLUP: &str = "
     WITH deleted AS (
         DELETE FROM requests
         WHERE ts >= $1::text::timestamptz AND ts < $1::text::timestamptz + interval '1 day'
@@ -69,92 +79,86 @@ async fn client(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// The 20,000 keys: every subject calls every endpoint, with every status.
+fn keys() -> Vec<CountKey> {
+    let mut keys = Vec::with_capacity(SUBJECTS * ENDPOINTS * STATUSES.len());
+    for s in 0..SUBJECTS {
+        let subject = Subject::new(&format!("tenant-{s}")).unwrap();
+        for e in 0..ENDPOINTS {
+            let path = Path::new(&format!("/api/{e}/{{id}}")).unwrap();
+            for code in STATUSES {
+                let status = Status::http(code).unwrap();
+                keys.push(CountKey::of(Method::Get, path, Some(subject), Some(status)));
+            }
+        }
+    }
+    keys
+}
+
 fn bench(c: &mut Criterion) {
-    let cluster = TestCluster::shared().expect("the pg bench needs PostgreSQL");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let cluster = cluster("pg");
+    let runtime = runtime();
     let ours_url = cluster.fresh_database("bench_ours");
-    let seed_url = cluster.fresh_database("bench_seed");
+    let go_url = cluster.fresh_database("bench_go");
     let counter = Arc::new(runtime.block_on(PgCounter::connect(&ours_url)).unwrap());
     runtime.block_on(async {
-        client(&seed_url)
+        client(&go_url)
             .await
-            .batch_execute(SEED_SCHEMA)
+            .batch_execute(GO_SCHEMA)
             .await
             .unwrap()
     });
-    let paths: Vec<Path> = (0..ENDPOINTS)
-        .map(|i| Path::new(&format!("/bench/{i}")).unwrap())
-        .collect();
+    let keys = keys();
 
-    let mut ingest = c.benchmark_group("ingest");
-    ingest.sample_size(10);
-    ingest.measurement_time(Duration::from_secs(20));
-
-    let queue = CountQueue::builder(counter.clone())
-        .runtime(runtime.handle().clone())
-        .drain_interval(Duration::from_millis(1))
-        .build()
-        .unwrap();
-    ingest.throughput(Throughput::Elements(INGEST_BATCH));
-    ingest.bench_function("count_queue_pg", |b| {
-        b.iter_custom(|iters| {
-            let started = Instant::now();
-            for _ in 0..iters {
-                std::thread::scope(|scope| {
-                    for t in 0..2u64 {
-                        let (queue, paths) = (&queue, &paths);
-                        scope.spawn(move || {
-                            for i in 0..INGEST_BATCH / 2 {
-                                let path = paths[(i as usize * 7 + t as usize) % ENDPOINTS];
-                                while queue.record(Method::Get, path) == Recorded::DroppedFull {
-                                    std::thread::yield_now();
-                                }
-                            }
-                        });
-                    }
-                });
-                runtime.block_on(queue.flush()).unwrap();
-            }
-            started.elapsed()
-        })
+    let mut group = c.benchmark_group("ingest");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    let queue = ingest_queue(counter.clone(), &runtime);
+    group.throughput(Throughput::Elements(INGEST_REQUESTS));
+    group.bench_function("count_queue_pg_dimensions", |b| {
+        b.iter_custom(|iters| ingest(&runtime, &queue, &keys, iters))
     });
+    let stats = queue.stats();
+    assert_eq!((stats.pending, stats.lost), (0, 0), "{stats:?}");
+    runtime.block_on(queue.shutdown()).unwrap();
+    let peak = peak_rss().unwrap_or(0);
+    eprintln!(
+        "peak RSS after the ingest: {:.1} MiB ({} requests written in {} batches)",
+        peak as f64 / (1 << 20) as f64,
+        stats.written,
+        stats.batches_written
+    );
 
-    // The seed's path: as many single-request statements as 8 connections manage in a
-    // fixed time; criterion is told the count it reached.
-    let seed_window = Duration::from_secs(3);
-    let seed_rate = runtime.block_on(seed_ingest(&seed_url, seed_window));
-    let per_window = (seed_rate * seed_window.as_secs_f64()) as u64;
-    ingest.throughput(Throughput::Elements(per_window.max(1)));
-    ingest.bench_function("seed_per_request", |b| {
+    // The Go server's path: as many single-request statements as 8 connections manage
+    // in a fixed time; criterion is told the count it reached.
+    let window = Duration::from_secs(3);
+    let go_rate = runtime.block_on(go_ingest(&go_url, window));
+    let per_window = (go_rate * window.as_secs_f64()) as u64;
+    group.throughput(Throughput::Elements(per_window.max(1)));
+    group.bench_function("go_per_request", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let rate = runtime.block_on(seed_ingest(&seed_url, seed_window));
+                let rate = runtime.block_on(go_ingest(&go_url, window));
                 // Time for `per_window` statements at the rate reached this time.
                 total += Duration::from_secs_f64(per_window as f64 / rate);
             }
             total
         })
     });
-    ingest.finish();
-    let stats = queue.stats();
-    assert_eq!(stats.pending, 0, "{stats:?}");
-    runtime.block_on(queue.shutdown()).unwrap();
+    group.finish();
 
-    let mut rollup = c.benchmark_group("rollup");
-    rollup.sample_size(10);
-    rollup.measurement_time(Duration::from_secs(30));
-    rollup.throughput(Throughput::Elements(1_000_000));
+    let mut group = c.benchmark_group("rollup");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(30));
+    group.throughput(Throughput::Elements(1_000_000));
     let day = Day::of(Timestamp::from_second(DAY_START).unwrap()).unwrap();
-    rollup.bench_function("count_pg_1m_raw_rows", |b| {
+    let keys = Arc::new(keys);
+    group.bench_function("count_pg_1m_raw_counts_dimensions", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                runtime.block_on(fill_raw_counts(&ours_url, counter.schema()));
+                runtime.block_on(write_day(&counter, &keys));
                 let started = Instant::now();
                 runtime.block_on(counter.rollup(day)).unwrap();
                 total += started.elapsed();
@@ -162,26 +166,64 @@ fn bench(c: &mut Criterion) {
             total
         })
     });
-    rollup.bench_function("seed_1m_requests", |b| {
+    group.bench_function("go_1m_requests", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let client = runtime.block_on(client(&seed_url));
+                let client = runtime.block_on(client(&go_url));
                 runtime.block_on(fill_requests(&client));
                 let started = Instant::now();
                 runtime
-                    .block_on(client.execute(SEED_ROLLUP, &[&"2024-06-01T00:00:00Z"]))
+                    .block_on(client.execute(GO_ROLLUP, &[&"2024-06-01T00:00:00Z"]))
                     .unwrap();
                 total += started.elapsed();
             }
             total
         })
     });
-    rollup.finish();
+    group.finish();
+}
+
+/// Batch `seq` of the rollup day: every key in each of 50 one-minute buckets (n 1 to
+/// 7), in batches of 10,000 counts as a `CountQueue` writes them. Made when written,
+/// so the process never holds the day.
+fn rollup_batch(keys: &[CountKey], writer: Uuid, seq: usize) -> Batch {
+    let counts = (seq * BATCH_COUNTS..(seq + 1) * BATCH_COUNTS)
+        .map(|i| {
+            let (b, k) = ((i / keys.len()) as i64, i % keys.len());
+            let bucket = Timestamp::from_second(DAY_START + b * 60).unwrap();
+            BucketCount::new(keys[k], bucket, 1 + (i as u64 + b as u64) % 7)
+        })
+        .collect();
+    let id = BatchId {
+        writer,
+        seq: seq as u64,
+    };
+    Batch::new(id, counts).unwrap()
+}
+
+/// Writes the rollup day's 100 batches, under a fresh writer id, from 4 tasks.
+async fn write_day(counter: &Arc<PgCounter>, keys: &Arc<Vec<CountKey>>) {
+    let writer = Uuid::new_v4();
+    let batches = keys.len() * ROLLUP_BUCKETS as usize / BATCH_COUNTS;
+    let tasks: Vec<_> = (0..4)
+        .map(|t| {
+            let (counter, keys) = (counter.clone(), keys.clone());
+            tokio::spawn(async move {
+                for seq in (t..batches).step_by(4) {
+                    let batch = rollup_batch(&keys, writer, seq);
+                    counter.write(&batch).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
 }
 
 /// Statements per second from 8 connections over `window`, one request each.
-async fn seed_ingest(url: &str, window: Duration) -> f64 {
+async fn go_ingest(url: &str, window: Duration) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let deadline = tokio::time::Instant::now() + window;
     let mut tasks = Vec::new();
@@ -189,10 +231,10 @@ async fn seed_ingest(url: &str, window: Duration) -> f64 {
         let (url, done) = (url.to_owned(), done.clone());
         tasks.push(tokio::spawn(async move {
             let client = client(&url).await;
-            let statement = client.prepare(SEED_ADD).await.unwrap();
+            let statement = client.prepare(GO_ADD).await.unwrap();
             let mut i = c;
             while tokio::time::Instant::now() < deadline {
-                let path = format!("/bench/{}", i % ENDPOINTS);
+                let path = format!("/bench/{}", i % GO_ENDPOINTS);
                 client
                     .execute(&statement, &[&"GET", &path, &"2024-06-02T12:00:00Z"])
                     .await
@@ -209,24 +251,7 @@ async fn seed_ingest(url: &str, window: Duration) -> f64 {
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// 1,000 endpoints × 1,000 one-minute buckets of the day: 1,000,000 raw rows.
-async fn fill_raw_counts(url: &str, schema: &str) {
-    let client = client(url).await;
-    client
-        .batch_execute(&format!(
-            "INSERT INTO {schema}.endpoints (method, path)
-               SELECT 'GET', '/bench/' || e FROM generate_series(0, 999) e ON CONFLICT DO NOTHING;
-             INSERT INTO {schema}.raw_counts (endpoint_id, day, bucket, n)
-               SELECT id, DATE '2024-06-01', to_timestamp({DAY_START} + b * 60), 1 + b % 7
-               FROM {schema}.endpoints, generate_series(0, 999) b
-               WHERE path LIKE '/bench/%' AND method = 'GET';
-             ANALYZE {schema}.raw_counts;"
-        ))
-        .await
-        .unwrap();
-}
-
-/// 1,000,000 request rows of the day, as the seed stores them.
+/// 1,000,000 request rows of the day, as the Go server stores them (1,000 endpoints).
 async fn fill_requests(client: &tokio_postgres::Client) {
     client
         .batch_execute(&format!(

@@ -40,7 +40,7 @@ impl PgCounterBuilder {
             schema: "count".into(),
             migrate: true,
             connect_timeout: Duration::from_secs(10),
-            rollup_chunk: 50_000,
+            rollup_chunk: 1_000_000,
             batch_retention: Duration::from_secs(7 * 86_400),
             flavor: Flavor::POSTGRES,
         }
@@ -76,7 +76,7 @@ impl PgCounterBuilder {
     }
 
     /// Raw counts moved per rollup transaction (at least one written batch's worth).
-    /// Default 50,000.
+    /// Default 1,000,000.
     pub fn rollup_chunk(mut self, counts: i64) -> Self {
         self.rollup_chunk = counts.max(1);
         self

@@ -223,7 +223,44 @@ impl TestCluster {
         .map(drop)
     }
 
-    /// Starts the server again after [`stop_immediate`](TestCluster::stop_immediate).
+    /// Kills the server with SIGKILL, as a crash or the kernel's OOM killer would:
+    /// the postmaster and every process it started, at once, with no shutdown of any
+    /// kind; returns when they are gone. [`restart`](TestCluster::restart) starts it
+    /// again on the same port and data directory (PostgreSQL then recovers from its
+    /// write-ahead log).
+    pub fn kill(&self) -> Result<(), String> {
+        let s = self.started()?;
+        let pid_file = s.data_dir().join("postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file)
+            .map_err(|e| format!("read {}: {e}", pid_file.display()))?;
+        let postmaster: u32 = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| format!("no pid in {}", pid_file.display()))?;
+        // Its children first noted, then the postmaster killed (so it starts no
+        // more), then them.
+        let children = children_of(postmaster);
+        let mut all = vec![postmaster];
+        all.extend(children);
+        let mut kill = Command::new("kill");
+        kill.arg("-9").args(all.iter().map(u32::to_string));
+        // A process may end by itself between the listing and the kill: `kill` then
+        // fails for it alone, which is what was wanted.
+        let _ = kill.output();
+        let gone = wait_until(Duration::from_secs(10), || {
+            all.iter().all(|&p| !is_alive(p))
+        });
+        if !gone {
+            return Err(format!(
+                "server processes {all:?} still alive after SIGKILL"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts the server again after [`stop_immediate`](TestCluster::stop_immediate)
+    /// or [`kill`](TestCluster::kill), on the same port and data directory.
     pub fn restart(&self) -> Result<(), String> {
         self.started()?.pg_ctl_start()
     }
@@ -384,6 +421,37 @@ fn remove_orphans(bin: &Path, run_as_postgres: bool) {
     }
 }
 
+/// The processes whose parent is `parent`, from `/proc`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| parent_of(pid) == Some(parent))
+        .collect()
+}
+
+/// The parent of `pid` (the fourth field of `/proc/<pid>/stat`, after the command
+/// name in parentheses, which may hold spaces).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Whether `pid` runs (a zombie waiting to be reaped counts as gone).
+fn is_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z" | "X"))
+}
+
 fn run(command: &mut Command) -> Result<Output, String> {
     let output = command
         .output()
@@ -492,6 +560,22 @@ mod tests {
             assert!(cluster.psql("postgres", "SELECT 1").is_err());
             cluster.restart().unwrap();
             assert_eq!(cluster.psql("postgres", "SELECT 3").unwrap(), "3");
+            // Killed with SIGKILL: committed rows survive the restart.
+            cluster
+                .psql(
+                    "postgres",
+                    "CREATE TABLE IF NOT EXISTS killed (n int); INSERT INTO killed VALUES (7)",
+                )
+                .unwrap();
+            cluster.kill().unwrap();
+            assert!(cluster.psql("postgres", "SELECT 1").is_err());
+            cluster.restart().unwrap();
+            assert_eq!(
+                cluster
+                    .psql("postgres", "SELECT sum(n) FROM killed")
+                    .unwrap(),
+                "7"
+            );
         }
     }
 }
