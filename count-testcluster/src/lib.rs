@@ -256,6 +256,19 @@ impl TestCluster {
                 "server processes {all:?} still alive after SIGKILL"
             ));
         }
+        // A killed postmaster whose parent does not reap it stays a zombie, which
+        // the next postmaster would take for a running server (its lock files name
+        // it and `kill(pid, 0)` succeeds): the lock files go, as a reboot would take
+        // the zombie.
+        let socket_lock = s.dir.join(format!(".s.PGSQL.{}.lock", s.port));
+        for lock in [pid_file, socket_lock] {
+            match std::fs::remove_file(&lock) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(format!("remove {}: {e}", lock.display()));
+                }
+                _ => {}
+            }
+        }
         Ok(())
     }
 
