@@ -1,4 +1,4 @@
-//! `CockroachCounter`: count-core's [`Counter`] contract on CockroachDB.
+//! `CockroachCounter`: count-core's [`Counter`](count_core::Counter) contract on CockroachDB.
 //!
 //! ```no_run
 //! # async fn run() -> count_core::Result<()> {
