@@ -142,7 +142,12 @@ fn bench(c: &mut Criterion) {
     let keys: Vec<CountKey> = (0..8)
         .map(|k| {
             let status = Status::for_method(METHODS[k], STATUSES[k].into()).unwrap();
-            CountKey::of(METHODS[k], paths[k], Some(Subject::new(SUBJECTS[k]).unwrap()), Some(status))
+            CountKey::of(
+                METHODS[k],
+                paths[k],
+                Some(Subject::new(SUBJECTS[k]).unwrap()),
+                Some(status),
+            )
         })
         .collect();
 
@@ -179,7 +184,10 @@ fn bench(c: &mut Criterion) {
     )
     .unwrap();
     let counter_vec_4 = prometheus::IntCounterVec::new(
-        prometheus::Opts::new("requests_by_key", "requests per endpoint, subject and status"),
+        prometheus::Opts::new(
+            "requests_by_key",
+            "requests per endpoint, subject and status",
+        ),
         &["method", "path", "subject", "status"],
     )
     .unwrap();
@@ -264,7 +272,12 @@ fn bench(c: &mut Criterion) {
             threads,
             |k| {
                 counter_vec_4
-                    .with_label_values(&[METHODS[k].as_str(), ROUTES[k], SUBJECTS[k], STATUS_TEXT[k]])
+                    .with_label_values(&[
+                        METHODS[k].as_str(),
+                        ROUTES[k],
+                        SUBJECTS[k],
+                        STATUS_TEXT[k],
+                    ])
                     .inc()
             },
             || {},

@@ -165,9 +165,8 @@ fn bench(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(4));
     group.sample_size(60);
     let route = Route(Path::new("/users/{id}").unwrap());
-    let bare = tower::service_fn(|_: Request<()>| async {
-        Ok::<_, Infallible>(http::Response::new(()))
-    });
+    let bare =
+        tower::service_fn(|_: Request<()>| async { Ok::<_, Infallible>(http::Response::new(())) });
     let counted = CountLayer::new(queue.clone()).layer(bare);
     let request = || {
         let mut request = Request::get("/users/42").body(()).unwrap();
