@@ -3,6 +3,7 @@
 //! throwaway PostgreSQL; every output format byte for byte, bad arguments and their
 //! exit codes, rollups and migrations.
 
+mod common;
 #[path = "browser/server.rs"]
 mod server;
 
@@ -355,6 +356,33 @@ async fn an_unreachable_server_exits_1_naming_it() {
     let run = cli(&["totals", "--server", &url], &[]);
     assert_exit(&run, 1);
     assert!(run.stderr.contains(&url), "{run:#?}");
+}
+
+#[tokio::test]
+async fn an_https_server_is_reached_with_its_ca_certificate() {
+    let dir = scratch("tls");
+    let (ca, cert, key) = common::certificates(&dir);
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let spawned = Spawned::start(
+        &["--tls-cert", cert, "--tls-key", key],
+        &[("DB_URL", "memory:")],
+    );
+    let url = format!("https://localhost:{}", spawned.port);
+    let day = ["totals", "--day", "2026-11-02", "--server", &url];
+    let mut trusted = day.to_vec();
+    trusted.extend(["--ca-cert", ca.to_str().unwrap()]);
+    let run = cli(&trusted, &[]);
+    assert_exit(&run, 0);
+    assert_eq!(run.stdout, "No requests counted on 2026-11-02 (UTC).\n");
+    // Without the CA the certificate is not trusted: a failure naming the server.
+    let run = cli(&day, &[]);
+    assert_exit(&run, 1);
+    assert!(run.stderr.contains(&url), "{run:#?}");
+    let mut missing = day.to_vec();
+    missing.extend(["--ca-cert", "/nonexistent/ca.pem"]);
+    let run = cli(&missing, &[]);
+    assert_exit(&run, 2);
+    assert!(run.stderr.contains("/nonexistent/ca.pem"), "{run:#?}");
 }
 
 /// A SQLite file holding `counts`, written through the backend the server uses.

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // the test and the bench use different parts
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,11 +27,15 @@ impl Drop for Browser {
     }
 }
 
-/// The chromedriver process, killed when dropped (also when a session fails).
+/// The chromedriver process in a process group of its own, which the browsers it
+/// starts join: dropping it (also when a test panics before closing its session)
+/// kills the group, so no Chromium outlives the test.
 struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -63,22 +68,18 @@ impl Browser {
             eprintln!("skipping a browser test: {reason}");
             return None;
         };
-        let port = super::server::free_port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", chromedriver.display()));
         let driver = Driver(driver);
-        // Ready when its status says so (it accepts connections a little before).
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !super::server::http_get(port, "/status", None)
-            .is_ok_and(|(status, body)| status == 200 && body.contains("\"ready\":true"))
-        {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         let profile =
             std::env::temp_dir().join(format!("count-browser-test-{}-{port}", std::process::id()));
         let capabilities: Capabilities = serde_json::from_value(json!({
@@ -96,11 +97,21 @@ impl Browser {
             "goog:loggingPrefs": { "browser": "ALL" },
         }))
         .unwrap();
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .unwrap_or_else(|e| panic!("a Chromium session from chromedriver: {e}"));
+        // chromedriver accepts connections a little before it takes sessions: retry.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => break client,
+                Err(e) if Instant::now() > deadline => {
+                    panic!("no Chromium session from chromedriver: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
         Some(Browser {
             client,
             _driver: driver,
