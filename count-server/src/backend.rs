@@ -186,7 +186,8 @@ pub fn sqlite_url(path: &Path) -> Result<String> {
 /// [`Error::InvalidInput`] for a URL of no known scheme, a `backend` the URL cannot
 /// be, or a database that is not the forced backend; the backend's own errors when
 /// it cannot be opened (unreachable, refused, a schema not at this build's version
-/// with [`Migrations::Check`]).
+/// with [`Migrations::Check`]); with [`Migrations::Check`], [`Error::NotFound`] for a
+/// SQLite file that does not exist (it is not created).
 pub async fn open(url: &str, backend: Backend, migrations: Migrations) -> Result<Opened> {
     let scheme = Scheme::of(url)?;
     let migrate = migrations == Migrations::Apply;
@@ -216,8 +217,11 @@ pub async fn open(url: &str, backend: Backend, migrations: Migrations) -> Result
 }
 
 async fn open_sqlite(url: &str, migrate: bool) -> Result<Opened> {
+    if !migrate {
+        // count-sqlite's open migrates: check first, changing nothing.
+        crate::sqlite_check::check(url).await?;
+    }
     let counter = SqliteCounter::builder(url).connect().await?;
-    let _ = migrate; // count-sqlite has no check-only open yet (asked for).
     let description = match counter.path() {
         Some(path) => format!("SQLite file {}", path.display()),
         None => SQLITE_MEMORY.to_owned(),

@@ -120,6 +120,7 @@ mod incoming;
 pub mod logging;
 mod metrics;
 mod server;
+mod sqlite_check;
 mod tls;
 
 pub use config::ServerConfig;

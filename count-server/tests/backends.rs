@@ -102,6 +102,46 @@ async fn sqlite_files_and_memory_open_without_a_database_server() {
         .await
         .unwrap();
     assert_eq!(forced.backend, Backend::Sqlite);
+    // Checked, a migrated file opens...
+    let checked = backend::open(&url, Backend::Auto, Migrations::Check)
+        .await
+        .unwrap();
+    assert_eq!(checked.description, sqlite.description);
+    // ...a missing one is not created...
+    let missing = dir.join("missing/count.db");
+    let error = backend::open(
+        &backend::sqlite_url(&missing).unwrap(),
+        Backend::Auto,
+        Migrations::Check,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, count_core::Error::NotFound(_)), "{error}");
+    assert!(!missing.exists() && !dir.join("missing").exists());
+    // ...and one that is not count's is neither migrated nor changed.
+    let empty = dir.join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let error = backend::open(
+        &backend::sqlite_url(&empty).unwrap(),
+        Backend::Sqlite,
+        Migrations::Check,
+    )
+    .await
+    .unwrap_err();
+    assert!(backend::is_schema_not_current(&error), "{error}");
+    assert!(error.to_string().contains("not migrated"), "{error}");
+    assert_eq!(std::fs::read(&empty).unwrap().len(), 0);
+    let junk = dir.join("junk.db");
+    std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+    let error = backend::open(
+        &backend::sqlite_url(&junk).unwrap(),
+        Backend::Sqlite,
+        Migrations::Check,
+    )
+    .await
+    .unwrap_err();
+    assert!(!backend::is_schema_not_current(&error), "{error}");
+    assert!(error.to_string().contains("junk.db"), "{error}");
 
     let in_memory = backend::open("sqlite::memory:", Backend::Auto, Migrations::Apply)
         .await
