@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::{GET, NOON, Running, add, memory};
 use count_core::testkit::{Fault, FlakyCounter};
-use count_memory::MemoryCounter;
 use count_grpc::proto::count::v1 as pb;
+use count_memory::MemoryCounter;
 use count_server::ServerConfig;
 use tonic::Code;
 
