@@ -10,13 +10,16 @@ use rusqlite::{Connection, OptionalExtension, Row};
 
 use crate::error::classify;
 
-/// The counts of days `?1` to `?2`, rolled up and raw, as `(day, key_id, n)`.
+/// The counts of days `?1` to `?2`, rolled up and raw, as `(day, key_id, n)`. Raw
+/// counts are summed per day and key first, so the rest of a report handles a row
+/// per key and day, not one per bucket.
 macro_rules! counts_of_range {
     () => {
         "WITH counts (day, key_id, n) AS (
             SELECT day, key_id, total FROM daily_totals WHERE day BETWEEN ?1 AND ?2
             UNION ALL
-            SELECT day, key_id, n FROM raw_counts WHERE day BETWEEN ?1 AND ?2) "
+            SELECT day, key_id, count_sum(n) FROM raw_counts WHERE day BETWEEN ?1 AND ?2
+            GROUP BY day, key_id) "
     };
 }
 

@@ -1,10 +1,12 @@
 //! One bounded step of a rollup, and the pruning of old batch ids.
 //!
-//! A step takes the first `limit` raw rows of a day (in key order, so each key's
-//! rows are summed in one run), adds their sums to the day's totals, and deletes
-//! them, in one write transaction. SQLite has one writer at a time, so a step sees
+//! A step takes the first `limit` raw rows of a day (in primary-key order: bucket,
+//! then key), adds each key's sum to the day's totals, and deletes exactly those
+//! rows, in one write transaction. SQLite has one writer at a time, so a step sees
 //! no concurrent write and no other rollup: each raw row is added exactly once, and
 //! counts written between steps are taken by a later step or the next rollup.
+
+use std::collections::HashMap;
 
 use count_core::{Day, Error, Result};
 use rusqlite::{Connection, TransactionBehavior};
@@ -13,7 +15,7 @@ use crate::error::{classify, commit_failed};
 use crate::sum::{self, saturating_add};
 
 const CHUNK: &str =
-    "SELECT key_id, bucket, n FROM raw_counts WHERE day = ?1 ORDER BY key_id, bucket LIMIT ?2";
+    "SELECT bucket, key_id, n FROM raw_counts WHERE day = ?1 ORDER BY bucket, key_id LIMIT ?2";
 const ADD_TOTAL: &str = concat!(
     "INSERT INTO daily_totals (day, key_id, total) VALUES (?1, ?2, ?3) ",
     "ON CONFLICT (day, key_id) DO UPDATE SET total = ",
@@ -21,7 +23,7 @@ const ADD_TOTAL: &str = concat!(
 );
 /// The rows read: the day's first rows up to the last one read, a range of the
 /// primary key.
-const DELETE_CHUNK: &str = "DELETE FROM raw_counts WHERE day = ?1 AND (key_id, bucket) <= (?2, ?3)";
+const DELETE_CHUNK: &str = "DELETE FROM raw_counts WHERE day = ?1 AND (bucket, key_id) <= (?2, ?3)";
 const PRUNE_BATCHES: &str = "DELETE FROM batches WHERE applied_at < ?1";
 
 /// Moves up to `limit` raw rows of `day` into its daily totals; returns how many
@@ -36,7 +38,7 @@ pub(crate) fn step(conn: &mut Connection, day: Day, limit: usize) -> Result<usiz
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| classify(&doing("starting a step"), e))?;
-    let mut sums: Vec<(i64, i64)> = Vec::new();
+    let mut sums: HashMap<i64, i64> = HashMap::new();
     let mut last = None;
     let mut moved = 0;
     {
@@ -47,19 +49,20 @@ pub(crate) fn step(conn: &mut Connection, day: Day, limit: usize) -> Result<usiz
             .query_map((d, limit as i64), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(|e| classify(&doing("reading raw counts"), e))?;
         for row in rows {
-            let (key_id, bucket, n): (i64, i64, i64) =
+            let (bucket, key_id, n): (i64, i64, i64) =
                 row.map_err(|e| classify(&doing("reading raw counts"), e))?;
-            match sums.last_mut() {
-                Some((k, total)) if *k == key_id => *total = sum::add(*total, n),
-                _ => sums.push((key_id, n)),
-            }
-            last = Some((key_id, bucket));
+            let total = sums.entry(key_id).or_default();
+            *total = sum::add(*total, n);
+            last = Some((bucket, key_id));
             moved += 1;
         }
     }
-    let Some((last_key, last_bucket)) = last else {
+    let Some((last_bucket, last_key)) = last else {
         return Ok(0);
     };
+    let mut sums: Vec<(i64, i64)> = sums.into_iter().collect();
+    // In key order: the day's totals are updated front to back.
+    sums.sort_unstable();
     {
         let mut add = tx
             .prepare_cached(ADD_TOTAL)
@@ -71,7 +74,7 @@ pub(crate) fn step(conn: &mut Connection, day: Day, limit: usize) -> Result<usiz
     }
     let deleted = tx
         .prepare_cached(DELETE_CHUNK)
-        .and_then(|mut s| s.execute((d, last_key, last_bucket)))
+        .and_then(|mut s| s.execute((d, last_bucket, last_key)))
         .map_err(|e| classify(&doing("deleting the rows added"), e))?;
     if deleted != moved {
         // Cannot happen inside a write transaction; refuse rather than miscount.

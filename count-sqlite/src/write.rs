@@ -13,8 +13,8 @@ const FIND_BATCH: &str = "SELECT digest FROM batches WHERE writer = ?1 AND seq =
 const CLAIM_BATCH: &str =
     "INSERT INTO batches (writer, seq, digest, applied_at) VALUES (?1, ?2, ?3, ?4)";
 const ADD_COUNT: &str = concat!(
-    "INSERT INTO raw_counts (day, key_id, bucket, n) VALUES (?1, ?2, ?3, ?4) ",
-    "ON CONFLICT (day, key_id, bucket) DO UPDATE SET n = ",
+    "INSERT INTO raw_counts (day, bucket, key_id, n) VALUES (?1, ?2, ?3, ?4) ",
+    "ON CONFLICT (day, bucket, key_id) DO UPDATE SET n = ",
     saturating_add!("n")
 );
 const FIND_KEY: &str =
@@ -70,8 +70,8 @@ pub(crate) fn apply(
         // Batch::new bounds n by 2^40.
         add.execute((
             count.day().unix_day(),
-            key_id,
             count.bucket.as_second(),
+            key_id,
             count.n as i64,
         ))
         .map_err(|e| classify(&doing(&format!("adding the count of {}", count.key)), e))?;
