@@ -10,6 +10,8 @@ use count_core::{CountQueue, Counter, DateRange, Method, Path, Recorded};
 use count_pg::PgCounter;
 use count_testcluster::TestCluster;
 
+mod common;
+
 const DAY: &str = "2024-06-01";
 
 /// Records `/fault` steadily on a thread of its own until `stop`; returns how many
@@ -55,23 +57,10 @@ async fn flush_until_written(queue: &CountQueue) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_down_for_ten_seconds_loses_and_doubles_nothing() {
-    let Some(cluster) = TestCluster::own() else {
+    let Some((cluster, counter)) = common::own_cluster_and_counter("outage").await else {
         return;
     };
-    let url = cluster.fresh_database("outage");
-    let counter = Arc::new(
-        PgCounter::builder(&url)
-            .connect_timeout(Duration::from_secs(1))
-            .connect()
-            .await
-            .unwrap(),
-    );
-    let queue = CountQueue::builder(counter.clone())
-        .flush_interval(Duration::from_millis(100))
-        .write_timeout(Duration::from_secs(5))
-        .retry_backoff(Duration::from_millis(50), Duration::from_millis(500))
-        .build()
-        .unwrap();
+    let queue = common::retrying_queue(&counter, Duration::from_millis(100));
     let stop = Arc::new(AtomicBool::new(false));
     let recorder = record_steadily(queue.clone(), stop.clone());
 

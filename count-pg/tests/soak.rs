@@ -13,8 +13,8 @@ use count_core::testkit::Scope;
 use count_core::{
     CountKey, CountQueue, Counter, DateRange, Day, Dimension, Method, Recorded, TotalsQuery,
 };
-use count_pg::PgCounter;
-use count_testcluster::TestCluster;
+
+mod common;
 
 const THREADS: usize = 4;
 const KILLS: u32 = 6;
@@ -42,23 +42,10 @@ fn record(queue: CountQueue, keys: Arc<Vec<CountKey>>, stop: Arc<AtomicBool>, t:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a soak of 40 s: run with --ignored"]
 async fn sigkills_of_the_server_during_records_and_rollups_lose_and_double_nothing() {
-    let Some(cluster) = TestCluster::own() else {
+    let Some((cluster, counter)) = common::own_cluster_and_counter("soak").await else {
         return;
     };
-    let url = cluster.fresh_database("soak");
-    let counter = Arc::new(
-        PgCounter::builder(&url)
-            .connect_timeout(Duration::from_secs(1))
-            .connect()
-            .await
-            .unwrap(),
-    );
-    let queue = CountQueue::builder(counter.clone())
-        .flush_interval(Duration::from_millis(50))
-        .write_timeout(Duration::from_secs(5))
-        .retry_backoff(Duration::from_millis(20), Duration::from_millis(500))
-        .build()
-        .unwrap();
+    let queue = common::retrying_queue(&counter, Duration::from_millis(50));
     let s = Scope::new();
     let mut keys = Vec::new();
     for endpoint in ["/a", "/b/{id}", "/c"] {
