@@ -1,15 +1,16 @@
 //! `/api/v1/totals` and the dashboard over a year of 1,000 endpoints.
 //!
-//! A SQLite file (the server's default backend) holds 2025's daily counts of 1,000
-//! endpoints (365,000 counts, rolled up as a running server leaves finished days);
-//! `count-server` serves it in this process, sharing the 2 cores with the clients.
+//! 2025's daily counts of 1,000 endpoints (365,000 counts, rolled up as a running
+//! server leaves finished days) in a SQLite file (the server's default backend) and,
+//! beside it, in memory; `count-server` serves each in this process, sharing the 2
+//! cores with the clients.
 //!
-//! - `totals/<request>`: the requests the dashboard sends for a year, one at a time
+//! - `totals/<request>/<backend>`: the requests the dashboard sends for a year, one at a time
 //!   over a keep-alive HTTP/1.1 connection, timed until the whole body is read:
 //!   `group=endpoint` (1,000 rows), `group=day` (365 rows), `group=subject`,
 //!   `group=status`, and `group=day&endpoint=...` (what the page asks for each of its
 //!   six busiest endpoints).
-//! - `page/load`: the dashboard opened in headless Chromium on the year, timed by the
+//! - `page/load/<backend>`: the dashboard opened in headless Chromium on the year, timed by the
 //!   page itself (`document.documentElement.dataset.loadMs`: from navigation start
 //!   until the chart and table of every request above are drawn). Skipped without
 //!   Debian's `chromium` and `chromium-driver`.
@@ -59,16 +60,25 @@ fn endpoint(i: usize) -> Endpoint {
     )
 }
 
-/// A SQLite file with a year of daily counts for every endpoint, rolled up; the
-/// counter on it.
-fn fill(runtime: &Runtime) -> Opened {
+/// The backends compared: a new SQLite file, and memory.
+fn backends() -> [(&'static str, String); 2] {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("http-bench");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let url = backend::sqlite_url(&dir.join("count.db")).unwrap();
+    [
+        (
+            "sqlite",
+            backend::sqlite_url(&dir.join("count.db")).unwrap(),
+        ),
+        ("memory", "memory:".to_owned()),
+    ]
+}
+
+/// The backend at `url` with a year of daily counts for every endpoint, rolled up.
+fn fill(runtime: &Runtime, url: &str) -> Opened {
     let started = Instant::now();
     let opened = runtime
-        .block_on(backend::open(&url, Backend::Sqlite, Migrations::Apply))
+        .block_on(backend::open(url, Backend::Auto, Migrations::Apply))
         .unwrap();
     let ok = Status::from_code(200).unwrap();
     let writer = Uuid::new_v4();
@@ -94,7 +104,8 @@ fn fill(runtime: &Runtime) -> Opened {
         }
     });
     eprintln!(
-        "http bench: {} counts written and rolled up in {:.1?}",
+        "http bench: {}: {} counts written and rolled up in {:.1?}",
+        opened.description,
         ENDPOINTS * 365,
         started.elapsed()
     );
@@ -170,42 +181,50 @@ fn percentiles(mut times: Vec<Duration>) -> (Duration, Duration) {
 
 fn bench(c: &mut Criterion) {
     let runtime = runtime();
-    let opened = fill(&runtime);
-    let base = serve(&runtime, opened);
+    let servers: Vec<(&str, String)> = backends()
+        .into_iter()
+        .map(|(name, url)| (name, serve(&runtime, fill(&runtime, &url))))
+        .collect();
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
 
     let mut group = c.benchmark_group("totals");
     group.sample_size(20);
-    for (name, path) in requests() {
-        let url = format!("{base}{path}");
-        let bytes = runtime.block_on(get(&client, &url));
-        eprintln!("http bench: {name}: {bytes} bytes");
-        group.bench_function(name, |b| b.iter(|| runtime.block_on(get(&client, &url))));
+    for (request, path) in requests() {
+        for (backend, base) in &servers {
+            let url = format!("{base}{path}");
+            let bytes = runtime.block_on(get(&client, &url));
+            eprintln!("http bench: {request} on {backend}: {bytes} bytes");
+            group.bench_function(format!("{request}/{backend}"), |b| {
+                b.iter(|| runtime.block_on(get(&client, &url)))
+            });
+        }
     }
     group.finish();
-    for (name, path) in requests() {
-        let url = format!("{base}{path}");
-        let times = (0..100)
-            .map(|_| {
-                let started = Instant::now();
-                runtime.block_on(get(&client, &url));
-                started.elapsed()
-            })
-            .collect();
-        let (p50, p99) = percentiles(times);
-        println!("totals/{name}: p50 {p50:.2?}, p99 {p99:.2?} (100 requests)");
+    for (request, path) in requests() {
+        for (backend, base) in &servers {
+            let url = format!("{base}{path}");
+            let times = (0..100)
+                .map(|_| {
+                    let started = Instant::now();
+                    runtime.block_on(get(&client, &url));
+                    started.elapsed()
+                })
+                .collect();
+            let (p50, p99) = percentiles(times);
+            println!("totals/{request}/{backend}: p50 {p50:.2?}, p99 {p99:.2?} (100 requests)");
+        }
     }
 
     let Some(browser) = runtime.block_on(webdriver::Browser::start()) else {
         return;
     };
-    let page = format!("{base}/#from={YEAR}-01-01&to={YEAR}-12-31");
-    let load = |i: u64| -> Duration {
+    let mut next = 0;
+    let mut load = |base: &str| -> Duration {
+        next += 1;
         runtime.block_on(async {
             // A new document each time: a query the page ignores.
-            browser
-                .goto(&page.replacen("/#", &format!("/?load={i}#"), 1))
-                .await;
+            let page = format!("{base}/?load={next}#from={YEAR}-01-01&to={YEAR}-12-31");
+            browser.goto(&page).await;
             browser
                 .wait_for(
                     "document.documentElement.dataset.loadMs",
@@ -222,31 +241,32 @@ fn bench(c: &mut Criterion) {
             Duration::from_millis(ms.as_u64().expect("loadMs in whole milliseconds"))
         })
     };
-    let shown = runtime.block_on(browser.js(
-        "return [document.getElementById('endpoint-count').textContent, \
-         document.querySelectorAll('#chart rect[data-day]').length]",
-        vec![],
-    ));
-    assert_eq!(shown, json!(["1,000", 365 * 7]), "the page shows the year");
     let mut group = c.benchmark_group("page");
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(30));
-    let mut next = 0;
-    group.bench_function("load", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    next += 1;
-                    load(next)
-                })
-                .sum()
-        })
-    });
+    for (backend, base) in &servers {
+        load(base);
+        let shown = runtime.block_on(browser.js(
+            "return [document.getElementById('endpoint-count').textContent, \
+             document.querySelectorAll('#chart rect[data-day]').length]",
+            vec![],
+        ));
+        assert_eq!(shown, json!(["1,000", 365 * 7]), "the page shows the year");
+        group.bench_function(format!("load/{backend}"), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| load(base)).sum())
+        });
+    }
     group.finish();
-    let times = (0..30).map(|i| load(1_000_000 + i)).collect();
-    let (p50, p99) = percentiles(times);
-    println!("page/load: p50 {p50:.0?}, p99 {p99:.0?} (30 loads, measured by the page)");
+    for (backend, base) in &servers {
+        let times = (0..30).map(|_| load(base)).collect();
+        let (p50, p99) = percentiles(times);
+        println!(
+            "page/load/{backend}: p50 {} ms, p99 {} ms (30 loads, measured by the page)",
+            p50.as_millis(),
+            p99.as_millis()
+        );
+    }
     runtime.block_on(browser.screenshot("http-bench-year"));
 }
 

@@ -385,22 +385,24 @@ async fn an_https_server_is_reached_with_its_ca_certificate() {
     assert!(run.stderr.contains("/nonexistent/ca.pem"), "{run:#?}");
 }
 
-/// A SQLite file holding `counts`, written through the backend the server uses.
-async fn sqlite_file_with(counts: &[Known]) -> PathBuf {
-    let path = scratch("sqlite").join("count.db");
-    let url = backend::sqlite_url(&path).unwrap();
+/// A SQLite file at `path` holding `counts`, written through the backend the server
+/// uses.
+async fn sqlite_file_with(path: &Path, counts: &[Known]) {
+    let url = backend::sqlite_url(path).unwrap();
     let opened = backend::open(&url, Backend::Auto, Migrations::Apply)
         .await
         .unwrap();
     send(opened.counter.as_ref(), counts).await;
-    path
 }
 
 #[tokio::test]
 async fn totals_straight_from_a_sqlite_file_match_the_reference_in_every_format() {
     let today = Day::today();
     let counts = known_counts(today);
-    let path = sqlite_file_with(&counts).await;
+    // Where the server keeps its file by default (under XDG_DATA_HOME).
+    let data = scratch("xdg");
+    let path = data.join("count").join("count.db");
+    sqlite_file_with(&path, &counts).await;
     let db_path = path.to_str().unwrap();
     let url = backend::sqlite_url(&path).unwrap();
     for ask in asks(today) {
@@ -413,6 +415,12 @@ async fn totals_straight_from_a_sqlite_file_match_the_reference_in_every_format(
         assert_exit(&csv, 0);
         assert_eq!(csv.stdout, totals_csv(&ask.query, &rows), "{:?}", ask.cli);
     }
+    // No source named: the file the server counts into by default.
+    let ask = &asks(today)[0];
+    let rows = expected(&counts, &ask.query);
+    let json = ask.run("json", &[], &[("XDG_DATA_HOME", data.to_str().unwrap())]);
+    assert_exit(&json, 0);
+    assert_eq!(json.stdout, totals_json(&ask.query, &rows));
 }
 
 #[tokio::test]
