@@ -321,13 +321,7 @@ pub(crate) fn expected(counts: &[Known], query: &TotalsQuery) -> Vec<GroupedTota
 
 /// `1234567` as `1,234,567`, as the table and the page write numbers.
 pub(crate) fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
+    let digits: Vec<char> = n.to_string().chars().collect();
+    let groups: Vec<String> = digits.rchunks(3).rev().map(String::from_iter).collect();
+    groups.join(",")
 }
