@@ -15,9 +15,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use count_core::{DateRange, Day, Dimension, TotalsQuery};
-use count_grpc::GrpcCounter;
 use serde_json::{Value, json};
-use server::{Known, Spawned, days_before, expected, known_counts, send, thousands};
+use server::{Known, days_before, expected, serving_known_counts, thousands};
 use webdriver::Browser;
 
 /// Long enough for a loaded CI machine; the page itself answers in milliseconds.
@@ -147,14 +146,7 @@ async fn the_dashboard_shows_the_known_totals_and_follows_the_period() {
     let Some(browser) = Browser::start().await else {
         return;
     };
-    let spawned = Spawned::start(&[], &[("DB_URL", "memory:")]);
-    let today = Day::today();
-    let counts = known_counts(today);
-    send(
-        &GrpcCounter::connect(&spawned.url()).await.unwrap(),
-        &counts,
-    )
-    .await;
+    let (spawned, today, counts) = serving_known_counts(&[], None).await;
 
     // First load: the last 30 days.
     browser.goto(&format!("{}/", spawned.url())).await;
@@ -231,15 +223,8 @@ async fn a_server_with_a_token_asks_for_it_and_refuses_a_wrong_one() {
     let Some(browser) = Browser::start().await else {
         return;
     };
-    let spawned = Spawned::start(&[], &[("DB_URL", "memory:"), ("COUNT_TOKEN", "s3cret")]);
-    let today = Day::today();
-    let counts = known_counts(today);
-    let counter = GrpcCounter::builder(&spawned.url())
-        .token("s3cret")
-        .connect()
-        .await
-        .unwrap();
-    send(&counter, &counts).await;
+    let (spawned, today, counts) =
+        serving_known_counts(&[("COUNT_TOKEN", "s3cret")], Some("s3cret")).await;
 
     browser.goto(&format!("{}/", spawned.url())).await;
     let auth_shown = "!document.getElementById('auth').hidden";

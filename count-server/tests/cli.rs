@@ -18,7 +18,10 @@ use count_grpc::GrpcCounter;
 use count_server::backend::{self, Backend, Migrations};
 use count_server::http::{totals_csv, totals_json};
 use count_testcluster::TestCluster;
-use server::{BINARY, Known, Spawned, days_before, expected, known_counts, send, thousands};
+use server::{
+    BINARY, Known, Spawned, days_before, expected, known_counts, send, serving_known_counts,
+    thousands,
+};
 
 /// What one run of a command did.
 #[derive(Debug)]
@@ -172,14 +175,7 @@ fn asks(today: Day) -> Vec<Ask> {
 
 #[tokio::test]
 async fn totals_from_a_running_server_are_what_the_http_api_answers_byte_for_byte() {
-    let spawned = Spawned::start(&[], &[("DB_URL", "memory:")]);
-    let today = Day::today();
-    let counts = known_counts(today);
-    send(
-        &GrpcCounter::connect(&spawned.url()).await.unwrap(),
-        &counts,
-    )
-    .await;
+    let (spawned, today, counts) = serving_known_counts(&[], None).await;
     let url = spawned.url();
     for ask in asks(today) {
         let rows = expected(&counts, &ask.query);

@@ -313,6 +313,26 @@ pub(crate) async fn send(counter: &dyn Counter, counts: &[Known]) {
         .expect("the known counts are written");
 }
 
+/// A server on the memory backend, with `env` (a token, say) added, holding
+/// [`known_counts`] of today (sent with `token` if given): the server, today, the
+/// counts.
+pub(crate) async fn serving_known_counts(
+    env: &[(&str, &str)],
+    token: Option<&str>,
+) -> (Spawned, Day, Vec<Known>) {
+    let mut all_env = vec![("DB_URL", "memory:")];
+    all_env.extend_from_slice(env);
+    let spawned = Spawned::start(&[], &all_env);
+    let today = Day::today();
+    let counts = known_counts(today);
+    let mut client = count_grpc::GrpcCounter::builder(&spawned.url());
+    if let Some(token) = token {
+        client = client.token(token);
+    }
+    send(&client.connect().await.unwrap(), &counts).await;
+    (spawned, today, counts)
+}
+
 /// What any backend must answer to `query` over `counts`: count-core's reference
 /// grouping.
 pub(crate) fn expected(counts: &[Known], query: &TotalsQuery) -> Vec<GroupedTotal> {
