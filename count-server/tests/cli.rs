@@ -448,7 +448,10 @@ async fn a_read_neither_creates_nor_migrates_a_database() {
     assert_eq!(std::fs::metadata(empty).unwrap().len(), 0, "a check wrote");
     let run = cli(&["migrate", "--db-path", empty], &[]);
     assert_exit(&run, 0);
-    assert!(run.stdout.contains("migrated"), "{run:#?}");
+    assert_eq!(
+        run.stdout,
+        format!("SQLite file {empty}: migrated; the schema is current (before: no schema).\n")
+    );
     let run = cli(&["migrate", "--check", "--db-path", empty], &[]);
     assert_exit(&run, 0);
     assert!(run.stdout.contains("the schema is current"), "{run:#?}");
@@ -669,7 +672,13 @@ async fn totals_rollup_and_migrate_on_postgresql() {
     );
     let run = cli(&["migrate", "--db-url", &url], &[]);
     assert_exit(&run, 0);
-    assert!(run.stdout.contains("migrated"), "{run:#?}");
+    assert!(
+        run.stdout.contains(&format!(
+            ": migrated; the schema is current (before: missing migration {} ({}))",
+            second.version, second.name
+        )),
+        "{run:#?}"
+    );
     let run = cli(&["migrate", "--check"], &[("DB_URL", &url)]);
     assert_exit(&run, 0);
 

@@ -46,16 +46,43 @@ pub(super) async fn run(args: MigrateArgs) -> Result<(), Failure> {
         Err(failure) => return Err(failure),
     };
     let opened = args.database.open(Migrations::Apply).await?;
-    let applied = missing.map_or_else(String::new, |m| format!(" (it lacked {m})"));
+    let applied = missing.map_or_else(String::new, |m| format!(" (before: {m})"));
     super::print(&format!(
         "{}: migrated; the schema is current{applied}.\n",
         opened.description
     ))
 }
 
-/// `missing migration 2 (name)` out of a backend's "schema not current" message.
+/// What a backend's "schema not current" message says was missing: `missing
+/// migration 2 (name)`, or `no schema` for a database never migrated.
 fn missing_part(message: &str) -> Option<&str> {
-    let start = message.find("missing migration")?;
-    let rest = &message[start..];
-    Some(rest.split(';').next().unwrap_or(rest).trim_end())
+    let first = message.lines().next()?;
+    if let Some(start) = first.find("missing migration") {
+        let rest = &first[start..];
+        return Some(rest.split(';').next().unwrap_or(rest).trim_end());
+    }
+    first
+        .contains("no count_migrations table")
+        .then_some("no schema")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_part;
+
+    #[test]
+    fn what_was_missing_is_read_from_the_first_line() {
+        let v1 = "invalid schema \"count\": is not migrated (at version 1): missing migration \
+                  2 (count_keys, raw_batches); connect with migrate(true) to apply it\n\
+                  (`count-server migrate` applies the missing migrations)";
+        assert_eq!(
+            missing_part(v1),
+            Some("missing migration 2 (count_keys, raw_batches)")
+        );
+        let empty = "invalid schema \"/x.db\": is not migrated: it has no count_migrations \
+                     table (apply the migrations to create the tables)\n\
+                     (`count-server migrate` applies the missing migrations)";
+        assert_eq!(missing_part(empty), Some("no schema"));
+        assert_eq!(missing_part("something else\nmissing migrations"), None);
+    }
 }
