@@ -56,7 +56,7 @@ impl SqliteCounterBuilder {
             durability: Durability::Full,
             busy_timeout: Duration::from_secs(5),
             read_connections: 4,
-            rollup_chunk: 50_000,
+            rollup_chunk: 250_000,
             batch_retention: Duration::from_secs(7 * 86_400),
         }
     }
@@ -83,8 +83,9 @@ impl SqliteCounterBuilder {
         self
     }
 
-    /// Raw rows a rollup moves per transaction: writes wait at most for one such
-    /// step. Default 50,000.
+    /// About how many raw counts (a key in a bucket) a rollup moves per
+    /// transaction, in whole buckets (at least one): writes wait for one such step at
+    /// most. Default 250,000 (a step of them takes tens of milliseconds).
     pub fn rollup_chunk(mut self, rows: usize) -> Self {
         self.rollup_chunk = rows.max(1);
         self
@@ -145,6 +146,7 @@ impl SqliteCounterBuilder {
                 writer,
                 readers,
                 file,
+                names: Arc::default(),
                 rollup_chunk: self.rollup_chunk,
                 batch_retention: self.batch_retention,
             }),

@@ -14,6 +14,8 @@ mod sum;
 mod write;
 mod writer;
 
+mod names;
+mod packed;
 mod readers;
 mod reports;
 
@@ -32,6 +34,7 @@ use rusqlite::Connection;
 pub use builder::{Durability, SqliteCounterBuilder};
 pub use schema::SCHEMA_VERSION;
 
+use names::KeyNames;
 use readers::Readers;
 use writer::Writer;
 
@@ -51,6 +54,7 @@ struct Inner {
     /// `None` for an in-memory database, which only its writer's connection sees.
     readers: Option<Readers>,
     file: Option<OpenedFile>,
+    names: Arc<KeyNames>,
     rollup_chunk: usize,
     batch_retention: Duration,
 }
@@ -100,7 +104,7 @@ impl Inner {
     /// One rollup step, retried a few times when it may succeed later (another
     /// process held the write lock past the busy timeout): a step either committed
     /// whole or left nothing, so a retry never adds twice.
-    async fn rollup_step(&self, day: Day) -> Result<usize> {
+    async fn rollup_step(&self, day: Day) -> Result<rollup::Step> {
         let limit = self.rollup_chunk;
         let mut attempt = 0;
         loop {
@@ -128,7 +132,7 @@ impl Counter for SqliteCounter {
 
     async fn rollup(&self, day: Day) -> Result<Vec<DailyTotal>> {
         let inner = &*self.inner;
-        while inner.rollup_step(day).await? == inner.rollup_chunk {}
+        while inner.rollup_step(day).await?.more {}
         let retention = i64::try_from(inner.batch_retention.as_secs()).unwrap_or(i64::MAX);
         let before = Timestamp::now().as_second().saturating_sub(retention);
         inner
@@ -139,21 +143,23 @@ impl Counter for SqliteCounter {
     }
 
     async fn daily_totals(&self, range: DateRange) -> Result<Vec<DailyTotal>> {
+        let names = Arc::clone(&self.inner.names);
         self.inner
-            .read(move |conn| reports::daily(conn, range))
+            .read(move |conn| reports::daily(conn, &names, range))
             .await
     }
 
     async fn period_totals(&self, period: Period) -> Result<Vec<PeriodTotal>> {
+        let names = Arc::clone(&self.inner.names);
         self.inner
-            .read(move |conn| reports::period(conn, period.range()))
+            .read(move |conn| reports::period(conn, &names, period.range()))
             .await
     }
 
     async fn totals(&self, query: &TotalsQuery) -> Result<Vec<GroupedTotal>> {
-        let query = *query;
+        let (names, query) = (Arc::clone(&self.inner.names), *query);
         self.inner
-            .read(move |conn| reports::totals(conn, &query))
+            .read(move |conn| reports::totals(conn, &names, &query))
             .await
     }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use count_core::{Error, Result};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+use crate::Durability;
 use crate::error::classify;
-use crate::{Durability, sum};
 
 /// What every connection of one counter is opened with.
 #[derive(Debug, Clone)]
@@ -63,7 +63,6 @@ pub(crate) fn writer(path: &Path, settings: &ConnectionSettings) -> Result<Conne
     // does not leave a large file behind.
     conn.pragma_update(None, "journal_size_limit", 64 << 20)
         .map_err(|e| open_failed(&shown, e))?;
-    sum::register(&conn).map_err(|e| classify("registering count_sum", e))?;
     Ok(conn)
 }
 
@@ -73,10 +72,7 @@ pub(crate) fn writer(path: &Path, settings: &ConnectionSettings) -> Result<Conne
 ///
 /// When SQLite cannot open one (out of memory).
 pub(crate) fn memory() -> Result<Connection> {
-    let conn =
-        Connection::open_in_memory().map_err(|e| classify("opening an in-memory database", e))?;
-    sum::register(&conn).map_err(|e| classify("registering count_sum", e))?;
-    Ok(conn)
+    Connection::open_in_memory().map_err(|e| classify("opening an in-memory database", e))
 }
 
 /// A read-only connection to `path` (which the writer has opened, so it exists and
@@ -91,7 +87,6 @@ pub(crate) fn reader(path: &Path, busy_timeout: Duration) -> Result<Connection> 
     let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(&doing(), e))?;
     conn.busy_timeout(busy_timeout)
         .map_err(|e| classify(&doing(), e))?;
-    sum::register(&conn).map_err(|e| classify(&doing(), e))?;
     Ok(conn)
 }
 

@@ -25,23 +25,23 @@ pub(crate) struct Migration {
 pub const SCHEMA_VERSION: i64 = 1;
 
 /// The schema. Storage grows with distinct keys × buckets, never with requests or
-/// batches: a raw row per (key, bucket) is added to in place, and a rollup folds a
-/// day's raw rows into one row per key.
+/// batches: a bucket holds each of its keys once, added to in place, and a rollup
+/// folds a day's buckets into one row per key.
 ///
 /// - `keys`: one row per distinct count key, so counts carry an integer id. The
 ///   method is its `count.v1` wire number; a missing subject is `''` (a subject is
 ///   never empty) and a missing status `-1`, so the unique constraint holds (SQLite
 ///   treats NULLs as distinct).
-/// - `raw_counts`: counts not yet rolled up, per UTC day (days since 1970-01-01),
-///   bucket (its first Unix second) and key. Bucket before key: a flush adds to the
-///   rows of the current bucket, which sit together at the end of the table, so a
-///   write touches a few pages rather than one per key.
+/// - `raw_buckets`: counts not yet rolled up, per UTC day (days since 1970-01-01)
+///   and bucket (its first Unix second): one row per bucket, its `(key id, n)` pairs
+///   packed in one value (see `packed.rs`). A flush merges into the current
+///   bucket's row; a rollup reads and deletes whole buckets.
 /// - `daily_totals`: rolled-up counts per day and key.
 /// - `batches`: the exactly-once record: each applied batch id with the digest of
 ///   its counts, pruned after the retention.
 pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    name: "keys, raw counts, daily totals, batches",
+    name: "keys, raw buckets, daily totals, batches",
     sql: "
         CREATE TABLE keys (
             id INTEGER PRIMARY KEY,
@@ -50,12 +50,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             subject TEXT NOT NULL,
             status INTEGER NOT NULL,
             UNIQUE (method, path, subject, status));
-        CREATE TABLE raw_counts (
+        CREATE TABLE raw_buckets (
             day INTEGER NOT NULL,
-            key_id INTEGER NOT NULL,
             bucket INTEGER NOT NULL,
-            n INTEGER NOT NULL,
-            PRIMARY KEY (day, bucket, key_id)) WITHOUT ROWID;
+            counts BLOB NOT NULL,
+            PRIMARY KEY (day, bucket));
         CREATE TABLE daily_totals (
             day INTEGER NOT NULL,
             key_id INTEGER NOT NULL,

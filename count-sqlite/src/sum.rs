@@ -1,9 +1,5 @@
-//! `count_sum(n)`: SQLite's `sum` that stops at `i64::MAX` instead of failing with
-//! "integer overflow", so no report fails however large its totals (the contract:
-//! totals saturate). Registered on every connection.
-
-use rusqlite::Connection;
-use rusqlite::functions::{Aggregate, Context, FunctionFlags};
+//! Sums of counts that stop at `i64::MAX` instead of overflowing (the contract:
+//! totals saturate; no report or rollup fails), in Rust and in SQL upserts.
 
 /// The SQL expression that adds `excluded.<column>` to `<column>` in an upsert,
 /// stopping at `i64::MAX` (SQLite's `+` turns an overflowing integer sum into a
@@ -30,65 +26,9 @@ pub(crate) fn add(a: i64, b: i64) -> i64 {
     a.saturating_add(b)
 }
 
-struct SaturatingSum;
-
-impl Aggregate<i64, i64> for SaturatingSum {
-    fn init(&self, _: &mut Context<'_>) -> rusqlite::Result<i64> {
-        Ok(0)
-    }
-
-    fn step(&self, ctx: &mut Context<'_>, sum: &mut i64) -> rusqlite::Result<()> {
-        *sum = add(*sum, ctx.get::<i64>(0)?);
-        Ok(())
-    }
-
-    fn finalize(&self, _: &mut Context<'_>, sum: Option<i64>) -> rusqlite::Result<i64> {
-        Ok(sum.unwrap_or(0))
-    }
-}
-
-/// Makes `count_sum` available on `conn`.
-pub(crate) fn register(conn: &Connection) -> rusqlite::Result<()> {
-    conn.create_aggregate_function(
-        "count_sum",
-        1,
-        FunctionFlags::SQLITE_UTF8
-            | FunctionFlags::SQLITE_DETERMINISTIC
-            | FunctionFlags::SQLITE_INNOCUOUS,
-        SaturatingSum,
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn sums_saturate_where_sqlite_would_fail() {
-        let conn = Connection::open_in_memory().unwrap();
-        register(&conn).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE t (g INTEGER, n INTEGER, total INTEGER PRIMARY KEY);
-             INSERT INTO t (g, n, total) VALUES (1, 9223372036854775000, 1), (1, 5000, 2), (2, 3, 3), (2, 4, 4);",
-        )
-        .unwrap();
-        let overflow = conn.query_row("SELECT sum(n) FROM t WHERE g = 1", [], |r| {
-            r.get::<_, i64>(0)
-        });
-        assert!(overflow.is_err(), "SQLite's own sum fails: {overflow:?}");
-        let sums: Vec<(i64, i64)> = conn
-            .prepare("SELECT g, count_sum(n) FROM t GROUP BY g ORDER BY g")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        assert_eq!(sums, [(1, i64::MAX), (2, 7)]);
-        let empty: i64 = conn
-            .query_row("SELECT count_sum(n) FROM t WHERE g = 9", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(empty, 0);
-    }
+    use rusqlite::Connection;
 
     #[test]
     fn the_upsert_expression_saturates() {

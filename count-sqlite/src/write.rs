@@ -1,5 +1,6 @@
-//! Applying a batch: claim its id with its digest, then add its counts, all inside
-//! the caller's write transaction, so the batch lands whole and once, or not at all.
+//! Applying a batch: claim its id with its digest, then merge its counts into their
+//! buckets, all inside the caller's write transaction, so the batch lands whole and
+//! once, or not at all.
 
 use std::collections::HashMap;
 
@@ -7,16 +8,14 @@ use count_core::{Batch, CountKey, Error, Result};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::classify;
-use crate::sum::saturating_add;
+use crate::{packed, sum};
 
 const FIND_BATCH: &str = "SELECT digest FROM batches WHERE writer = ?1 AND seq = ?2";
 const CLAIM_BATCH: &str =
     "INSERT INTO batches (writer, seq, digest, applied_at) VALUES (?1, ?2, ?3, ?4)";
-const ADD_COUNT: &str = concat!(
-    "INSERT INTO raw_counts (day, bucket, key_id, n) VALUES (?1, ?2, ?3, ?4) ",
-    "ON CONFLICT (day, bucket, key_id) DO UPDATE SET n = ",
-    saturating_add!("n")
-);
+const FIND_BUCKET: &str = "SELECT counts FROM raw_buckets WHERE day = ?1 AND bucket = ?2";
+const PUT_BUCKET: &str = "INSERT INTO raw_buckets (day, bucket, counts) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (day, bucket) DO UPDATE SET counts = excluded.counts";
 const FIND_KEY: &str =
     "SELECT id FROM keys WHERE method = ?1 AND path = ?2 AND subject = ?3 AND status = ?4";
 const ADD_KEY: &str =
@@ -62,19 +61,43 @@ pub(crate) fn apply(
     tx.prepare_cached(CLAIM_BATCH)
         .and_then(|mut s| s.execute((writer, seq, digest.as_slice(), applied_at)))
         .map_err(|e| classify(&doing("claiming the id"), e))?;
-    let mut add = tx
-        .prepare_cached(ADD_COUNT)
-        .map_err(|e| classify(&doing("preparing the counts"), e))?;
+    // (day, bucket, key id, n), in bucket and key order.
+    let mut rows = Vec::with_capacity(batch.counts().len());
     for count in batch.counts() {
         let key_id = keys.id(tx, count.key)?;
         // Batch::new bounds n by 2^40.
-        add.execute((
+        rows.push((
             count.day().unix_day(),
             count.bucket.as_second(),
             key_id,
             count.n as i64,
-        ))
-        .map_err(|e| classify(&doing(&format!("adding the count of {}", count.key)), e))?;
+        ));
+    }
+    rows.sort_unstable();
+    let mut find = tx
+        .prepare_cached(FIND_BUCKET)
+        .map_err(|e| classify(&doing("preparing"), e))?;
+    let mut put = tx
+        .prepare_cached(PUT_BUCKET)
+        .map_err(|e| classify(&doing("preparing"), e))?;
+    let mut adds: Vec<(i64, i64)> = Vec::new();
+    for bucket_rows in rows.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+        let (day, bucket) = (bucket_rows[0].0, bucket_rows[0].1);
+        adds.clear();
+        for &(_, _, key_id, n) in bucket_rows {
+            match adds.last_mut() {
+                // The same key twice in a batch (a client may send that): one sum.
+                Some((last, sum)) if *last == key_id => *sum = sum::add(*sum, n),
+                _ => adds.push((key_id, n)),
+            }
+        }
+        let stored: Option<Vec<u8>> = find
+            .query_row((day, bucket), |row| row.get(0))
+            .optional()
+            .map_err(|e| classify(&doing("reading a bucket"), e))?;
+        let merged = packed::merge(stored.as_deref().unwrap_or_default(), &adds)?;
+        put.execute((day, bucket, merged))
+            .map_err(|e| classify(&doing("writing a bucket"), e))?;
     }
     Ok(Applied::Now)
 }

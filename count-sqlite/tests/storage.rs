@@ -98,7 +98,8 @@ async fn the_longest_paths_and_subjects_come_back_byte_for_byte_after_a_reopen()
 }
 
 /// Storage grows with distinct keys × buckets: a thousand batches of the same two
-/// keys in one bucket are two raw rows, and two daily rows once rolled up.
+/// keys in one bucket are one raw bucket holding two counts, and two daily rows
+/// once rolled up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_grows_with_keys_and_buckets_not_requests_or_batches() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,7 +118,12 @@ async fn storage_grows_with_keys_and_buckets_not_requests_or_batches() {
         .unwrap();
         counter.write(&batch).await.unwrap();
     }
-    assert_eq!(rows(&db_path(&dir), "raw_counts"), 2);
+    assert_eq!(rows(&db_path(&dir), "raw_buckets"), 1);
+    let conn = rusqlite::Connection::open(db_path(&dir)).unwrap();
+    let packed: i64 = conn
+        .query_row("SELECT length(counts) FROM raw_buckets", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(packed, 2 * 16, "two (key id, count) pairs");
     assert_eq!(rows(&db_path(&dir), "keys"), 2);
     let d = day("2025-06-06");
     let totals = counter.rollup(d).await.unwrap();
@@ -125,7 +131,7 @@ async fn storage_grows_with_keys_and_buckets_not_requests_or_batches() {
         totals.iter().map(|t| t.total).collect::<Vec<_>>(),
         [1000 * 1001 / 2, 1000]
     );
-    assert_eq!(rows(&db_path(&dir), "raw_counts"), 0);
+    assert_eq!(rows(&db_path(&dir), "raw_buckets"), 0);
     assert_eq!(rows(&db_path(&dir), "daily_totals"), 2);
 }
 
