@@ -47,6 +47,7 @@ pub struct SqliteCounterBuilder {
     read_connections: usize,
     rollup_chunk: usize,
     batch_retention: Duration,
+    migrate: bool,
 }
 
 impl SqliteCounterBuilder {
@@ -58,6 +59,7 @@ impl SqliteCounterBuilder {
             read_connections: 4,
             rollup_chunk: 250_000,
             batch_retention: Duration::from_secs(7 * 86_400),
+            migrate: true,
         }
     }
 
@@ -98,16 +100,30 @@ impl SqliteCounterBuilder {
         self
     }
 
+    /// Whether `connect` creates a missing file and brings the schema up to date.
+    /// Default true. When false, nothing is created or migrated: the file must
+    /// exist with exactly this version's schema ([`SCHEMA_VERSION`]), for a process
+    /// that must not change a database's layout. (An in-memory database is always
+    /// created.)
+    ///
+    /// [`SCHEMA_VERSION`]: crate::SCHEMA_VERSION
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
     /// Opens the database (creating the file and its directories if missing), and
-    /// brings its schema up to date.
+    /// brings its schema up to date (or, without [`migrate`](Self::migrate), checks
+    /// it).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidInput`] naming the URL or the file and the rule: a URL of
     /// another form, a directory, a place where the file cannot be created or written,
     /// a file that is not a SQLite database or holds another application's tables, a
-    /// database written by a newer version of count, no read connection. Other
-    /// failures as SQLite reports them.
+    /// database written by a newer version of count (without `migrate`: also no
+    /// schema or an older one), no read connection; [`Error::NotFound`] for a
+    /// missing file without `migrate`. Other failures as SQLite reports them.
     pub async fn connect(self) -> Result<SqliteCounter> {
         let location = Location::parse(&self.url)?;
         if self.read_connections == 0 {
@@ -128,10 +144,15 @@ impl SqliteCounterBuilder {
                 (writer, None, None)
             }
             Location::File(path) => {
-                let opened = path.clone();
+                let (opened, migrate) = (path.clone(), self.migrate);
                 let writer = Writer::start(move || {
-                    let mut conn = open::writer(&opened, &settings)?;
-                    schema::migrate(&mut conn, MIGRATIONS, &open::shown(&opened))?;
+                    let mut conn = open::writer(&opened, &settings, migrate)?;
+                    let shown = open::shown(&opened);
+                    if migrate {
+                        schema::migrate(&mut conn, MIGRATIONS, &shown)?;
+                    } else {
+                        schema::check(&conn, MIGRATIONS, &shown)?;
+                    }
                     Ok(conn)
                 })
                 .await?;

@@ -18,20 +18,30 @@ pub(crate) struct ConnectionSettings {
     pub(crate) busy_timeout: Duration,
 }
 
-/// The writer's connection to `path`, created with its directories if missing, in
-/// WAL mode with the settings' durability.
+/// The writer's connection to `path` (created with its directories if missing and
+/// `create`), in WAL mode with the settings' durability.
 ///
 /// # Errors
 ///
 /// [`Error::InvalidInput`] naming the path and what is wrong: a directory, a place
 /// where the file or its directory cannot be created, a read-only file, a file that
-/// is not a SQLite database. Other failures as SQLite reports them.
-pub(crate) fn writer(path: &Path, settings: &ConnectionSettings) -> Result<Connection> {
-    prepare(path)?;
+/// is not a SQLite database; [`Error::NotFound`] for a missing file when not
+/// `create`. Other failures as SQLite reports them.
+pub(crate) fn writer(
+    path: &Path,
+    settings: &ConnectionSettings,
+    create: bool,
+) -> Result<Connection> {
     let shown = shown(path);
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        prepare(path)?;
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    } else if !path.is_file() {
+        return Err(Error::NotFound(format!(
+            "no SQLite database at {shown} (open it with migrations on to create it)"
+        )));
+    }
     let conn = Connection::open_with_flags(path, flags).map_err(|e| open_failed(&shown, e))?;
     // SQLite falls back to read-only, silently, on a file it may not write.
     if conn

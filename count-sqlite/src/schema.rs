@@ -129,14 +129,7 @@ pub(crate) fn migrate(
         .map_err(|e| classify(&doing("reading the schema version"), e))?;
     let latest = migrations.last().map_or(0, |m| m.version);
     if current > latest {
-        return Err(Error::invalid(
-            "database",
-            shown,
-            format!(
-                "was written by a newer version of count (schema version {current}; this \
-                 version knows versions up to {latest}): upgrade count to open it"
-            ),
-        ));
+        return Err(newer(shown, current, latest));
     }
     let now = count_core::jiff::Timestamp::now().as_second();
     let mut applied = 0;
@@ -160,6 +153,54 @@ pub(crate) fn migrate(
     tx.commit()
         .map_err(|e| commit_failed(&doing("committing"), e))?;
     Ok(applied)
+}
+
+/// Checks, changing nothing, that `conn`'s database is at the latest version of
+/// `migrations`.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] naming the database when it has no schema, an older one
+/// (it needs migrating), or a newer one; the database's error otherwise.
+pub(crate) fn check(conn: &Connection, migrations: &[Migration], shown: &str) -> Result<()> {
+    let latest = migrations.last().map_or(0, |m| m.version);
+    let current: Option<i64> = conn
+        .query_row("SELECT max(version) FROM count_migrations", [], |row| {
+            row.get(0)
+        })
+        .map_err(|e| match e.sqlite_error_code() {
+            // No such table: a SQLite file count never migrated.
+            Some(rusqlite::ErrorCode::Unknown) => Error::invalid(
+                "database",
+                shown,
+                "has no count schema (no count_migrations table): open it with migrations on to create it",
+            ),
+            _ => classify(&format!("checking the schema of {shown}"), e),
+        })?;
+    match current.unwrap_or(0) {
+        current if current > latest => Err(newer(shown, current, latest)),
+        current if current < latest => Err(Error::invalid(
+            "database",
+            shown,
+            format!(
+                "is at schema version {current} and this version of count needs {latest}: \
+                 open it with migrations on to migrate it"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The refusal of a database written by a newer count.
+fn newer(shown: &str, current: i64, latest: i64) -> Error {
+    Error::invalid(
+        "database",
+        shown,
+        format!(
+            "was written by a newer version of count (schema version {current}; this \
+             version knows versions up to {latest}): upgrade count to open it"
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -232,6 +273,27 @@ mod tests {
             "{err}"
         );
         assert_eq!(versions(&conn), [1, 2]);
+    }
+
+    #[test]
+    fn the_check_refuses_no_schema_an_older_one_and_a_newer_one() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let err = check(&conn, MIGRATIONS, "t.db").unwrap_err().to_string();
+        assert!(
+            err.contains("\"t.db\"") && err.contains("has no count schema"),
+            "{err}"
+        );
+        migrate(&mut conn, MIGRATIONS, "t.db").unwrap();
+        check(&conn, MIGRATIONS, "t.db").unwrap();
+        let later = [MIGRATIONS[0], V2];
+        let err = check(&conn, &later, "t.db").unwrap_err().to_string();
+        assert!(
+            err.contains("is at schema version 1") && err.contains("needs 2"),
+            "{err}"
+        );
+        migrate(&mut conn, &later, "t.db").unwrap();
+        let err = check(&conn, MIGRATIONS, "t.db").unwrap_err().to_string();
+        assert!(err.contains("newer version of count"), "{err}");
     }
 
     #[test]

@@ -212,3 +212,38 @@ async fn health_fails_once_the_file_is_deleted_or_replaced() {
         "{err}"
     );
 }
+
+/// Without migrations, nothing is created or changed: a missing file is not found,
+/// a file without count's schema is refused, a migrated one opens.
+#[tokio::test]
+async fn without_migrations_nothing_is_created_or_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/count.db");
+    let checking = |path: &Path| {
+        SqliteCounter::builder(&url_of(path))
+            .migrate(false)
+            .connect()
+    };
+    let err = checking(&path).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::NotFound(_)), "{text}");
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert!(!dir.path().join("sub").exists(), "no directory was made");
+
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let text = checking(&empty).await.unwrap_err().to_string();
+    assert!(
+        text.contains(&empty.display().to_string()) && text.contains("has no count schema"),
+        "{text}"
+    );
+    let conn = rusqlite::Connection::open(&empty).unwrap();
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tables, 0, "nothing was created");
+
+    drop(SqliteCounter::connect(&url_of(&path)).await.unwrap());
+    let counter = checking(&path).await.unwrap();
+    counter.health().await.unwrap();
+}
