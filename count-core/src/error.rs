@@ -67,12 +67,15 @@ pub enum Error {
     /// The [`CountQueue`](crate::CountQueue) was shut down.
     #[error("the count queue is shut down")]
     Closed,
-    /// Counts that were accepted could not be written; they are counted as lost in
-    /// [`Stats`](crate::Stats).
-    #[error("{count} counted requests were not written: {reason}")]
+    /// Counts that were accepted will not be written: `count` of them are counted as
+    /// lost in [`Stats`](crate::Stats), and `in_doubt` more were in a write whose
+    /// outcome is unknown (they are in the backend, or lost; never both).
+    #[error("{count} counted requests were not written{}: {reason}", in_doubt_text(*in_doubt))]
     NotWritten {
-        /// How many requests.
+        /// How many requests were certainly not written.
         count: u64,
+        /// How many more may or may not have been written.
+        in_doubt: u64,
         /// Why.
         reason: String,
     },
@@ -86,6 +89,14 @@ pub enum Error {
         #[source]
         source: SourceError,
     },
+}
+
+fn in_doubt_text(in_doubt: u64) -> String {
+    if in_doubt == 0 {
+        String::new()
+    } else {
+        format!(", and {in_doubt} more may or may not have been")
+    }
 }
 
 impl Error {

@@ -1,8 +1,8 @@
 //! The pipeline's own figures through the [`metrics`] facade (feature `metrics`), so
 //! they reach whatever exporter the application installed (Prometheus, StatsD, ...).
 //!
-//! Published by the flusher after each drain that moved requests and each write, and
-//! by the rollup scheduler after each check — never by `record`. Counters carry
+//! Published by the flusher on each flush tick and after each write, and by the
+//! rollup scheduler after each check — never by `record`. Counters carry
 //! absolute values (`metrics`' `absolute`), so publishing twice is harmless.
 //!
 //! | name | kind | labels |
@@ -12,6 +12,8 @@
 //! | `count_queue_overflowed_total` | counter | `queue`, `dimension` = `endpoint` / `subject` |
 //! | `count_queue_coarsened_total` | counter | `queue` |
 //! | `count_queue_lost_total` | counter | `queue`, `cause` = `rejected` / `other` |
+//! | `count_queue_in_doubt_total` | counter | `queue` |
+//! | `count_queue_statuses_dropped_total` | counter | `queue` |
 //! | `count_queue_pending` | gauge | `queue` |
 //! | `count_queue_written_total` | counter | `queue` |
 //! | `count_queue_batches_written_total` | counter | `queue` |
@@ -48,6 +50,8 @@ pub(crate) fn publish_queue(name: &'static str, stats: &Stats) {
         .absolute(stats.rejected);
     counter!("count_queue_lost_total", "queue" => name, "cause" => "other")
         .absolute(stats.lost - stats.rejected);
+    counter!("count_queue_in_doubt_total", &q).absolute(stats.in_doubt);
+    counter!("count_queue_statuses_dropped_total", &q).absolute(stats.statuses_dropped);
     gauge!("count_queue_pending", &q).set(stats.pending as f64);
     counter!("count_queue_written_total", &q).absolute(stats.written);
     counter!("count_queue_batches_written_total", &q).absolute(stats.batches_written);

@@ -234,6 +234,7 @@ async fn grpc_answer(code: &'static str) -> Response<Body> {
 #[tokio::test]
 async fn grpc_calls_a_route_serves_count_under_the_method_with_their_status() {
     let (counter, queue) = setup();
+    let flaky_calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let app = Router::new()
         .route(
             "/pkg.Service/Method",
@@ -243,14 +244,28 @@ async fn grpc_calls_a_route_serves_count_under_the_method_with_their_status() {
             "/pkg.Service/Fails",
             axum::routing::post(|| grpc_answer("14")),
         )
+        .route(
+            "/pkg.Service/Flaky",
+            axum::routing::post(move || {
+                let first = flaky_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0;
+                grpc_answer(if first { "0" } else { "14" })
+            }),
+        )
         .layer(CountLayer::new(queue.clone()));
     send(&app, grpc_request("/pkg.Service/Method")).await;
+    // A method that has only ever failed could be anyone's made-up name...
     send(&app, grpc_request("/pkg.Service/Fails")).await;
+    // ...until it answers OK once; then its failures are its own.
+    send(&app, grpc_request("/pkg.Service/Flaky")).await;
+    send(&app, grpc_request("/pkg.Service/Flaky")).await;
+    send(&app, grpc_request("/pkg.Service/Method")).await;
     assert_eq!(
         by_status(&counter, &queue).await,
         [
-            (Method::Grpc, "/pkg.Service/Fails".into(), Some(14), 1),
-            (Method::Grpc, "/pkg.Service/Method".into(), Some(0), 1),
+            (Method::Grpc, UNMATCHED_PATH.into(), Some(14), 1),
+            (Method::Grpc, "/pkg.Service/Flaky".into(), Some(0), 1),
+            (Method::Grpc, "/pkg.Service/Flaky".into(), Some(14), 1),
+            (Method::Grpc, "/pkg.Service/Method".into(), Some(0), 2),
         ]
     );
 }
@@ -515,4 +530,81 @@ async fn a_panicking_handler_and_a_dropped_request_are_counted_without_a_status(
             (Method::Get, "/slow".into(), None, 1),
         ]
     );
+}
+
+/// Regression: an interceptor that refuses calls answers every made-up method with an
+/// error, trailers-only; none of them becomes an endpoint. A real method becomes one
+/// once it answers, and its refusals are its own afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_an_interceptor_refuses_do_not_make_endpoints() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let (counter, queue) = setup();
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let token = |request: tonic::Request<()>| match request.metadata().get("authorization") {
+        Some(value) if value == "Bearer s3cret" => Ok(request),
+        _ => Err(tonic::Status::unauthenticated("no token")),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(CountLayer::new(queue.clone()))
+            .layer(tonic::service::interceptor::InterceptorLayer::new(token))
+            .add_service(health)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    for n in 0..3 {
+        grpc.ready().await.unwrap();
+        let refused = grpc
+            .unary::<_, HealthCheckRequest, _>(
+                tonic::Request::new(HealthCheckRequest::default()),
+                format!("/scanner{n}.Probe/Method").parse().unwrap(),
+                tonic_prost::ProstCodec::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    }
+    let mut client = HealthClient::new(channel);
+    let check = || HealthCheckRequest {
+        service: String::new(),
+    };
+    assert!(client.check(check()).await.is_err(), "no token");
+    let mut with_token = tonic::Request::new(check());
+    with_token
+        .metadata_mut()
+        .insert("authorization", "Bearer s3cret".parse().unwrap());
+    client.check(with_token).await.unwrap();
+    assert!(client.check(check()).await.is_err(), "no token again");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(
+        by_status(&counter, &queue).await,
+        [
+            (Method::Grpc, UNMATCHED_PATH.into(), Some(16), 4),
+            (
+                Method::Grpc,
+                "/grpc.health.v1.Health/Check".into(),
+                Some(0),
+                1
+            ),
+            (
+                Method::Grpc,
+                "/grpc.health.v1.Health/Check".into(),
+                Some(16),
+                1
+            ),
+        ]
+    );
+    server.abort();
 }

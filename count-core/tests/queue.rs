@@ -395,7 +395,11 @@ async fn shutdown_reports_the_error_when_the_backend_stays_down() {
     queue.record(Method::Get, path("/down"));
     let err = queue.shutdown().await.unwrap_err();
     match &err {
-        Error::NotWritten { count: 1, reason } => {
+        Error::NotWritten {
+            count: 1,
+            in_doubt: 0,
+            reason,
+        } => {
             assert!(
                 reason.contains("injected"),
                 "the backend's error is named: {reason}"
@@ -406,8 +410,8 @@ async fn shutdown_reports_the_error_when_the_backend_stays_down() {
     assert!(counter.attempts() >= 2, "it retried until the timeout");
     let stats = queue.stats();
     assert_eq!(
-        (stats.pending, stats.written, stats.lost),
-        (0, 0, 1),
+        (stats.pending, stats.written, stats.lost, stats.in_doubt),
+        (0, 0, 1, 0),
         "the loss is visible"
     );
     assert!(
@@ -707,11 +711,12 @@ async fn a_backend_that_panics_is_contained_and_retried() {
 
 /// Regression (issue 10.5): when the runtime the flusher runs on is shut down, the
 /// queue closes: `record` answers `DroppedClosed`, and `flush`/`shutdown` fail saying
-/// how many counts were never written, which `Stats::lost` shows.
+/// how many counts were never written (`Stats::lost`) and how many were in a write
+/// still in flight, which may yet land (`Stats::in_doubt`).
 #[test]
-fn a_queue_whose_runtime_is_gone_refuses_records_and_says_what_was_lost() {
+fn a_queue_whose_runtime_is_gone_refuses_records_and_says_what_was_not_written() {
     let counter = flaky();
-    // The first write hangs, so the counts are still held when the runtime goes.
+    // The first write hangs, so its counts are in flight when the runtime goes.
     counter.plan([Fault::Delay(Duration::from_secs(3600))]);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -749,19 +754,56 @@ fn a_queue_whose_runtime_is_gone_refuses_records_and_says_what_was_lost() {
         other.block_on(queue.shutdown()),
     ] {
         match result {
-            Err(Error::NotWritten { count: 4, reason }) => {
-                assert!(reason.contains("runtime"), "{reason}")
-            }
-            other => panic!("expected NotWritten for 4, got {other:?}"),
+            Err(Error::NotWritten {
+                count: 1,
+                in_doubt: 3,
+                reason,
+            }) => assert!(reason.contains("runtime"), "{reason}"),
+            other => panic!("expected NotWritten for 1 and 3 in doubt, got {other:?}"),
         }
     }
     let stats = queue.stats();
     assert_eq!(
-        (stats.recorded, stats.lost, stats.written, stats.pending),
-        (4, 4, 0, 0),
+        (
+            stats.recorded,
+            stats.lost,
+            stats.in_doubt,
+            stats.written,
+            stats.pending
+        ),
+        (4, 1, 3, 0, 0),
         "{stats:?}"
     );
     assert_eq!(stats.dropped_closed, 1);
+}
+
+/// A backend that hangs cannot hold `shutdown` past its timeout: the write in flight
+/// is given up at the deadline and its counts are reported in doubt.
+#[tokio::test]
+async fn shutdown_gives_up_on_a_hung_write_at_its_timeout() {
+    let counter = flaky();
+    counter.plan([Fault::Delay(Duration::from_secs(3600))]);
+    let queue = CountQueue::builder(counter.clone())
+        .shutdown_timeout(Duration::from_millis(200))
+        .write_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    queue.record(Method::Get, path("/hung/at/shutdown"));
+    let started = std::time::Instant::now();
+    match queue.shutdown().await {
+        Err(Error::NotWritten {
+            count: 0,
+            in_doubt: 1,
+            ..
+        }) => {}
+        other => panic!("expected 1 in doubt, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "shutdown waited for the write timeout instead of its own"
+    );
+    let stats = queue.stats();
+    assert_eq!((stats.in_doubt, stats.lost, stats.pending), (1, 0, 0));
 }
 
 /// Regression (issue 10.3): a batch the backend refuses for good is counted as lost
@@ -777,7 +819,11 @@ async fn a_batch_refused_for_good_is_lost_loudly_and_counting_goes_on() {
             .unwrap();
     }
     match queue.flush().await {
-        Err(Error::NotWritten { count: 3, reason }) => {
+        Err(Error::NotWritten {
+            count: 3,
+            in_doubt: 0,
+            reason,
+        }) => {
             assert!(reason.contains("refused for good"), "{reason}")
         }
         other => panic!("expected NotWritten for 3, got {other:?}"),
@@ -860,4 +906,59 @@ async fn record_key_counts_subjects_and_statuses_apart_and_endpoints_summed() {
                 .with_status(Some(created)),
         ]
     );
+}
+
+/// A status of the wrong kind for its method would make a backend refuse the whole
+/// batch: the request is counted without it, and the drop is shown.
+#[tokio::test]
+async fn a_status_of_the_wrong_kind_is_dropped_not_the_request() {
+    let counter = Arc::new(MemoryCounter::new());
+    let queue = CountQueue::builder(counter.clone()).build().unwrap();
+    let ts = at("2025-03-03T03:03:03Z");
+    let get = Endpoint::new(Method::Get, path("/kinds"));
+    let grpc = Endpoint::new(Method::Grpc, path("/pkg.Kinds/M"));
+    queue
+        .record_key_at(CountKey::new(get).with_status(Status::grpc(5).unwrap()), ts)
+        .unwrap();
+    queue
+        .record_key_at(
+            CountKey::new(grpc).with_status(Status::http(404).unwrap()),
+            ts,
+        )
+        .unwrap();
+    queue
+        .record_key_at(
+            CountKey::new(get).with_status(Status::http(404).unwrap()),
+            ts,
+        )
+        .unwrap();
+    queue.flush().await.expect("the batch is not refused");
+    let query = TotalsQuery::new(
+        DateRange::day(day("2025-03-03")),
+        &[Dimension::Endpoint, Dimension::Status],
+    )
+    .unwrap();
+    let got: Vec<(String, Option<u16>, u64)> = counter
+        .totals(&query)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| {
+            (
+                t.endpoint.unwrap().to_string(),
+                t.status.map(|s| s.code()),
+                t.total,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("GET /kinds".into(), None, 1),
+            ("GET /kinds".into(), Some(404), 1),
+            ("GRPC /pkg.Kinds/M".into(), None, 1),
+        ]
+    );
+    let stats = queue.stats();
+    assert_eq!((stats.statuses_dropped, stats.written), (2, 3));
 }

@@ -2,6 +2,13 @@
 //! ready, and [`CountBody`] when a gRPC response's trailers arrive. A [`Recording`]
 //! dropped before either (a panic, a cancelled request, a body dropped early) records
 //! the request without a status.
+//!
+//! A gRPC call's method becomes an endpoint only when a service's handler answered
+//! it: with a response body (a handler's stream), or trailers-only with `OK`. An
+//! interceptor refusing a token, a rate limiter, or a router finding no service answer
+//! a made-up method trailers-only with an error, and must not make an endpoint of it.
+//! A call that ends otherwise is counted under its method if that method is known
+//! already, else under the unmatched path.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,10 +27,28 @@ pub(super) struct Recording {
     config: Arc<Config>,
     target: Target,
     subject: Option<Subject>,
-    /// For gRPC: whether a service answered, once the response headers said.
-    served: Option<bool>,
+    /// For gRPC: what the response's head said.
+    answer: Answer,
     done: bool,
 }
+
+/// What a gRPC call's response head said, as far as it came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// No response (yet): the service failed, or the call was cut short.
+    Pending,
+    /// A response that is not gRPC (a router's HTTP 404): nothing serves the method.
+    NotGrpc,
+    /// A trailers-only gRPC response: its status is in the headers. Errors from
+    /// interceptors and routers come this way.
+    TrailersOnly,
+    /// A gRPC response with a body: a service's handler answered; its status will be
+    /// in the trailers.
+    Stream,
+}
+
+/// gRPC's `OK`.
+const GRPC_OK: u16 = 0;
 
 #[derive(Debug)]
 enum Target {
@@ -44,7 +69,7 @@ impl Recording {
             config,
             target: Target::Http(method, path),
             subject,
-            served: Some(true),
+            answer: Answer::Pending,
             done: false,
         }
     }
@@ -54,32 +79,32 @@ impl Recording {
             config,
             target: Target::Grpc(uri),
             subject,
-            served: None,
+            answer: Answer::Pending,
             done: false,
         }
     }
 
-    /// Records the request with `status`; for gRPC, `served` says whether a service
-    /// answered it (else it counts as unmatched).
-    fn finish(mut self, served: bool, status: Option<Status>) {
+    /// Records the request with `status`.
+    fn finish(mut self, status: Option<Status>) {
         self.done = true;
-        self.record(Some(served), status);
+        self.record(status);
     }
 
-    /// `served`: `None` when the call ended before its response said.
-    fn record(&self, served: Option<bool>, status: Option<Status>) {
+    fn record(&self, status: Option<Status>) {
         let config = &*self.config;
         let (method, path) = match &self.target {
             Target::Http(method, path) => (*method, *path),
             Target::Grpc(uri) => {
-                let path = match served {
-                    Some(true) => config.interned(uri.path()),
-                    // Cut short before the response: the method's own path if it was
-                    // counted before (so served), never a new one from a made-up URL.
-                    None => Path::lookup(uri.path()).unwrap_or_else(|| config.unmatched()),
-                    Some(false) => config.unmatched(),
+                let path = match self.answer {
+                    Answer::NotGrpc => None,
+                    Answer::Stream => Some(config.interned(uri.path())),
+                    Answer::TrailersOnly if status.is_some_and(|s| s.code() == GRPC_OK) => {
+                        Some(config.interned(uri.path()))
+                    }
+                    // An error, or no answer: the method if it is known already.
+                    Answer::TrailersOnly | Answer::Pending => Path::lookup(uri.path()),
                 };
-                (Method::Grpc, path)
+                (Method::Grpc, path.unwrap_or_else(|| config.unmatched()))
             }
         };
         config
@@ -95,7 +120,7 @@ impl Recording {
 impl Drop for Recording {
     fn drop(&mut self) {
         if !self.done {
-            self.record(self.served, None);
+            self.record(None);
         }
     }
 }
@@ -133,7 +158,7 @@ where
         Poll::Ready(match result {
             Ok(response) => Ok(count_response(response, recording)),
             Err(error) => {
-                recording.finish(true, None);
+                recording.finish(None);
                 Err(error)
             }
         })
@@ -142,10 +167,10 @@ where
 
 /// Records an HTTP response at once; a gRPC one at once if its status is in the
 /// headers (trailers-only), else when its body's trailers arrive.
-fn count_response<B>(response: Response<B>, recording: Recording) -> Response<CountBody<B>> {
+fn count_response<B>(response: Response<B>, mut recording: Recording) -> Response<CountBody<B>> {
     if !recording.is_grpc() {
         let status = Status::http(response.status().as_u16()).ok();
-        recording.finish(true, status);
+        recording.finish(status);
         return response.map(|body| CountBody::new(body, None));
     }
     let headers = response.headers();
@@ -153,23 +178,18 @@ fn count_response<B>(response: Response<B>, recording: Recording) -> Response<Co
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
     if !is_grpc || !response.status().is_success() {
-        // Not a gRPC answer (an HTTP 404 from a router, say): nothing served it.
-        recording.finish(false, None);
+        recording.answer = Answer::NotGrpc;
+        recording.finish(None);
         return response.map(|body| CountBody::new(body, None));
     }
     match grpc_status(headers) {
-        // UNIMPLEMENTED in the headers: tonic's answer for an unknown service or method.
-        Some(status) if status.code() == 12 => {
-            recording.finish(false, Some(status));
-            response.map(|body| CountBody::new(body, None))
-        }
         Some(status) => {
-            recording.finish(true, Some(status));
+            recording.answer = Answer::TrailersOnly;
+            recording.finish(Some(status));
             response.map(|body| CountBody::new(body, None))
         }
         None => {
-            let mut recording = recording;
-            recording.served = Some(true);
+            recording.answer = Answer::Stream;
             response.map(|body| CountBody::new(body, Some(recording)))
         }
     }
@@ -222,7 +242,7 @@ impl<B: Body> Body for CountBody<B> {
             };
             if let Some(status) = status {
                 let recording = this.recording.take().expect("checked");
-                recording.finish(true, status);
+                recording.finish(status);
             }
         }
         Poll::Ready(frame)

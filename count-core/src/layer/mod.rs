@@ -35,12 +35,15 @@
 //! - **gRPC** (`content-type: application/grpc…`): [`Method::Grpc`] and the gRPC
 //!   method path (`/pkg.Service/Method`), with the call's `grpc-status`: from the
 //!   response headers (a trailers-only answer, as errors usually are) or from the
-//!   trailers at the end of the response body (unary and streaming calls alike).
-//! - **Without a route** (404s, scanners, a gRPC call to a service or method the
-//!   server does not serve, which tonic answers `UNIMPLEMENTED`): one endpoint,
-//!   `(unmatched)` by default, so made-up URLs cannot become endpoints. Raw URI paths
-//!   for HTTP are an opt-in ([`CountLayer::raw_paths`]); the queue's `max_endpoints`
-//!   still applies.
+//!   trailers at the end of the response body (unary and streaming calls alike). A
+//!   method becomes an endpoint once a service's handler answers it (a response body,
+//!   or `OK`); until then, and for any method nothing serves, its calls count under
+//!   `(unmatched)`: an interceptor refusing a token, a rate limiter or a router answer
+//!   a made-up method with an error, and must not make an endpoint of it. (So a new
+//!   method whose first calls all fail is `(unmatched)` until one succeeds.)
+//! - **Without a route** (404s, scanners): one endpoint, `(unmatched)` by default, so
+//!   made-up URLs cannot become endpoints. Raw URI paths for HTTP are an opt-in
+//!   ([`CountLayer::raw_paths`]); the queue's `max_endpoints` still applies.
 //! - An extension HTTP method (`PROPFIND`, ...) is counted as
 //!   [`CountLayer::fallback_method`] ([`Method::Other`] by default) and in
 //!   [`LayerStats::unknown_methods`], never dropped.

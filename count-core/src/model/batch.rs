@@ -104,7 +104,8 @@ impl Batch {
     ///
     /// [`Error::InvalidInput`] naming the count and the rule: a nil writer id, a
     /// `seq` over `i64::MAX`, a count of 0 or over [`Batch::MAX_COUNT`], a bucket out
-    /// of range.
+    /// of range, a status of the wrong kind for its method (a gRPC code on an HTTP
+    /// method, or the reverse).
     pub fn new(id: BatchId, mut counts: Vec<BucketCount>) -> Result<Batch> {
         if id.writer.is_nil() {
             return Err(Error::invalid(
@@ -133,6 +134,17 @@ impl Batch {
                 ));
             }
             check_timestamp(count.bucket)?;
+            if !count.key.status_fits_method() {
+                return Err(Error::invalid(
+                    "status",
+                    count.key.status.map(Status::code),
+                    format!(
+                        "the status of {} is of the wrong kind: a GRPC count takes a gRPC \
+                         code (0 to 16), an HTTP method an HTTP code (100 to 599)",
+                        count.key
+                    ),
+                ));
+            }
         }
         if !counts.is_sorted() {
             counts.sort_unstable();
@@ -242,6 +254,41 @@ mod tests {
         };
         let err = Batch::new(huge, vec![]).unwrap_err().to_string();
         assert!(err.contains("at most 9223372036854775807"), "{err}");
+    }
+
+    #[test]
+    fn a_batch_refuses_a_status_of_the_wrong_kind_for_its_method() {
+        let at = Timestamp::from_second(0).unwrap();
+        let get = Endpoint::new(Method::Get, Path::new("/http/only").unwrap());
+        let grpc = Endpoint::new(Method::Grpc, Path::new("/pkg.S/M").unwrap());
+        for key in [
+            CountKey::new(get).with_status(Status::grpc(5).unwrap()),
+            CountKey::new(grpc).with_status(Status::http(404).unwrap()),
+        ] {
+            let err = Batch::new(id(), vec![BucketCount::new(key, at, 1)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("wrong kind") && err.contains(&key.to_string()),
+                "{err}"
+            );
+        }
+        Batch::new(
+            id(),
+            vec![
+                BucketCount::new(
+                    CountKey::new(grpc).with_status(Status::grpc(5).unwrap()),
+                    at,
+                    1,
+                ),
+                BucketCount::new(
+                    CountKey::new(get).with_status(Status::http(404).unwrap()),
+                    at,
+                    1,
+                ),
+            ],
+        )
+        .unwrap();
     }
 
     #[test]

@@ -142,7 +142,7 @@ impl Day {
             .expect("days are within the timestamp range")
     }
 
-    /// The following day, unless this is 9999-12-31.
+    /// The following day, unless this is the last supported one, 9999-12-30.
     pub fn next(self) -> Option<Day> {
         self.0.tomorrow().ok().and_then(|d| Day::from_date(d).ok())
     }
@@ -306,19 +306,28 @@ impl fmt::Display for DateRange {
 }
 
 /// A day, a month or a year: what `GetPeriodTotals` sums over.
+///
+/// Made with [`Period::year`], [`Period::month`], [`Period::Day`], or parsed: the
+/// month and year variants cannot be built directly outside this crate, so every
+/// `Period` names days that exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Period {
     /// One day.
     Day(Day),
     /// One month of a year.
+    #[non_exhaustive]
     Month {
         /// 1 to 9999.
         year: i32,
         /// 1 to 12.
         month: u32,
     },
-    /// One year, 1 to 9999.
-    Year(i32),
+    /// One year.
+    #[non_exhaustive]
+    Year {
+        /// 1 to 9999.
+        year: i32,
+    },
 }
 
 impl Period {
@@ -348,7 +357,7 @@ impl Period {
     ///
     /// [`Error::InvalidInput`] for a year outside 1 to 9999.
     pub fn year(year: i32) -> Result<Period> {
-        Day::new(year, 1, 1).map(|_| Period::Year(year))
+        Day::new(year, 1, 1).map(|_| Period::Year { year })
     }
 
     /// The whole of `month` of `year`.
@@ -368,7 +377,7 @@ impl Period {
                 let start = Day::new(year, month, 1).expect("checked at construction");
                 (start, Day(start.date().last_of_month()).min(Day::MAX))
             }
-            Period::Year(year) => (
+            Period::Year { year } => (
                 Day::new(year, 1, 1).expect("checked at construction"),
                 Day(jiff::civil::date(year as i16, 12, 31)).min(Day::MAX),
             ),
@@ -397,7 +406,7 @@ impl fmt::Display for Period {
         match self {
             Period::Day(day) => write!(f, "{day}"),
             Period::Month { year, month } => write!(f, "{year:04}-{month:02}"),
-            Period::Year(year) => write!(f, "{year:04}"),
+            Period::Year { year } => write!(f, "{year:04}"),
         }
     }
 }
@@ -481,7 +490,10 @@ mod tests {
 
     #[test]
     fn periods_follow_the_count_v1_rules() {
-        assert_eq!(Period::from_parts(2024, 0, 0).unwrap(), Period::Year(2024));
+        assert_eq!(
+            Period::from_parts(2024, 0, 0).unwrap(),
+            Period::Year { year: 2024 }
+        );
         assert_eq!(
             Period::from_parts(2024, 2, 0).unwrap(),
             Period::Month {
@@ -537,7 +549,10 @@ mod tests {
             let err = bad.parse::<Day>().unwrap_err().to_string();
             assert!(err.contains("invalid date"), "{bad}: {err}");
         }
-        assert_eq!("2024".parse::<Period>().unwrap(), Period::Year(2024));
+        assert_eq!(
+            "2024".parse::<Period>().unwrap(),
+            Period::Year { year: 2024 }
+        );
         assert_eq!(
             "2024-02".parse::<Period>().unwrap(),
             Period::Month {

@@ -27,12 +27,16 @@ impl Interned {
 pub struct InternerUse {
     /// Distinct texts interned.
     pub entries: u64,
-    /// Their memory, as the cap counts it: each text with its allocator overhead,
-    /// its box and its share of the map (about 120 bytes for a short text).
+    /// The memory of the texts that came from outside (counted, filtered on), as the
+    /// cap counts it: each text with its allocator overhead, its box and its share of
+    /// the map (about 120 bytes for a short text).
     pub bytes: u64,
-    /// The cap on `bytes` for new texts from outside (texts read back from storage
-    /// are interned past it; see `Path::from_storage`).
+    /// The cap on `bytes`.
     pub limit: u64,
+    /// The memory of the texts first read back from storage (`Path::from_storage`):
+    /// outside the cap, so that reading reports never uses up what counting needs,
+    /// and bounded by what the storage holds.
+    pub stored_bytes: u64,
     /// Texts refused because the cap was reached.
     pub refused: u64,
 }
@@ -66,6 +70,7 @@ pub(crate) struct Interner {
     adding: Mutex<()>,
     limit: usize,
     bytes: AtomicUsize,
+    stored_bytes: AtomicUsize,
     entries: AtomicU64,
     refused: AtomicU64,
 }
@@ -78,6 +83,7 @@ impl Interner {
             adding: Mutex::new(()),
             limit,
             bytes: AtomicUsize::new(0),
+            stored_bytes: AtomicUsize::new(0),
             entries: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         }
@@ -102,7 +108,8 @@ impl Interner {
         if let Some(found) = texts.get(text) {
             return Ok(found);
         }
-        let bytes = self.bytes.load(Relaxed) + entry_cost(text.len());
+        let cost = entry_cost(text.len());
+        let bytes = self.bytes.load(Relaxed) + cost;
         if capped && bytes > self.limit {
             self.refused.fetch_add(1, Relaxed);
             return Err(Error::LimitReached(format!(
@@ -115,7 +122,11 @@ impl Interner {
                 self.kind,
             )));
         }
-        self.bytes.store(bytes, Relaxed);
+        if capped {
+            self.bytes.store(bytes, Relaxed);
+        } else {
+            self.stored_bytes.fetch_add(cost, Relaxed);
+        }
         self.entries.fetch_add(1, Relaxed);
         // Leaked on purpose: an interned text lives as long as the process.
         let interned: &'static Interned = Box::leak(Box::new(Interned(text.into())));
@@ -128,6 +139,7 @@ impl Interner {
             entries: self.entries.load(Relaxed),
             bytes: self.bytes.load(Relaxed) as u64,
             limit: self.limit as u64,
+            stored_bytes: self.stored_bytes.load(Relaxed) as u64,
             refused: self.refused.load(Relaxed),
         }
     }
@@ -156,7 +168,40 @@ pub(crate) fn validate(kind: &'static str, text: &str, max_len: usize) -> Result
             ),
         ));
     }
+    if let Some((at, c)) = text.char_indices().find(|&(_, c)| is_invisible(c)) {
+        return Err(Error::invalid(
+            kind,
+            text,
+            format!(
+                "invisible character U+{:04X} at byte {at}: {kind}s may not hold format or \
+                 separator characters (zero-width, bidirectional, line separators), which \
+                 would make two {kind}s that look alike",
+                c as u32
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// The characters of Unicode's categories Cf (format), Zl and Zp (line and paragraph
+/// separators) that display as nothing or reorder text.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 pub(crate) fn too_long(kind: &'static str, text: &str, max_len: usize) -> Error {
@@ -262,12 +307,35 @@ mod tests {
             interner.insert("d", true),
             Err(Error::LimitReached(_))
         ));
-        // Known texts are still found, and texts read back from storage still go in.
+        // Known texts are still found, and texts read back from storage still go in,
+        // on a budget of their own.
         assert_eq!(interner.insert("a", true).unwrap().as_str(), "a");
         assert_eq!(interner.insert("e", false).unwrap().as_str(), "e");
         let usage = interner.usage();
         assert_eq!((usage.entries, usage.refused), (4, 1));
-        assert_eq!(usage.bytes as usize, 4 * entry_cost(1));
+        assert_eq!(usage.bytes as usize, 3 * entry_cost(1));
+        assert_eq!(usage.stored_bytes as usize, entry_cost(1));
+
+        // Reading many stored texts leaves the outside budget as it was.
+        let fresh = Interner::new("thing", entry_cost(1) * 3);
+        for i in 0..100 {
+            fresh.insert(&format!("stored {i}"), false).unwrap();
+        }
+        assert_eq!(fresh.insert("b", true).unwrap().as_str(), "b");
+    }
+
+    #[test]
+    fn invisible_and_bidirectional_characters_are_refused() {
+        for (bad, code) in [
+            ("acme\u{200B}", "U+200B"),
+            ("\u{FEFF}acme", "U+FEFF"),
+            ("ac\u{202E}me", "U+202E"),
+            ("a\u{2028}b", "U+2028"),
+        ] {
+            let err = validate("subject", bad, 256).unwrap_err().to_string();
+            assert!(err.contains(code) && err.contains("invisible"), "{err}");
+        }
+        validate("subject", "ünï 😀 \u{00E9}", 256).unwrap();
     }
 
     #[test]

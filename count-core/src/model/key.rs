@@ -68,6 +68,15 @@ impl CountKey {
     }
 }
 
+impl CountKey {
+    /// Whether the status (if any) is of its method's kind: a gRPC code for
+    /// [`Method::Grpc`], an HTTP code otherwise.
+    pub fn status_fits_method(&self) -> bool {
+        self.status
+            .is_none_or(|status| status.is_grpc() == (self.endpoint.method == Method::Grpc))
+    }
+}
+
 impl From<Endpoint> for CountKey {
     fn from(endpoint: Endpoint) -> CountKey {
         CountKey::new(endpoint)

@@ -117,7 +117,8 @@ impl CountQueueBuilder {
 
     /// How many aggregated rows (distinct endpoint and bucket) may wait for a failing
     /// backend. Past it new rows fold into day-wide buckets; past twice it they are
-    /// discarded. Both are counted in [`Stats`]. Default 1,000,000 (tens of MiB).
+    /// discarded. Both are counted in [`Stats`]. Default 1,000,000 (a row takes 50 to 60
+    /// bytes, so up to about 120 MiB at twice the bound).
     ///
     /// [`Stats`]: super::Stats
     pub fn max_pending(mut self, rows: usize) -> Self {

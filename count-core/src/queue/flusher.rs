@@ -64,6 +64,11 @@ pub(crate) struct Flusher {
     write_now: bool,
     retry_at: Option<Instant>,
     closing: Option<Closing>,
+    /// A write of the front batch is in flight.
+    writing: bool,
+    /// A write of the front batch ended with an unknown outcome (it may be in the
+    /// backend already). If the queue gives up on it, it is in doubt, not lost.
+    front_in_doubt: bool,
     /// Set when `run` returns: a `Drop` without it means the task was cut short.
     finished: bool,
 }
@@ -95,6 +100,8 @@ impl Flusher {
             write_now: false,
             retry_at: None,
             closing: None,
+            writing: false,
+            front_in_doubt: false,
             finished: false,
         }
     }
@@ -172,6 +179,9 @@ impl Flusher {
         stats
             .overflowed_subjects
             .fetch_add(tally.overflowed_subjects, Relaxed);
+        stats
+            .statuses_dropped
+            .fetch_add(tally.statuses_dropped, Relaxed);
         stats.coarsened.fetch_add(tally.coarsened, Relaxed);
         stats.lost.fetch_add(tally.lost, Relaxed);
         self.shared.room.notify_waiters();
@@ -259,9 +269,18 @@ impl Flusher {
         }
         self.write_now = false;
         self.retry_at = None;
+        self.writing = true;
         let batch = Arc::clone(batch);
         let counter = Arc::clone(&self.counter);
-        let timeout = self.settings.write_timeout;
+        // While closing, a write may not outlive the shutdown deadline.
+        let timeout = match &self.closing {
+            Some(closing) => self
+                .settings
+                .write_timeout
+                .min(closing.deadline.saturating_duration_since(Instant::now()))
+                .max(Duration::from_millis(1)),
+            None => self.settings.write_timeout,
+        };
         let id = batch.id();
         let write = tokio::spawn(async move {
             match tokio::time::timeout(timeout, counter.write(&batch)).await {
@@ -294,9 +313,14 @@ impl Flusher {
     }
 
     fn written(&mut self, result: Result<()>) {
+        self.writing = false;
+        if matches!(result, Err(Error::Ambiguous { .. })) {
+            self.front_in_doubt = true;
+        }
         match result {
             Ok(()) => {
                 let batch = self.pop_front();
+                self.front_in_doubt = false;
                 let stats = &self.shared.stats;
                 stats.written.fetch_add(batch.total(), Relaxed);
                 stats.batches_written.fetch_add(1, Relaxed);
@@ -333,14 +357,22 @@ impl Flusher {
                 // counts behind it are not blocked.
                 let batch = self.pop_front();
                 let total = batch.total();
+                // An earlier attempt with an unknown outcome may have applied it.
+                let in_doubt = std::mem::take(&mut self.front_in_doubt);
                 let stats = &self.shared.stats;
                 stats.write_failures.fetch_add(1, Relaxed);
-                stats.lost.fetch_add(total, Relaxed);
-                stats.rejected.fetch_add(total, Relaxed);
+                if in_doubt {
+                    stats.in_doubt.fetch_add(total, Relaxed);
+                } else {
+                    stats.lost.fetch_add(total, Relaxed);
+                    stats.rejected.fetch_add(total, Relaxed);
+                }
                 stats.set_last_error(error.clone());
-                tracing::error!(batch = %batch.id(), requests = total, %error, "count: the backend refused a batch for good; its counts are lost");
+                tracing::error!(batch = %batch.id(), requests = total, in_doubt, %error, "count: the backend refused a batch for good; its counts are lost");
+                let (count, in_doubt) = if in_doubt { (0, total) } else { (total, 0) };
                 let error = Error::NotWritten {
-                    count: total,
+                    count,
+                    in_doubt,
                     reason: format!("the backend refused batch {}: {error}", batch.id()),
                 };
                 self.fail_waiters(&error);
@@ -383,55 +415,65 @@ impl Flusher {
         let last_error = closing.last_error.take();
         let reply = closing.reply.take();
         // Whatever is still held is never written now: say so.
-        let unwritten = self.give_up();
-        let result = match (unwritten, last_error) {
+        let (unwritten, in_doubt) = self.give_up();
+        let reason = match &last_error {
+            Some(error) => format!("the backend still failed at the shutdown timeout: {error}"),
+            None => "the shutdown timeout passed".into(),
+        };
+        let result = match (unwritten + in_doubt, last_error) {
             (0, Some(error @ Error::NotWritten { .. })) => Err(error),
             (0, _) => Ok(()),
-            (count, last_error) => {
-                tracing::error!(count, "count: shutting down with counts not written");
+            _ => {
+                tracing::error!(
+                    unwritten,
+                    in_doubt,
+                    "count: shutting down with counts not written"
+                );
                 Err(Error::NotWritten {
-                    count,
-                    reason: match last_error {
-                        Some(error) => {
-                            format!("the backend still failed at the shutdown timeout: {error}")
-                        }
-                        None => "the shutdown timeout passed".into(),
-                    },
+                    count: unwritten,
+                    in_doubt,
+                    reason: reason.clone(),
                 })
             }
         };
-        self.set_ended(
-            unwritten,
-            "the shutdown timeout passed with the backend failing",
-        );
+        self.set_ended(unwritten, in_doubt, &reason);
         if let Some(reply) = reply {
             let _ = reply.send(result);
         }
         true
     }
 
-    /// Counts everything still held (pending, frozen, in the rings) as lost; returns
-    /// how many requests that is.
-    fn give_up(&mut self) -> u64 {
+    /// Gives up on everything still held (pending, frozen, in the rings): lost, but
+    /// for the front batch when a write of it is in flight or ended with an unknown
+    /// outcome: that one is in doubt. Returns (lost, in doubt) in requests.
+    fn give_up(&mut self) -> (u64, u64) {
         let shared = Arc::clone(&self.shared);
         let mut stranded = 0u64;
         lanes::drain(&mut self.lanes, |_| stranded += 1);
         while shared.lanes.ring.pop().is_some() {
             stranded += 1;
         }
+        let in_doubt = match self.outbox.front() {
+            Some(front) if self.writing || self.front_in_doubt => front.total(),
+            _ => 0,
+        };
         let stats = &shared.stats;
         let held = stats.aggregated.swap(0, Relaxed);
+        let lost = held - in_doubt + stranded;
         stats.drained.fetch_add(stranded, Relaxed);
-        stats.lost.fetch_add(held + stranded, Relaxed);
+        stats.lost.fetch_add(lost, Relaxed);
+        stats.in_doubt.fetch_add(in_doubt, Relaxed);
         self.outbox.clear();
         self.outbox_rows = 0;
+        self.front_in_doubt = false;
         let _ = self.pending.take_chunks(usize::MAX);
-        held + stranded
+        (lost, in_doubt)
     }
 
-    fn set_ended(&self, unwritten: u64, reason: &str) {
+    fn set_ended(&self, unwritten: u64, in_doubt: u64, reason: &str) {
         *self.shared.ended.lock().unwrap_or_else(|e| e.into_inner()) = Some(Ended {
             unwritten,
+            in_doubt,
             reason: reason.to_owned(),
         });
     }
@@ -448,15 +490,17 @@ impl Drop for Flusher {
         self.shared
             .lanes
             .close(&mut self.lanes, Duration::from_secs(1));
-        let lost = self.give_up();
-        if lost > 0 {
+        let (lost, in_doubt) = self.give_up();
+        if lost + in_doubt > 0 {
             tracing::error!(
                 lost,
+                in_doubt,
                 "count: the queue's flusher was stopped (its runtime was shut down, or it panicked) with counts not written"
             );
         }
         self.set_ended(
             lost,
+            in_doubt,
             "the queue's flusher was stopped before writing them (its tokio runtime was shut down, or it panicked)",
         );
         self.shared.room.notify_waiters();
@@ -468,6 +512,7 @@ impl Drop for Flusher {
 struct Tally {
     drained: u64,
     overflowed: u64,
+    statuses_dropped: u64,
     overflowed_subjects: u64,
     coarsened: u64,
     lost: u64,
@@ -477,6 +522,7 @@ impl Tally {
     fn add(&mut self, placed: super::pending::Placed) {
         self.drained += 1;
         self.overflowed += u64::from(placed.overflowed);
+        self.statuses_dropped += u64::from(placed.status_dropped);
         self.overflowed_subjects += u64::from(placed.overflowed_subject);
         match placed.kept {
             Kept::Exact => {}

@@ -98,7 +98,10 @@ impl Lanes {
             // Most processes record into one queue: its lane is the first.
             let lane = match lanes.first_mut() {
                 Some(lane) if lane.queue_id == self.queue_id => lane,
-                _ => self.find_or_open(&mut lanes),
+                _ => match self.find_or_open(&mut lanes) {
+                    Some(lane) => lane,
+                    None => return Some(Pushed::Closed),
+                },
             };
             let producer = &mut lane.producer;
             producer.set_busy();
@@ -146,13 +149,18 @@ impl Lanes {
         pushed
     }
 
-    /// This queue's lane among the thread's lanes, made if it has none yet.
+    /// This queue's lane among the thread's lanes, made if it has none yet; `None`
+    /// when it has none and the queue is closed (a closed queue opens no lane: it
+    /// would be an allocation no flusher ever takes).
     #[cold]
     #[inline(never)]
-    fn find_or_open<'a>(&self, lanes: &'a mut Vec<Lane>) -> &'a mut Lane {
+    fn find_or_open<'a>(&self, lanes: &'a mut Vec<Lane>) -> Option<&'a mut Lane> {
         match lanes.iter().position(|lane| lane.queue_id == self.queue_id) {
-            Some(at) => &mut lanes[at],
-            None => self.open(lanes),
+            Some(at) => Some(&mut lanes[at]),
+            // A lane opened while the queue is closing is covered by the handshake:
+            // its first push checks `closed` after announcing itself.
+            None if !self.closed.load(Ordering::Relaxed) => Some(self.open(lanes)),
+            None => None,
         }
     }
 

@@ -154,6 +154,7 @@ pub(crate) struct Shared {
 #[derive(Debug, Clone)]
 pub(crate) struct Ended {
     pub(crate) unwritten: u64,
+    pub(crate) in_doubt: u64,
     pub(crate) reason: String,
 }
 
@@ -179,7 +180,9 @@ impl CountQueue {
     }
 
     /// Counts one request with `key` (endpoint, and optionally subject and status),
-    /// now. As cheap as [`record`](CountQueue::record).
+    /// now. As cheap as [`record`](CountQueue::record). A status of the wrong kind for
+    /// the method (a gRPC code on an HTTP method, or the reverse) is not kept: the
+    /// request is counted without it, and in [`Stats::statuses_dropped`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -259,7 +262,8 @@ impl CountQueue {
 
     /// Stops recording, writes what is pending (retrying for up to the shutdown
     /// timeout), and stops the flusher. Requests recorded afterwards are dropped and
-    /// counted in [`Stats::dropped_closed`]. A second call returns `Ok` at once.
+    /// counted in [`Stats::dropped_closed`]. A later call waits for the first to finish
+    /// and answers as it did.
     ///
     /// Every record that answered [`Recorded::Queued`] before is written when this
     /// returns `Ok`.
@@ -267,9 +271,10 @@ impl CountQueue {
     /// # Errors
     ///
     /// [`Error::NotWritten`] saying how many counts were not written (the backend
-    /// was still failing at the shutdown timeout, it refused some for good, or the
-    /// flusher had been stopped with its runtime); they are counted in
-    /// [`Stats::lost`].
+    /// was still failing at the shutdown timeout, or the flusher had been stopped with
+    /// its runtime), counted in [`Stats::lost`], and how many more were in a write whose
+    /// outcome is unknown ([`Stats::in_doubt`]). Counts the backend refused for good
+    /// were reported when it refused them (by `flush`, and in [`Stats::rejected`]).
     pub async fn shutdown(&self) -> Result<()> {
         match self.command(Command::Shutdown).await {
             Err(Error::Closed) => self.ended_result(),
@@ -360,8 +365,13 @@ impl CountQueue {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         match ended {
-            Some(Ended { unwritten, reason }) if unwritten > 0 => Err(Error::NotWritten {
+            Some(Ended {
+                unwritten,
+                in_doubt,
+                reason,
+            }) if unwritten + in_doubt > 0 => Err(Error::NotWritten {
                 count: unwritten,
+                in_doubt,
                 reason,
             }),
             _ => Ok(()),

@@ -20,6 +20,8 @@ pub const OVERFLOW_SUBJECT: &str = "(overflow)";
 pub(crate) struct Placed {
     /// Counted under the overflow endpoint.
     pub(crate) overflowed: bool,
+    /// Counted without its status, which was of the wrong kind for its method.
+    pub(crate) status_dropped: bool,
     /// Counted under the overflow subject.
     pub(crate) overflowed_subject: bool,
     pub(crate) kept: Kept,
@@ -97,11 +99,18 @@ impl Pending {
     /// are not yet written: they count against the bound too.
     pub(crate) fn add(&mut self, event: Event, rows_elsewhere: usize) -> Placed {
         let mut key = event.key();
+        // A backend would refuse the whole batch for it: keep the request, not the
+        // status.
+        let status_dropped = !key.status_fits_method();
+        if status_dropped {
+            key.status = None;
+        }
         let bucket = self.width.start_of(event.second());
         if let Some(n) = self.rows.get_mut(&(key, bucket)) {
             *n += 1;
             return Placed {
                 overflowed: false,
+                status_dropped,
                 overflowed_subject: false,
                 kept: Kept::Exact,
             };
@@ -119,6 +128,7 @@ impl Pending {
         let kept = self.insert(key, bucket, rows_elsewhere);
         Placed {
             overflowed,
+            status_dropped,
             overflowed_subject,
             kept,
         }

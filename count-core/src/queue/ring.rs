@@ -123,7 +123,10 @@ impl Producer {
     /// [`abort`](Self::abort).
     #[inline(always)]
     pub(crate) fn set_busy(&mut self) {
-        self.shared.tail.store(self.tail | BUSY, Ordering::Relaxed);
+        // Release, like every store of the tail: a plain (relaxed) store would not
+        // continue the release sequence of the previous publish, and a consumer that
+        // read this value with acquire would not be ordered after that event's write.
+        self.shared.tail.store(self.tail | BUSY, Ordering::Release);
     }
 
     /// Writes `event` into the next slot and publishes it, clearing the busy bit.

@@ -10,9 +10,9 @@ use crate::Error;
 
 /// A snapshot of a queue's counters, from [`CountQueue::stats`](crate::CountQueue::stats).
 ///
-/// Every request recorded is, at any moment, written, pending or lost:
-/// `recorded == written + pending + lost` (up to requests in the middle of being
-/// moved while the snapshot is taken). Drops are the requests never recorded.
+/// Every request recorded is, at any moment, written, pending, lost or in doubt:
+/// `recorded == written + pending + lost + in_doubt` (up to requests in the middle of
+/// being moved while the snapshot is taken). Drops are the requests never recorded.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct Stats {
@@ -28,6 +28,9 @@ pub struct Stats {
     /// Requests counted under the overflow subject because `max_subjects` distinct
     /// subjects were already counted that day.
     pub overflowed_subjects: u64,
+    /// Requests recorded with a status of the wrong kind for their method (a gRPC
+    /// code on an HTTP method, or the reverse): counted without their status.
+    pub statuses_dropped: u64,
     /// Requests kept in a day-wide bucket (their day stays exact) because the pending
     /// state had reached `max_pending` rows while the backend was failing.
     pub coarsened: u64,
@@ -39,6 +42,11 @@ pub struct Stats {
     /// The part of `lost` that the backend refused for good (an error retrying cannot
     /// cure: see [`Error::is_retryable`]); `last_error` says why.
     pub rejected: u64,
+    /// Requests the queue gave up on while a write of them had an unknown outcome (a
+    /// write in flight when the flusher was stopped with its runtime, or whose last
+    /// attempt at shutdown ended ambiguously): each is in the backend or lost, never
+    /// both, and is counted in neither `written` nor `lost`.
+    pub in_doubt: u64,
     /// Requests recorded and not yet written: queued, aggregated or in a batch.
     pub pending: u64,
     /// Requests durably written.
@@ -73,9 +81,11 @@ pub(crate) struct StatsCells {
     pub(crate) dropped_closed: AtomicU64,
     pub(crate) overflowed: AtomicU64,
     pub(crate) overflowed_subjects: AtomicU64,
+    pub(crate) statuses_dropped: AtomicU64,
     pub(crate) coarsened: AtomicU64,
     pub(crate) lost: AtomicU64,
     pub(crate) rejected: AtomicU64,
+    pub(crate) in_doubt: AtomicU64,
     /// Drained and not yet written.
     pub(crate) aggregated: AtomicU64,
     pub(crate) written: AtomicU64,
@@ -95,9 +105,11 @@ impl Default for StatsCells {
             dropped_closed: AtomicU64::new(0),
             overflowed: AtomicU64::new(0),
             overflowed_subjects: AtomicU64::new(0),
+            statuses_dropped: AtomicU64::new(0),
             coarsened: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            in_doubt: AtomicU64::new(0),
             aggregated: AtomicU64::new(0),
             written: AtomicU64::new(0),
             batches_written: AtomicU64::new(0),
@@ -118,9 +130,11 @@ impl StatsCells {
             dropped_closed: self.dropped_closed.load(Relaxed),
             overflowed: self.overflowed.load(Relaxed),
             overflowed_subjects: self.overflowed_subjects.load(Relaxed),
+            statuses_dropped: self.statuses_dropped.load(Relaxed),
             coarsened: self.coarsened.load(Relaxed),
             lost: self.lost.load(Relaxed),
             rejected: self.rejected.load(Relaxed),
+            in_doubt: self.in_doubt.load(Relaxed),
             pending: self.aggregated.load(Relaxed) + queued,
             written: self.written.load(Relaxed),
             batches_written: self.batches_written.load(Relaxed),

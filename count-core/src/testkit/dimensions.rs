@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::testkit::{Scope, day};
 use crate::{
-    BucketCount, CountKey, CountQueue, Counter, DateRange, Day, Dimension, GroupedTotal, Method,
+    BucketCount, CountKey, CountQueue, Counter, DateRange, Dimension, GroupedTotal, Method,
     OVERFLOW_SUBJECT, Period, Status, StatusClass, StatusFilter, TotalsQuery,
 };
 
@@ -16,6 +16,8 @@ pub async fn run_dimensions(counter: &dyn Counter) {
     totals_group_and_filter_by_every_dimension(counter).await;
     rollup_keeps_dimensions_exact(counter).await;
     subjects_and_paths_round_trip_byte_for_byte(counter).await;
+    subjects_sort_bytewise(counter).await;
+    duplicate_rows_in_a_batch_add_up(counter).await;
 }
 
 /// The counts of [`totals_group_and_filter_by_every_dimension`]: old-style counts
@@ -303,6 +305,67 @@ pub async fn subjects_and_paths_round_trip_byte_for_byte(counter: &dyn Counter) 
     }
 }
 
+/// Subjects sort by their bytes (upper case before lower case, ASCII before the rest),
+/// whatever the storage's collation, with counts without a subject first.
+pub async fn subjects_sort_bytewise(counter: &dyn Counter) {
+    let s = Scope::new();
+    let rows: Vec<(CountKey, &str, u64)> = ["é", "a", "Z", "B", "aa"]
+        .iter()
+        .map(|&sub| {
+            (
+                s.key(Get, "/sorted", Some(sub), None),
+                "2025-05-05T05:00:00Z",
+                1,
+            )
+        })
+        .chain([(s.key(Get, "/sorted", None, None), "2025-05-05T05:00:00Z", 1)])
+        .collect();
+    counter.write(&s.batch_of_keys(&rows)).await.unwrap();
+    let query = TotalsQuery::new(DateRange::day(day("2025-05-05")), &[Dimension::Subject])
+        .unwrap()
+        .endpoint(s.endpoint(Get, "/sorted"));
+    let got: Vec<Option<&str>> = counter
+        .totals(&query)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| {
+            t.subject
+                .map(|sub| s.local_subject(&sub).expect("this scope's"))
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [None, Some("B"), Some("Z"), Some("a"), Some("aa"), Some("é")]
+    );
+}
+
+/// A batch may hold two counts of one key and bucket (a queue splits a count over
+/// [`Batch::MAX_COUNT`](crate::Batch::MAX_COUNT) so): both are added.
+pub async fn duplicate_rows_in_a_batch_add_up(counter: &dyn Counter) {
+    let s = Scope::new();
+    let key = s.key(Post, "/twice", Some("acme"), Some(201));
+    let bucket = "2025-06-06T06:00:00Z";
+    counter
+        .write(&s.batch_of_keys(&[(key, bucket, 3), (key, bucket, 4)]))
+        .await
+        .expect("two counts of one key and bucket in one batch");
+    let range = DateRange::day(day("2025-06-06"));
+    let query = TotalsQuery::new(range, &[Dimension::Subject, Dimension::Status])
+        .unwrap()
+        .endpoint(key.endpoint);
+    let expected = [GroupedTotal::new(7)
+        .with_subject(key.subject)
+        .with_status(key.status)];
+    assert_eq!(counter.totals(&query).await.unwrap(), expected);
+    counter.rollup(day("2025-06-06")).await.unwrap();
+    assert_eq!(
+        counter.totals(&query).await.unwrap(),
+        expected,
+        "after the rollup"
+    );
+}
+
 /// Through a [`CountQueue`] capped at two subjects a day: the third subject's counts
 /// land under [`OVERFLOW_SUBJECT`], are reported as such, and are counted in
 /// `Stats::overflowed_subjects`.
@@ -312,18 +375,23 @@ pub async fn overflow_subjects_through_a_queue(counter: Arc<dyn Counter>) {
         .max_subjects(2)
         .build()
         .expect("a queue");
+    // A fixed day, so the test does not depend on which day it runs.
+    let at = crate::testkit::at("2025-07-07T07:07:07Z");
     for (subject, n) in [("one", 1), ("two", 2), ("three", 3), ("four", 4)] {
         for _ in 0..n {
-            queue.record_key(s.key(Post, "/o", Some(subject), Some(201)));
+            queue
+                .record_key_at(s.key(Post, "/o", Some(subject), Some(201)), at)
+                .expect("a valid timestamp");
         }
     }
-    queue.record_key(s.key(Post, "/o", None, None));
+    queue
+        .record_key_at(s.key(Post, "/o", None, None), at)
+        .expect("a valid timestamp");
     queue.flush().await.expect("flushed");
     let stats = queue.stats();
     queue.shutdown().await.expect("shut down");
     assert_eq!(stats.overflowed_subjects, 7, "{stats:?}");
-    let today = Day::today();
-    let query = TotalsQuery::new(DateRange::day(today), &[Dimension::Subject])
+    let query = TotalsQuery::new(DateRange::day(day("2025-07-07")), &[Dimension::Subject])
         .unwrap()
         .endpoint(s.endpoint(Post, "/o"));
     let got: Vec<(Option<String>, u64)> = counter

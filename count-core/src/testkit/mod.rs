@@ -158,9 +158,8 @@ impl Scope {
     }
 
     /// The grouped totals that belong to this scope: rows grouped by endpoint whose
-    /// endpoint is in it, and rows grouped by subject whose subject is; the others
-    /// are kept only if neither applies (the caller then filtered the query to this
-    /// scope).
+    /// endpoint is in it; rows not grouped by endpoint are all kept (the caller
+    /// filtered such queries to this scope's endpoints or subjects).
     pub fn grouped(&self, totals: &[GroupedTotal]) -> Vec<GroupedTotal> {
         totals
             .iter()

@@ -113,12 +113,12 @@ pub(crate) fn wire_timestamp(at: Timestamp) -> prost_types::Timestamp {
 pub(crate) fn period_date(period: Period) -> Date {
     match period {
         Period::Day(day) => date(day),
-        Period::Month { year, month } => Date {
+        Period::Month { year, month, .. } => Date {
             year,
             month: month as i32,
             day: 0,
         },
-        Period::Year(year) => Date {
+        Period::Year { year, .. } => Date {
             year,
             month: 0,
             day: 0,

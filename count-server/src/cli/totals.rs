@@ -173,7 +173,7 @@ fn parse_month(text: &str) -> Result<Period, String> {
 
 fn parse_year(text: &str) -> Result<Period, String> {
     match text.parse::<Period>().map_err(|e| e.to_string())? {
-        year @ Period::Year(_) => Ok(year),
+        year @ Period::Year { .. } => Ok(year),
         _ => Err(format!("invalid year {text:?}: expected YYYY")),
     }
 }
