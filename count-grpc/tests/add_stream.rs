@@ -215,7 +215,7 @@ async fn an_empty_stream_is_ok_and_writes_no_batch() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_left_open_past_its_deadline_writes_nothing_and_is_counted_failed() {
+async fn a_stream_left_open_past_its_deadline_writes_nothing() {
     let (memory, served) = Served::memory().await;
     let mut client = served.client().await;
     let (send, receive) = tokio::sync::mpsc::channel(4);
@@ -228,15 +228,18 @@ async fn a_stream_left_open_past_its_deadline_writes_nothing_and_is_counted_fail
         matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
         "{status:?}"
     );
+    // The handler may answer UNAVAILABLE at its own deadline (just before the
+    // client's) or see the call dropped first: either way nothing is written.
+    let ended = |s: &count_grpc::ServiceStats| s.add_streams_failed + s.add_streams_unavailable;
     let mut stats = served.handler.stats();
     for _ in 0..250 {
-        if stats.add_streams_failed == 1 {
+        if ended(&stats) == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         stats = served.handler.stats();
     }
-    assert_eq!(stats.add_streams_failed, 1, "{stats:?}");
+    assert_eq!(ended(&stats), 1, "{stats:?}");
     assert_eq!(stats.add_streams_ok, 0, "{stats:?}");
     assert_eq!(total_of(&*memory, "/abandoned").await, 0);
     drop(send);
