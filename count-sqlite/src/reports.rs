@@ -1,13 +1,14 @@
 //! The reads. Every report reads the rolled-up totals and the raw buckets of its days
 //! in one read transaction (one snapshot), so a rollup, which moves counts between
-//! the two in one transaction, never changes a report. The sums, groupings and order
-//! are done here, saturating at `i64::MAX`.
+//! the two in one transaction, never changes a report. The rolled-up totals are summed
+//! in SQL to the grain the report needs; the raw buckets (packed) and the last
+//! groupings are summed here; every sum stops at `i64::MAX`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use count_core::{
-    DailyTotal, DateRange, Day, Error, GroupedTotal, PeriodTotal, Result, TotalsQuery,
-    add_saturating,
+    DailyTotal, DateRange, Day, Dimension, Error, GroupedTotal, PeriodTotal, Result, Status,
+    TotalsQuery, add_saturating,
 };
 use rusqlite::{Connection, OptionalExtension};
 
@@ -29,7 +30,7 @@ pub(crate) fn daily(
     range: DateRange,
 ) -> Result<Vec<DailyTotal>> {
     let mut sums = BTreeMap::new();
-    for (day, key, n) in counts(conn, names, range)? {
+    for (day, key, n) in keyed(conn, names, range, Grouping::DAY_AND_KEY, None)? {
         let sum = sums.entry((day, key.endpoint)).or_default();
         *sum = add_saturating(*sum, n);
     }
@@ -47,7 +48,7 @@ pub(crate) fn period(
     range: DateRange,
 ) -> Result<Vec<PeriodTotal>> {
     let mut sums = BTreeMap::new();
-    for (_, key, n) in counts(conn, names, range)? {
+    for (_, key, n) in keyed(conn, names, range, Grouping::KEY, None)? {
         let sum = sums.entry(key.endpoint).or_default();
         *sum = add_saturating(*sum, n);
     }
@@ -57,17 +58,244 @@ pub(crate) fn period(
         .collect())
 }
 
-/// `query`'s totals, filtered, grouped and ordered by [`TotalsQuery::group`].
+/// `query`'s totals, filtered, grouped and ordered as [`TotalsQuery::group`] would.
+///
+/// The rolled-up totals of the range are summed in SQL down to the grain the query
+/// needs (per day only if it groups by day, per key only if it groups by a part of
+/// the key), over the keys its filters keep: a year of a thousand endpoints grouped
+/// by endpoint reads a thousand rows, not a row per day and key.
 pub(crate) fn totals(
     conn: &Connection,
     names: &KeyNames,
     query: &TotalsQuery,
 ) -> Result<Vec<GroupedTotal>> {
-    let counts = counts(conn, names, query.range)?
+    let grouping = Grouping {
+        by_day: query.groups(Dimension::Day),
+        by_key: [Dimension::Endpoint, Dimension::Subject, Dimension::Status]
+            .into_iter()
+            .any(|d| query.groups(d)),
+    };
+    let filtered = query.endpoint.is_some() || query.subject.is_some() || query.status.is_some();
+    let keys = if filtered {
+        let keys = matching_keys(conn, query)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        Some(keys)
+    } else {
+        None
+    };
+    let mut rows = BTreeMap::<GroupedTotal, u64>::new();
+    let mut add = |row: GroupedTotal, n: u64| {
+        let sum = rows.entry(row).or_default();
+        *sum = add_saturating(*sum, n);
+    };
+    if grouping.by_key {
+        for (day, key, n) in keyed(conn, names, query.range, grouping, keys.as_deref())? {
+            add(query.row_of(Day::from_unix_day(day)?, &key, 0), n);
+        }
+    } else {
+        for ((day, _), n) in summed(conn, query.range, grouping, keys.as_deref())? {
+            let row = GroupedTotal::new(0);
+            let row = if grouping.by_day {
+                row.with_day(Day::from_unix_day(day)?)
+            } else {
+                row
+            };
+            add(row, total_of(n)?);
+        }
+    }
+    Ok(rows
         .into_iter()
-        .map(|(day, key, n)| Ok((Day::from_unix_day(day)?, key, n)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(query.group(counts))
+        .filter(|(_, total)| *total > 0)
+        .map(|(mut row, total)| {
+            row.total = total;
+            row
+        })
+        .collect())
+}
+
+/// The grain the counts are summed to before they reach Rust.
+#[derive(Debug, Clone, Copy)]
+struct Grouping {
+    by_day: bool,
+    by_key: bool,
+}
+
+impl Grouping {
+    const KEY: Grouping = Grouping {
+        by_day: false,
+        by_key: true,
+    };
+    const DAY_AND_KEY: Grouping = Grouping {
+        by_day: true,
+        by_key: true,
+    };
+}
+
+/// The ids of the keys `query`'s filters keep (its endpoint, subject and status),
+/// found in SQL.
+fn matching_keys(conn: &Connection, query: &TotalsQuery) -> Result<Vec<i64>> {
+    let mut conditions = Vec::new();
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(endpoint) = query.endpoint {
+        conditions.push("method = ? AND path = ?".to_owned());
+        values.push(i64::from(endpoint.method.number()).into());
+        values.push(endpoint.path.as_str().to_owned().into());
+    }
+    if let Some(subject) = query.subject {
+        conditions.push("subject = ?".to_owned());
+        values.push(subject.as_str().to_owned().into());
+    }
+    if let Some(filter) = query.status {
+        // Every code the filter keeps: a class is several HTTP and gRPC codes.
+        let codes: Vec<String> = (0..=16)
+            .chain(100..=599)
+            .filter_map(|code| Status::from_code(code).ok())
+            .filter(|&status| filter.matches(Some(status)))
+            .map(|status| status.code().to_string())
+            .collect();
+        conditions.push(format!("status IN ({})", codes.join(",")));
+    }
+    let sql = format!("SELECT id FROM keys WHERE {}", conditions.join(" AND "));
+    let doing = || "finding the keys a report's filters keep".to_owned();
+    let mut statement = conn.prepare(&sql).map_err(|e| classify(&doing(), e))?;
+    let ids = statement
+        .query_map(rusqlite::params_from_iter(values), |row| {
+            row.get::<_, i64>(0)
+        })
+        .map_err(|e| classify(&doing(), e))?;
+    ids.collect::<rusqlite::Result<Vec<i64>>>()
+        .map_err(|e| classify(&doing(), e))
+}
+
+/// The counts of `range` over `keys` (every key when `None`), summed per day and key
+/// id as `grouping` asks, with their keys.
+fn keyed(
+    conn: &Connection,
+    names: &KeyNames,
+    range: DateRange,
+    grouping: Grouping,
+    keys: Option<&[i64]>,
+) -> Result<Vec<(i64, count_core::CountKey, u64)>> {
+    let sums = summed(conn, range, grouping, keys)?;
+    names
+        .name(conn, sums)?
+        .into_iter()
+        .map(|(day, key, n)| Ok((day, key, total_of(n)?)))
+        .collect()
+}
+
+/// The counts of `range` over `keys`, rolled up or raw, summed per (day, key id);
+/// where `grouping` leaves out the day or the key, it is 0 in every row. One snapshot
+/// for both tables.
+fn summed(
+    conn: &Connection,
+    range: DateRange,
+    grouping: Grouping,
+    keys: Option<&[i64]>,
+) -> Result<HashMap<(i64, i64), i64>> {
+    let doing = || format!("reading the counts of {range}");
+    let bounds = (range.start().unix_day(), range.end().unix_day());
+    let wanted: Option<HashSet<i64>> = keys.map(|keys| keys.iter().copied().collect());
+    let grain = |day: i64, key_id: i64| {
+        (
+            if grouping.by_day { day } else { 0 },
+            if grouping.by_key { key_id } else { 0 },
+        )
+    };
+    let mut sums: HashMap<(i64, i64), i64> = HashMap::new();
+    let mut add = |at: (i64, i64), n: i64| {
+        let sum = sums.entry(at).or_default();
+        *sum = sum::add(*sum, n);
+    };
+    // Nothing is written, so ending the snapshot is a rollback.
+    let snapshot = conn
+        .unchecked_transaction()
+        .map_err(|e| classify(&doing(), e))?;
+    match rolled_in_sql(&snapshot, bounds, grouping, keys) {
+        Ok(rows) => {
+            for (day, key_id, n) in rows {
+                add((day, key_id), n);
+            }
+        }
+        // SQL's `sum` refuses to overflow: sum row by row instead, stopping at
+        // `i64::MAX`.
+        Err(e) if is_overflow(&e) => {
+            let mut rolled = snapshot
+                .prepare_cached(ROLLED)
+                .map_err(|e| classify(&doing(), e))?;
+            let rows = rolled
+                .query_map(bounds, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(|e| classify(&doing(), e))?;
+            for row in rows {
+                let (day, key_id, total): (i64, i64, i64) =
+                    row.map_err(|e| classify(&doing(), e))?;
+                if wanted.as_ref().is_none_or(|w| w.contains(&key_id)) {
+                    add(grain(day, key_id), total);
+                }
+            }
+        }
+        Err(e) => return Err(classify(&doing(), e)),
+    }
+    let mut raw = snapshot
+        .prepare_cached(RAW)
+        .map_err(|e| classify(&doing(), e))?;
+    let mut rows = raw.query(bounds).map_err(|e| classify(&doing(), e))?;
+    while let Some(row) = rows.next().map_err(|e| classify(&doing(), e))? {
+        let day: i64 = row.get(0).map_err(|e| classify(&doing(), e))?;
+        let value = row
+            .get_ref(1)
+            .and_then(|v| v.as_blob().map_err(Into::into))
+            .map_err(|e| classify(&doing(), e))?;
+        for (key_id, n) in packed::pairs(value)? {
+            if wanted.as_ref().is_none_or(|w| w.contains(&key_id)) {
+                add(grain(day, key_id), n);
+            }
+        }
+    }
+    Ok(sums)
+}
+
+/// The rolled-up totals of the days `bounds`, summed in SQL to `grouping`'s grain.
+fn rolled_in_sql(
+    conn: &Connection,
+    bounds: (i64, i64),
+    grouping: Grouping,
+    keys: Option<&[i64]>,
+) -> rusqlite::Result<Vec<(i64, i64, i64)>> {
+    let day = if grouping.by_day { "day" } else { "0" };
+    let key = if grouping.by_key { "key_id" } else { "0" };
+    let filter = match keys {
+        Some(keys) => {
+            let ids: Vec<String> = keys.iter().map(i64::to_string).collect();
+            format!(" AND key_id IN ({})", ids.join(","))
+        }
+        None => String::new(),
+    };
+    let sql = format!(
+        "SELECT {day}, {key}, sum(total) FROM daily_totals
+         WHERE day BETWEEN ?1 AND ?2{filter} GROUP BY 1, 2"
+    );
+    let mut statement = conn.prepare(&sql)?;
+    let rows = statement.query_map(bounds, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+/// SQLite's `sum` of integers failing rather than overflowing.
+fn is_overflow(e: &rusqlite::Error) -> bool {
+    e.to_string().contains("integer overflow")
+}
+
+/// A stored sum as a total: never negative.
+fn total_of(n: i64) -> Result<u64> {
+    u64::try_from(n).map_err(|_| {
+        Error::invalid(
+            "total",
+            n,
+            "a stored count is negative: the database was changed outside count",
+        )
+    })
 }
 
 /// The days before `before` holding raw counts, in order.
@@ -95,65 +323,4 @@ pub(crate) fn check(conn: &Connection) -> Result<()> {
     })
     .map(drop)
     .map_err(|e| classify("checking health", e))
-}
-
-/// Every count of `range`, rolled up or raw, summed per day (days since 1970-01-01)
-/// and key.
-fn counts(
-    conn: &Connection,
-    names: &KeyNames,
-    range: DateRange,
-) -> Result<Vec<(i64, count_core::CountKey, u64)>> {
-    let doing = || format!("reading the counts of {range}");
-    let bounds = (range.start().unix_day(), range.end().unix_day());
-    let mut sums: HashMap<(i64, i64), i64> = HashMap::new();
-    let mut add = |day: i64, key_id: i64, n: i64| {
-        let sum = sums.entry((day, key_id)).or_default();
-        *sum = sum::add(*sum, n);
-    };
-    // One snapshot for both tables; nothing is written, so ending it is a rollback.
-    let snapshot = conn
-        .unchecked_transaction()
-        .map_err(|e| classify(&doing(), e))?;
-    {
-        let mut rolled = snapshot
-            .prepare_cached(ROLLED)
-            .map_err(|e| classify(&doing(), e))?;
-        let rows = rolled
-            .query_map(bounds, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(|e| classify(&doing(), e))?;
-        for row in rows {
-            let (day, key_id, total) = row.map_err(|e| classify(&doing(), e))?;
-            add(day, key_id, total);
-        }
-        let mut raw = snapshot
-            .prepare_cached(RAW)
-            .map_err(|e| classify(&doing(), e))?;
-        let mut rows = raw.query(bounds).map_err(|e| classify(&doing(), e))?;
-        while let Some(row) = rows.next().map_err(|e| classify(&doing(), e))? {
-            let day: i64 = row.get(0).map_err(|e| classify(&doing(), e))?;
-            let value = row
-                .get_ref(1)
-                .and_then(|v| v.as_blob().map_err(Into::into))
-                .map_err(|e| classify(&doing(), e))?;
-            for (key_id, n) in packed::pairs(value)? {
-                add(day, key_id, n);
-            }
-        }
-    }
-    drop(snapshot);
-    let named = names.name(conn, sums)?;
-    named
-        .into_iter()
-        .map(|(day, key, n)| {
-            let n = u64::try_from(n).map_err(|_| {
-                Error::invalid(
-                    "total",
-                    n,
-                    "a stored count is negative: the database was changed outside count",
-                )
-            })?;
-            Ok((day, key, n))
-        })
-        .collect()
 }
