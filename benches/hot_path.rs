@@ -133,8 +133,11 @@ fn bench(c: &mut Criterion) {
 
     let queue = CountQueue::builder(Arc::new(MemoryCounter::new()))
         .capacity(CAPACITY)
-        // A lane holds a chunk, as the default 4,096 holds 10 ms of 400,000/s.
-        .lane_capacity(CHUNK as usize)
+        // A lane as large as the bare queue: both rings hold 65,536 events, so a timed
+        // push writes a slot the consumer read four chunks ago, on either. (A lane of
+        // one chunk makes every push write a line the flusher's core read moments
+        // before: see BENCHMARKS.md for that figure too.)
+        .lane_capacity(CAPACITY)
         .runtime(runtime.handle().clone())
         .build()
         .unwrap();

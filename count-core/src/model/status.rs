@@ -2,6 +2,7 @@
 //! `StatusClass` and `StatusFilter` for reports.
 
 use std::fmt;
+use std::num::NonZeroU16;
 use std::str::FromStr;
 
 use crate::{Error, Result};
@@ -25,13 +26,25 @@ use crate::{Error, Result};
 /// # Ok::<(), count_core::Error>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Status(u16);
+pub struct Status(
+    /// The code + 1: never zero, so `Option<Status>` is two bytes and "no status" is
+    /// 0, which is how the record queue packs it.
+    NonZeroU16,
+);
 
 impl Status {
     /// HTTP's 200 OK.
-    pub const OK: Status = Status(200);
+    pub const OK: Status = Status::known(200);
     /// HTTP's 500 Internal Server Error.
-    pub const INTERNAL_SERVER_ERROR: Status = Status(500);
+    pub const INTERNAL_SERVER_ERROR: Status = Status::known(500);
+
+    /// The status of a code already checked.
+    const fn known(code: u16) -> Status {
+        match NonZeroU16::new(code + 1) {
+            Some(packed) => Status(packed),
+            None => panic!("code + 1 is never zero"),
+        }
+    }
 
     /// The HTTP status `code`, 100 to 599.
     ///
@@ -46,7 +59,7 @@ impl Status {
                 "HTTP status codes are 100 to 599",
             ));
         }
-        Ok(Status(code))
+        Ok(Status::known(code))
     }
 
     /// The gRPC status `code`, 0 (`OK`) to 16 (`UNAUTHENTICATED`).
@@ -62,7 +75,7 @@ impl Status {
                 "gRPC status codes are 0 (OK) to 16 (UNAUTHENTICATED)",
             ));
         }
-        Ok(Status(code as u16))
+        Ok(Status::known(code as u16))
     }
 
     /// The status a backend stored as `code`: gRPC for 0 to 16, HTTP for 100 to 599.
@@ -72,8 +85,7 @@ impl Status {
     /// [`Error::InvalidInput`] for a number in neither range.
     pub fn from_code(code: i64) -> Result<Status> {
         match code {
-            0..=16 => Ok(Status(code as u16)),
-            100..=599 => Ok(Status(code as u16)),
+            0..=16 | 100..=599 => Ok(Status::known(code as u16)),
             _ => Err(Error::invalid(
                 "status",
                 code,
@@ -105,12 +117,12 @@ impl Status {
 
     /// The code: 100 to 599 for HTTP, 0 to 16 for gRPC.
     pub const fn code(self) -> u16 {
-        self.0
+        self.0.get() - 1
     }
 
     /// Whether this is a gRPC status code.
     pub const fn is_grpc(self) -> bool {
-        self.0 <= 16
+        self.code() <= 16
     }
 
     /// The class: HTTP's first digit; a gRPC code by the HTTP status it maps to
@@ -119,7 +131,7 @@ impl Status {
     /// `UNAVAILABLE`, are 5xx).
     pub const fn class(self) -> StatusClass {
         if self.is_grpc() {
-            return match self.0 {
+            return match self.code() {
                 0 => StatusClass::Success,
                 // CANCELLED, INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS,
                 // PERMISSION_DENIED, FAILED_PRECONDITION, OUT_OF_RANGE, UNAUTHENTICATED
@@ -129,7 +141,7 @@ impl Status {
                 _ => StatusClass::ServerError,
             };
         }
-        match self.0 / 100 {
+        match self.code() / 100 {
             1 => StatusClass::Informational,
             2 => StatusClass::Success,
             3 => StatusClass::Redirection,
@@ -142,30 +154,30 @@ impl Status {
     #[inline]
     pub(crate) const fn pack(status: Option<Status>) -> u16 {
         match status {
-            Some(Status(code)) => code + 1,
+            Some(Status(packed)) => packed.get(),
             None => 0,
         }
     }
 
     #[inline]
     pub(crate) const fn unpack(packed: u16) -> Option<Status> {
-        match packed {
-            0 => None,
-            code => Some(Status(code - 1)),
+        match NonZeroU16::new(packed) {
+            Some(packed) => Some(Status(packed)),
+            None => None,
         }
     }
 }
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        write!(f, "{}", self.code())
     }
 }
 
 impl fmt::Debug for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = if self.is_grpc() { "grpc" } else { "http" };
-        write!(f, "Status({kind} {})", self.0)
+        write!(f, "Status({kind} {})", self.code())
     }
 }
 
@@ -364,5 +376,7 @@ mod tests {
             Status::pack(None),
             Status::pack(Some(Status::grpc(0).unwrap()))
         );
+        assert_eq!(std::mem::size_of::<Option<Status>>(), 2);
+        assert_eq!(Status::http(404).unwrap().to_string(), "404");
     }
 }

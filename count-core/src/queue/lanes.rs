@@ -2,10 +2,13 @@
 //! ring of its own, so `record` is a few plain stores and one release store: no atomic
 //! read-modify-write, and no cache line that two recording threads fight over.
 //!
-//! A lane is made on a thread's first record into a queue (the one allocation, not
-//! in the steady state) and handed to the flusher through a lock-free registration
-//! queue. When the thread exits its lane is abandoned; the flusher drains it and lets
-//! it go. When a lane is full, `record` falls back to the queue's shared ring.
+//! A queue keeps its lanes in an array indexed by the recording thread's number
+//! (`threads.rs`): finding one's lane is one thread-local load and one index. A lane
+//! is made on a thread's first record into a queue (the one allocation, not in the
+//! steady state) and handed to the flusher through a lock-free registration queue.
+//! When the thread exits, its number, and so its lane, goes to the next thread that
+//! takes the number. When a lane is full, `record` falls back to the queue's shared
+//! ring; so do threads numbered past [`MAX_LANES`].
 //!
 //! # Closing without losing a record
 //!
@@ -22,14 +25,18 @@
 //! clear before the last drain. The rare paths without a lane (a thread being torn
 //! down) use a shared counter with sequentially consistent operations instead.
 
-use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::{ArrayQueue, SegQueue};
 
 use super::ring::{self, Consumer, Producer};
-use super::{Event, fence};
+use super::{Event, fence, threads};
+use crate::{Path, Subject};
+
+/// Threads numbered at or past this record through the shared ring.
+pub(crate) const MAX_LANES: usize = 256;
 
 /// Where a record went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +51,10 @@ pub(crate) enum Pushed {
 
 /// The lanes of one queue, as the recording threads see them, and the gate that
 /// closes them.
-#[derive(Debug)]
 pub(crate) struct Lanes {
-    /// Unique for the life of the process, unlike an address.
-    queue_id: u64,
+    /// Lane `n` belongs to the thread numbered `n`. In place (not boxed): one pointer
+    /// less between `record` and its lane.
+    slots: [Slot; MAX_LANES],
     capacity: usize,
     /// Lanes made since the flusher last looked.
     opened: SegQueue<LaneReader>,
@@ -61,16 +68,25 @@ pub(crate) struct Lanes {
 /// The flusher's end of one lane.
 pub(crate) type LaneReader = Consumer;
 
-struct Lane {
-    queue_id: u64,
-    producer: Producer,
-}
+/// The producing end of the lane of one thread number, once that thread recorded. A
+/// cache line each, so two threads' pushes never write to one line.
+#[repr(align(64))]
+struct Slot(UnsafeCell<Option<Producer>>);
 
-thread_local! {
-    static LANES: RefCell<Vec<Lane>> = const { RefCell::new(Vec::new()) };
-}
+// SAFETY: a slot is only ever accessed by the thread holding its number, and numbers
+// are unique among live threads (`threads.rs`); a number passes from an exited thread
+// to a new one through a mutex, which orders the first's accesses before the second's.
+#[allow(unsafe_code)]
+unsafe impl Sync for Slot {}
 
-static NEXT_QUEUE_ID: AtomicU64 = AtomicU64::new(0);
+impl std::fmt::Debug for Lanes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lanes")
+            .field("capacity", &self.capacity)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Lanes {
     pub(crate) fn new(capacity: usize, ring_capacity: usize) -> Lanes {
@@ -78,7 +94,7 @@ impl Lanes {
         // registers the process for `membarrier(2)`).
         fence::init();
         Lanes {
-            queue_id: NEXT_QUEUE_ID.fetch_add(1, Ordering::Relaxed),
+            slots: std::array::from_fn(|_| Slot(UnsafeCell::new(None))),
             capacity,
             opened: SegQueue::new(),
             ring: ArrayQueue::new(ring_capacity),
@@ -91,45 +107,102 @@ impl Lanes {
     /// full; refuses it once the queue is closed.
     #[inline(always)]
     pub(crate) fn push(&self, event: Event) -> Pushed {
-        let on_lane = LANES.try_with(|lanes| {
-            // Borrowed already: a record from inside a record (an allocator that
-            // counts its allocations, say) takes the laneless path.
-            let mut lanes = lanes.try_borrow_mut().ok()?;
-            // Most processes record into one queue: its lane is the first.
-            let lane = match lanes.first_mut() {
-                Some(lane) if lane.queue_id == self.queue_id => lane,
-                _ => match self.find_or_open(&mut lanes) {
-                    Some(lane) => lane,
-                    None => return Some(Pushed::Closed),
-                },
-            };
-            let producer = &mut lane.producer;
-            producer.set_busy();
-            // Pairs with `fence::heavy` in `close` (see the module docs).
-            fence::light();
-            // Clearing the busy bit is a release store: a flusher that sees it clear
-            // sees the event too.
-            Some(if self.closed.load(Ordering::Relaxed) {
-                producer.abort();
-                Pushed::Closed
-            } else if producer.has_room() {
-                producer.publish(event);
-                Pushed::Queued
-            } else {
-                let pushed = self.push_ring(event);
-                producer.abort();
-                pushed
-            })
-        });
-        match on_lane {
-            Ok(Some(pushed)) => pushed,
+        let Some(slot) = self.slots.get(threads::current() as usize) else {
+            return self.push_unnumbered(event.path, event.subject, event.stamp);
+        };
+        // SAFETY: the slot of this thread's number is this thread's alone (see
+        // `Slot`), and nothing below calls out of this function while the reference
+        // lives, so no other reference to the slot can be made meanwhile (not even by
+        // a record from inside a record).
+        #[allow(unsafe_code)]
+        let lane = unsafe { &mut *slot.0.get() };
+        match lane {
+            Some(producer) => self.push_on(producer, event),
+            None => self.open_and_push(slot, event.path, event.subject, event.stamp),
+        }
+    }
+
+    /// The push itself, on a lane: announce it (busy), check `closed`, publish.
+    #[inline(always)]
+    fn push_on(&self, producer: &mut Producer, event: Event) -> Pushed {
+        producer.set_busy();
+        // Pairs with `fence::heavy` in `close` (see the module docs).
+        fence::light();
+        // Clearing the busy bit is a release store: a flusher that sees it clear sees
+        // the event too.
+        if self.closed.load(Ordering::Relaxed) {
+            producer.abort();
+            Pushed::Closed
+        } else if producer.has_room() {
+            producer.publish(event);
+            Pushed::Queued
+        } else {
+            let pushed = self.push_ring(event.path, event.subject, event.stamp);
+            producer.abort();
+            pushed
+        }
+    }
+
+    /// The thread's first record: take a number, then go on as usual.
+    #[cold]
+    #[inline(never)]
+    fn push_unnumbered(&self, path: Path, subject: Option<Subject>, stamp: i64) -> Pushed {
+        let event = Event {
+            path,
+            subject,
+            stamp,
+        };
+        match threads::take() {
+            Some(number) if (number as usize) < MAX_LANES => self.push(event),
+            // Exiting, or past the lanes: the shared ring.
             _ => self.push_laneless(event),
         }
     }
 
+    /// The thread's first record into this queue: make its lane, then push.
     #[cold]
     #[inline(never)]
-    fn push_ring(&self, event: Event) -> Pushed {
+    fn open_and_push(
+        &self,
+        slot: &Slot,
+        path: Path,
+        subject: Option<Subject>,
+        stamp: i64,
+    ) -> Pushed {
+        let event = Event {
+            path,
+            subject,
+            stamp,
+        };
+        // A closed queue opens no lane: it would be an allocation no flusher ever
+        // takes. (A lane opened while the queue is closing is covered by the
+        // handshake: its first push checks `closed` after announcing itself.)
+        if self.closed.load(Ordering::Relaxed) {
+            return Pushed::Closed;
+        }
+        // Allocates, which may record (an allocator that counts its allocations), so
+        // no reference to the slot is held meanwhile; such a record makes a lane of
+        // its own, which this one replaces: the replaced lane's events are still
+        // drained through its registered consumer.
+        let (producer, consumer) = ring::ring(self.capacity);
+        // Registered before the first push, so a flush that follows this record finds
+        // the lane and the event in it.
+        self.opened.push(consumer);
+        // SAFETY: as in `push`; no call out of this function while it lives.
+        #[allow(unsafe_code)]
+        let lane = unsafe { &mut *slot.0.get() };
+        let producer = lane.insert(producer);
+        self.push_on(producer, event)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_ring(&self, path: Path, subject: Option<Subject>, stamp: i64) -> Pushed {
+        let event = Event {
+            path,
+            subject,
+            stamp,
+        };
         match self.ring.push(event) {
             Ok(()) => Pushed::Queued,
             Err(_) => Pushed::Full,
@@ -143,39 +216,10 @@ impl Lanes {
         let pushed = if self.closed.load(Ordering::SeqCst) {
             Pushed::Closed
         } else {
-            self.push_ring(event)
+            self.push_ring(event.path, event.subject, event.stamp)
         };
         self.laneless.fetch_sub(1, Ordering::Release);
         pushed
-    }
-
-    /// This queue's lane among the thread's lanes, made if it has none yet; `None`
-    /// when it has none and the queue is closed (a closed queue opens no lane: it
-    /// would be an allocation no flusher ever takes).
-    #[cold]
-    #[inline(never)]
-    fn find_or_open<'a>(&self, lanes: &'a mut Vec<Lane>) -> Option<&'a mut Lane> {
-        match lanes.iter().position(|lane| lane.queue_id == self.queue_id) {
-            Some(at) => Some(&mut lanes[at]),
-            // A lane opened while the queue is closing is covered by the handshake:
-            // its first push checks `closed` after announcing itself.
-            None if !self.closed.load(Ordering::Relaxed) => Some(self.open(lanes)),
-            None => None,
-        }
-    }
-
-    fn open<'a>(&self, lanes: &'a mut Vec<Lane>) -> &'a mut Lane {
-        // Lanes of queues that are gone are dead weight: drop them here, off the hot path.
-        lanes.retain(|lane| !lane.producer.is_abandoned());
-        let (producer, consumer) = ring::ring(self.capacity);
-        // Registered before the first push, so a flush that follows this record
-        // finds the lane and the event in it.
-        self.opened.push(consumer);
-        lanes.push(Lane {
-            queue_id: self.queue_id,
-            producer,
-        });
-        lanes.last_mut().expect("just pushed")
     }
 
     /// The lanes made since the last call (the flusher's).
@@ -247,17 +291,47 @@ mod tests {
     }
 
     #[test]
-    fn each_thread_gets_a_lane_and_exited_threads_are_let_go() {
+    fn each_thread_gets_a_lane_and_exited_threads_hand_theirs_on() {
         let lanes = Arc::new(Lanes::new(4, 4));
         let mut readers = Vec::new();
         assert_eq!(lanes.push(event(1)), Pushed::Queued);
         assert_eq!(lanes.push(event(2)), Pushed::Queued);
-        let other = Arc::clone(&lanes);
-        std::thread::spawn(move || assert_eq!(other.push(event(3)), Pushed::Queued))
-            .join()
-            .unwrap();
-        assert_eq!(drained(&lanes, &mut readers), [1, 2, 3]);
-        assert_eq!(readers.len(), 1, "the exited thread's lane is let go");
+        for s in 3..=6 {
+            let other = Arc::clone(&lanes);
+            std::thread::spawn(move || assert_eq!(other.push(event(s)), Pushed::Queued))
+                .join()
+                .unwrap();
+        }
+        assert_eq!(drained(&lanes, &mut readers), [1, 2, 3, 4, 5, 6]);
+        // Each exited thread's number goes to the next one, and its lane with it
+        // (other tests' threads may take a number meanwhile).
+        assert!(
+            readers.len() < 5,
+            "{} lanes for 2 threads at a time",
+            readers.len()
+        );
+    }
+
+    #[test]
+    fn threads_past_the_lanes_record_through_the_shared_ring() {
+        let lanes = Arc::new(Lanes::new(4, 1024));
+        let barrier = Arc::new(std::sync::Barrier::new(MAX_LANES + 8));
+        let threads: Vec<_> = (0..MAX_LANES + 8)
+            .map(|i| {
+                let (lanes, barrier) = (Arc::clone(&lanes), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    // All alive at once: some are numbered past the lanes.
+                    threads::take();
+                    barrier.wait();
+                    assert_eq!(lanes.push(event(i as i64)), Pushed::Queued);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let seen = drained(&lanes, &mut Vec::new());
+        assert_eq!(seen.len(), MAX_LANES + 8);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod lanes;
 mod pending;
 mod ring;
 mod stats;
+mod threads;
 
 use std::sync::Arc;
 use std::sync::Mutex;
