@@ -72,6 +72,23 @@ impl Path {
         Ok(path)
     }
 
+    /// Checks `text` against the rules of [`Path::new`] without interning it: for a
+    /// caller that holds texts before deciding to count them (a stream that may yet be
+    /// refused must not fill the interner).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when `text` breaks a rule of [`Path::new`].
+    pub fn check(text: &str) -> Result<()> {
+        if text.len() > Path::MAX_LEN {
+            return Err(intern::too_long("path", text, Path::MAX_LEN));
+        }
+        if PATHS.get(text).is_some() {
+            return Ok(());
+        }
+        intern::validate("path", text, Path::MAX_LEN)
+    }
+
     /// Like [`Path::new`], for a path a backend reads back from its storage: interned
     /// even past [`Path::MAX_INTERNED_BYTES`], so that reports keep working when no
     /// new path can be counted. (Stored paths were capped when they were counted.)

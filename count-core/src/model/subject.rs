@@ -56,6 +56,21 @@ impl Subject {
         Subject::intern(text, true)
     }
 
+    /// Checks `text` against the rules of [`Subject::new`] without interning it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when `text` breaks a rule of [`Subject::new`].
+    pub fn check(text: &str) -> Result<()> {
+        if text.len() > Subject::MAX_LEN {
+            return Err(intern::too_long("subject", text, Subject::MAX_LEN));
+        }
+        if text.is_empty() {
+            return Err(empty(text));
+        }
+        intern::validate("subject", text, Subject::MAX_LEN)
+    }
+
     /// Like [`Subject::new`], for a subject a backend reads back from its storage:
     /// interned even past the cap, so that reports keep working.
     ///
@@ -74,11 +89,7 @@ impl Subject {
             return Ok(Subject(found));
         }
         if text.is_empty() {
-            return Err(Error::invalid(
-                "subject",
-                text,
-                "a subject may not be empty: leave it out to count without one",
-            ));
+            return Err(empty(text));
         }
         intern::validate("subject", text, Subject::MAX_LEN)?;
         SUBJECTS.insert(text, capped).map(Subject)
@@ -93,6 +104,14 @@ impl Subject {
     pub fn interned() -> InternerUse {
         SUBJECTS.usage()
     }
+}
+
+fn empty(text: &str) -> Error {
+    Error::invalid(
+        "subject",
+        text,
+        "a subject may not be empty: leave it out to count without one",
+    )
 }
 
 static SUBJECTS: LazyLock<Interner> =
