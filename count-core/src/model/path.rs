@@ -218,6 +218,13 @@ mod tests {
     }
 
     #[test]
+    fn check_applies_the_rules_without_interning() {
+        assert!(Path::check("/a\0").is_err() && Path::check("").is_err());
+        Path::check("/checked/only").unwrap();
+        assert!(PATHS.get("/checked/only").is_none());
+    }
+
+    #[test]
     fn concurrent_interning_yields_one_path() {
         let handles: Vec<_> = (0..4)
             .map(|_| std::thread::spawn(|| Path::new("/concurrent/intern").unwrap()))

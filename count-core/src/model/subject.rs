@@ -152,4 +152,11 @@ mod tests {
         assert_eq!(Subject::new(&"k".repeat(256)).unwrap().as_str().len(), 256);
         assert_eq!(Subject::new("ünï 😀 'q\"").unwrap().as_str(), "ünï 😀 'q\"");
     }
+
+    #[test]
+    fn check_applies_the_rules_without_interning() {
+        assert!(Subject::check("").is_err() && Subject::check("a\nb").is_err());
+        Subject::check("checked-only-never-interned").unwrap();
+        assert!(SUBJECTS.get("checked-only-never-interned").is_none());
+    }
 }
