@@ -2,6 +2,7 @@
 //! `Copy` and recording it costs no reference count.
 
 use std::cell::Cell;
+use std::hash::BuildHasher;
 use std::sync::LazyLock;
 
 use super::intern::{self, Interned, Interner, InternerUse};
@@ -58,17 +59,17 @@ impl Path {
             // sent paths of megabytes).
             return Err(intern::too_long("path", text, Path::MAX_LEN));
         }
-        let address = text.as_ptr() as usize;
-        let slot = (address >> 3) % RECENT_SLOTS;
+        let hash = RECENT_HASHER.hash_one(text);
+        let slot = (hash % RECENT_SLOTS as u64) as usize;
         let recent = RECENT.try_with(|recent| recent[slot].get()).ok().flatten();
         if let Some((seen, path)) = recent
-            && seen == address
+            && seen == hash
             && path.as_str() == text
         {
             return Ok(path);
         }
         let path = Path::intern(text, true)?;
-        let _ = RECENT.try_with(|recent| recent[slot].set(Some((address, path))));
+        let _ = RECENT.try_with(|recent| recent[slot].set(Some((hash, path))));
         Ok(path)
     }
 
@@ -134,11 +135,16 @@ static PATHS: LazyLock<Interner> =
 /// Slots of the per-thread cache of recent lookups.
 const RECENT_SLOTS: usize = 64;
 
+/// The cache's hasher: fixed, so every thread's cache agrees (the slot only narrows
+/// the search; a hit is confirmed by comparing the text).
+static RECENT_HASHER: foldhash::fast::FixedState =
+    foldhash::fast::FixedState::with_seed(0x7061_7468);
+
 thread_local! {
-    /// Recent lookups by the address of the text looked up. Callers that look up the
-    /// same string again (axum's `MatchedPath` of a route, a `&'static str`) skip the
-    /// map. A hit is confirmed by comparing the text, so a reused address is harmless.
-    static RECENT: [Cell<Option<(usize, Path)>>; RECENT_SLOTS] =
+    /// Recent lookups by the hash of the text looked up: the layer looks up the same
+    /// few routes (axum's `MatchedPath`, a gRPC method) over and over, and the
+    /// interner's concurrent map costs several times more than this.
+    static RECENT: [Cell<Option<(u64, Path)>>; RECENT_SLOTS] =
         const { [const { Cell::new(None) }; RECENT_SLOTS] };
 }
 

@@ -1,6 +1,8 @@
 //! `Subject`: who a counted request was made for (a tenant, a customer, an API key's
 //! id), interned like a [`Path`](super::Path).
 
+use std::cell::Cell;
+use std::hash::BuildHasher;
 use std::sync::LazyLock;
 
 use super::intern::{self, Interned, Interner, InternerUse};
@@ -53,7 +55,24 @@ impl Subject {
     /// character; [`Error::LimitReached`] for a new subject once
     /// [`Subject::MAX_INTERNED_BYTES`] are in use.
     pub fn new(text: &str) -> Result<Subject> {
-        Subject::intern(text, true)
+        if text.len() > Subject::MAX_LEN {
+            // Refused before hashing all of it.
+            return Err(intern::too_long("subject", text, Subject::MAX_LEN));
+        }
+        // A subject usually comes from a request (a header, a token's claim): a new
+        // string each time, so the cache is keyed by the text's hash, not its address.
+        let hash = RECENT_HASHER.hash_one(text);
+        let slot = (hash % RECENT_SLOTS as u64) as usize;
+        let recent = RECENT.try_with(|recent| recent[slot].get()).ok().flatten();
+        if let Some((seen, subject)) = recent
+            && seen == hash
+            && subject.as_str() == text
+        {
+            return Ok(subject);
+        }
+        let subject = Subject::intern(text, true)?;
+        let _ = RECENT.try_with(|recent| recent[slot].set(Some((hash, subject))));
+        Ok(subject)
     }
 
     /// Checks `text` against the rules of [`Subject::new`] without interning it.
@@ -112,6 +131,21 @@ fn empty(text: &str) -> Error {
         text,
         "a subject may not be empty: leave it out to count without one",
     )
+}
+
+/// Slots of the per-thread cache of recent lookups.
+const RECENT_SLOTS: usize = 64;
+
+/// The cache's hasher: fixed, so every thread's cache agrees (the slot only narrows
+/// the search; a hit is confirmed by comparing the text).
+static RECENT_HASHER: foldhash::fast::FixedState =
+    foldhash::fast::FixedState::with_seed(0x636f_756e_74);
+
+thread_local! {
+    /// Recent lookups by the hash of the text looked up: the interner's map is a
+    /// shared, concurrent one, and finding a text there costs several times more.
+    static RECENT: [Cell<Option<(u64, Subject)>>; RECENT_SLOTS] =
+        const { [const { Cell::new(None) }; RECENT_SLOTS] };
 }
 
 static SUBJECTS: LazyLock<Interner> =
