@@ -139,7 +139,7 @@ const RECENT_SLOTS: usize = 64;
 /// The cache's hasher: fixed, so every thread's cache agrees (the slot only narrows
 /// the search; a hit is confirmed by comparing the text).
 static RECENT_HASHER: foldhash::fast::FixedState =
-    foldhash::fast::FixedState::with_seed(0x636f_756e_74);
+    foldhash::fast::FixedState::with_seed(0x0063_6f75_6e74);
 
 thread_local! {
     /// Recent lookups by the hash of the text looked up: the interner's map is a
