@@ -185,7 +185,11 @@ async fn a_stream_over_the_row_bound_writes_nothing_and_leaves_others_alone() {
     assert_status(
         &status,
         Code::ResourceExhausted,
-        &["at most 100 distinct rows", "nothing of it was written"],
+        &[
+            "message 100 of the stream",
+            "at most 100 distinct rows",
+            "nothing of the stream was written",
+        ],
     );
     other.await.unwrap().expect("another client's stream");
     assert_eq!(total_of(&*memory, "/flood").await, 0);
@@ -243,5 +247,51 @@ async fn a_stream_left_open_past_its_deadline_writes_nothing() {
     assert_eq!(stats.add_streams_ok, 0, "{stats:?}");
     assert_eq!(total_of(&*memory, "/abandoned").await, 0);
     drop(send);
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_the_client_cancels_writes_nothing() {
+    let (memory, served) = Served::memory().await;
+    for round in 0..20 {
+        let (send, receive) = tokio::sync::mpsc::channel(16);
+        let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(receive));
+        request.set_timeout(Duration::from_secs(30));
+        let mut client = served.client().await;
+        let call = tokio::spawn(async move { client.add(request).await });
+        send.send(add(GET, "/cancelled", NOON)).await.unwrap();
+        let handler = served.handler.clone();
+        let held = wait_for(
+            Duration::from_secs(5),
+            move || std::future::ready(handler.stats().pending_rows),
+            |&rows| rows == 1,
+        )
+        .await;
+        assert_eq!(held, 1, "round {round}");
+        // The client gives up on the call (tonic tells the handler a cancel as an end
+        // of stream).
+        call.abort();
+        let handler = served.handler.clone();
+        let failed = wait_for(
+            Duration::from_secs(5),
+            move || {
+                std::future::ready(
+                    handler.stats().add_streams_failed + handler.stats().add_streams_ok,
+                )
+            },
+            |&ended| ended == round + 1,
+        )
+        .await;
+        assert_eq!(failed, round + 1);
+        drop(send);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(total_of(&*memory, "/cancelled").await, 0);
+    let stats = served.handler.stats();
+    assert_eq!(
+        (stats.add_streams_ok, stats.add_streams_failed),
+        (0, 20),
+        "{stats:?}"
+    );
     served.stop().await;
 }

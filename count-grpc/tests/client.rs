@@ -210,3 +210,38 @@ async fn a_reused_batch_id_is_a_batch_conflict_not_a_retry() {
     assert_eq!(total_of(&*memory, s.path("/conflict").as_str()).await, 1);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_larger_than_the_send_limit_is_received() {
+    let (memory, server) = Served::memory().await;
+    // 40,000 endpoints of 120-byte paths on one day: each report is over 5 MB, more
+    // than the 4 MiB the client sends at most.
+    let paths = long_paths("big-report", 40_000, 120);
+    let id = BatchId {
+        writer: count_core::uuid::Uuid::new_v4(),
+        seq: 0,
+    };
+    memory.write(&batch_of(&paths, id)).await.unwrap();
+    let remote = GrpcCounter::connect(&server.url()).await.unwrap();
+    let day = Day::new(2024, 3, 10).unwrap();
+    let period = remote
+        .period_totals(count_core::Period::Day(day))
+        .await
+        .expect("a report over 4 MiB");
+    assert_eq!(period.len(), 40_000);
+    let query =
+        count_core::TotalsQuery::new(DateRange::day(day), &[count_core::Dimension::Endpoint])
+            .unwrap();
+    let rows = remote.totals(&query).await.expect("totals over 4 MiB");
+    assert_eq!(rows.len(), 40_000);
+    assert!(rows.iter().all(|row| row.total == 2));
+    // The receive limit is the client's setting.
+    let small = GrpcCounter::builder(&server.url())
+        .max_receive_bytes(4 << 20)
+        .connect()
+        .await
+        .unwrap();
+    let refused = small.totals(&query).await.unwrap_err();
+    assert!(refused.to_string().contains("too large"), "{refused}");
+    server.stop().await;
+}

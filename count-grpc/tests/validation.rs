@@ -85,9 +85,12 @@ async fn bad_input_is_refused_naming_the_field_and_value() {
         ),
     ];
     for (case, bad, words) in adds {
-        // One good count, then the bad message, then a good one never read.
+        // One good count, then the bad message, then a good one never read; with a
+        // deadline, so the stream is one unit (a feed's refusals are in feed.rs).
         let stream = vec![add(GET, "/before", NOON), bad, add(GET, "/after", NOON)];
-        let status = match client.add(tokio_stream::iter(stream)).await {
+        let mut request = tonic::Request::new(tokio_stream::iter(stream));
+        request.set_timeout(std::time::Duration::from_secs(10));
+        let status = match client.add(request).await {
             Err(status) => status,
             Ok(_) => panic!("{case}: accepted"),
         };

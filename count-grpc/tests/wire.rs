@@ -656,3 +656,58 @@ async fn a_client_of_the_go_servers_proto_works_unchanged() {
     assert_eq!(rolled.method_counts[0].count, 4);
     server.stop().await;
 }
+
+/// The Go project's client opens one `Add` stream per process, with no deadline, and
+/// sends each request as it happens for as long as the process lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_go_shaped_client_streaming_for_seconds_is_counted_as_it_goes() {
+    use tonic::codegen::http::uri::PathAndQuery;
+    use tonic_prost::ProstCodec;
+
+    let memory = std::sync::Arc::new(count_memory::MemoryCounter::new());
+    // An add timeout far shorter than the stream: it bounds writes, not the stream.
+    let handler = count_grpc::CountV1Handler::builder(memory.clone())
+        .add_timeout(std::time::Duration::from_secs(1))
+        .build();
+    let server = common::Served::start(handler).await;
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let (send, receive) = tokio::sync::mpsc::channel::<go::AddRequest>(64);
+    let call = tokio::spawn(async move {
+        grpc.client_streaming::<_, _, go::AddResponse, _>(
+            tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(receive)),
+            PathAndQuery::from_static("/count.v1.CountService/Add"),
+            ProstCodec::<go::AddRequest, go::AddResponse>::default(),
+        )
+        .await
+    });
+    // A request every 200 ms for four seconds.
+    for i in 0..20 {
+        send.send(go::AddRequest {
+            method: 3,
+            path: "/go/live".into(),
+            request_timestamp: common::ts(common::NOON + i),
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let counted = common::wait_for(
+        std::time::Duration::from_secs(3),
+        || common::total_of(&*memory, "/go/live"),
+        |&n| n >= 15,
+    )
+    .await;
+    assert!(counted >= 15, "counted while the stream is open: {counted}");
+    assert!(!call.is_finished());
+    // The process stops: the client closes its stream.
+    drop(send);
+    call.await.unwrap().expect("answered OK");
+    assert_eq!(common::total_of(&*memory, "/go/live").await, 20);
+    server.stop().await;
+}

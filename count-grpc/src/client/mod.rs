@@ -62,6 +62,7 @@ pub struct GrpcCounterBuilder {
     tls: Option<ClientTlsConfig>,
     token: Option<String>,
     max_message_bytes: usize,
+    max_receive_bytes: usize,
 }
 
 impl GrpcCounter {
@@ -84,6 +85,7 @@ impl GrpcCounter {
             tls: None,
             token: None,
             max_message_bytes: 4 << 20,
+            max_receive_bytes: GrpcCounterBuilder::DEFAULT_MAX_RECEIVE_BYTES,
         }
     }
 
@@ -99,6 +101,11 @@ impl GrpcCounter {
 }
 
 impl GrpcCounterBuilder {
+    /// The default of [`max_receive_bytes`](Self::max_receive_bytes): 64 MiB, a
+    /// report of about half a million rows (a year of 1,000 endpoints by day and
+    /// endpoint, with paths of up to ~100 bytes).
+    pub const DEFAULT_MAX_RECEIVE_BYTES: usize = 64 << 20;
+
     /// How long connecting may take. Default 10 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -125,11 +132,21 @@ impl GrpcCounterBuilder {
         self
     }
 
-    /// The largest message sent or received: larger batches are sent in parts (see
-    /// [`GrpcCounter`]). Set it to the server's limit. Default 4 MiB (the server's
-    /// default); at least 64 KiB.
+    /// The largest message sent: larger batches are sent in parts (see
+    /// [`GrpcCounter`]). Set it to the server's receive limit. Default 4 MiB (the
+    /// server's default); at least 64 KiB.
     pub fn max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes.max(64 << 10);
+        self
+    }
+
+    /// The largest answer received (a report answers in one message, so this bounds
+    /// the largest report, and the memory one answer may take). The server must be
+    /// allowed to send that much too (its send limit). Default
+    /// [`DEFAULT_MAX_RECEIVE_BYTES`](Self::DEFAULT_MAX_RECEIVE_BYTES), 64 MiB; at
+    /// least 64 KiB.
+    pub fn max_receive_bytes(mut self, bytes: usize) -> Self {
+        self.max_receive_bytes = bytes.max(64 << 10);
         self
     }
 
@@ -171,7 +188,7 @@ impl GrpcCounterBuilder {
             source: Some(std::sync::Arc::new(e)),
         })?;
         let client = CountServiceClient::new(channel.clone())
-            .max_decoding_message_size(self.max_message_bytes)
+            .max_decoding_message_size(self.max_receive_bytes)
             .max_encoding_message_size(self.max_message_bytes);
         Ok(GrpcCounter {
             client,

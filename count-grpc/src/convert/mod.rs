@@ -79,6 +79,70 @@ pub(crate) fn subject(field: &'static str, text: Option<&str>) -> Result<Option<
         .transpose()
 }
 
+/// A count's key as it came off the wire: every field checked by the rules of
+/// [`Path::new`] and [`Subject::new`], its texts not interned. Interning waits until
+/// the counts are accepted, so that input that is then refused cannot fill the
+/// process-wide interners.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WireKey<'a> {
+    pub(crate) method: Method,
+    pub(crate) path: &'a str,
+    pub(crate) subject: Option<&'a str>,
+    pub(crate) status: Option<Status>,
+}
+
+/// Checks a count's key fields (`method`, `path`, `subject`, `status`) without
+/// interning its texts.
+pub(crate) fn wire_key<'a>(
+    method_number: i32,
+    path: &'a str,
+    subject: Option<&'a str>,
+    status_code: Option<i32>,
+) -> Result<WireKey<'a>, Error> {
+    let method = method("method", method_number)?;
+    Path::check(path).map_err(|e| renamed_keeping_value(e, "path"))?;
+    if let Some(text) = subject {
+        Subject::check(text).map_err(|e| renamed_keeping_value(e, "subject"))?;
+    }
+    Ok(WireKey {
+        method,
+        path,
+        subject,
+        status: status("status", method, status_code)?,
+    })
+}
+
+impl WireKey<'_> {
+    /// The key with its texts interned.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LimitReached`] when a new path or subject cannot be interned (the
+    /// texts were checked already).
+    pub(crate) fn interned(&self) -> Result<CountKey, Error> {
+        Ok(CountKey::of(
+            self.method,
+            Path::new(self.path)?,
+            self.subject.map(Subject::new).transpose()?,
+            self.status,
+        ))
+    }
+}
+
+impl std::fmt::Display for WireKey<'_> {
+    /// As [`CountKey`] shows itself.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.path)?;
+        if let Some(subject) = self.subject {
+            write!(f, " subject={subject}")?;
+        }
+        if let Some(status) = self.status {
+            write!(f, " status={status}")?;
+        }
+        Ok(())
+    }
+}
+
 /// An optional status of `field` for `method`: absent is "not recorded"; a gRPC code
 /// outside 0..=16 for `GRPC`, an HTTP code outside 100..=599 for the others, is
 /// refused.
@@ -219,15 +283,17 @@ pub(crate) fn wire_batch_id(id: BatchId) -> pb::BatchId {
     }
 }
 
-/// One of `AddCounts`' counts, every field checked (`n` by `Batch::new`).
-pub(crate) fn bucket_count(count: pb::BucketCount) -> Result<BucketCount, Error> {
-    let method = method("method", count.method)?;
-    let key = CountKey::of(
-        method,
-        Path::new(&count.path)?,
-        subject("subject", count.subject.as_deref())?,
-        status("status", method, count.status)?,
-    );
+/// One of `AddCounts`' counts, every field checked (`n` by `Batch::new`'s rule), its
+/// texts not interned.
+pub(crate) fn checked_bucket_count(
+    count: &pb::BucketCount,
+) -> Result<(WireKey<'_>, Timestamp, u64), Error> {
+    let key = wire_key(
+        count.method,
+        &count.path,
+        count.subject.as_deref(),
+        count.status,
+    )?;
     if count.n == 0 || count.n > Batch::MAX_COUNT {
         return Err(Error::invalid(
             "n",
@@ -238,11 +304,7 @@ pub(crate) fn bucket_count(count: pb::BucketCount) -> Result<BucketCount, Error>
             ),
         ));
     }
-    Ok(BucketCount::new(
-        key,
-        timestamp("bucket", count.bucket)?,
-        count.n,
-    ))
+    Ok((key, timestamp("bucket", count.bucket)?, count.n))
 }
 
 pub(crate) fn wire_bucket_count(count: &BucketCount) -> pb::BucketCount {

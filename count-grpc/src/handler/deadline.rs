@@ -1,6 +1,6 @@
-//! A call's deadline: the client's `grpc-timeout` header, or else the handler's
-//! default, less a margin so that the handler's answer arrives before the client (or
-//! tonic's own timeout) gives up on the call.
+//! A call's deadline, from the client's `grpc-timeout` header, less a margin so that
+//! the handler's answer arrives before the client (or tonic's own timeout) gives up
+//! on the call. An `Add` call with a deadline is one unit; one without is a feed.
 
 use std::time::Duration;
 
@@ -10,15 +10,15 @@ use tonic::metadata::MetadataMap;
 /// The margin kept before a deadline: a tenth of the timeout, at most 250 ms.
 const MAX_MARGIN: Duration = Duration::from_millis(250);
 
-/// When the handler must have answered a call that started at `started`.
-pub(crate) fn deadline(metadata: &MetadataMap, started: Instant, default: Duration) -> Instant {
+/// When the handler must have answered a call that started at `started`, if the
+/// client set a deadline (a `grpc-timeout` that cannot be read counts as none).
+pub(crate) fn client_deadline(metadata: &MetadataMap, started: Instant) -> Option<Instant> {
     let timeout = metadata
         .get("grpc-timeout")
         .and_then(|value| value.to_str().ok())
-        .and_then(parse_grpc_timeout)
-        .unwrap_or(default);
+        .and_then(parse_grpc_timeout)?;
     let margin = (timeout / 10).min(MAX_MARGIN);
-    started + (timeout - margin)
+    Some(started + (timeout - margin))
 }
 
 /// The gRPC wire form of a timeout: 1 to 8 ASCII digits and a unit (`H`ours,
@@ -65,23 +65,21 @@ mod tests {
     }
 
     #[test]
-    fn the_client_timeout_wins_and_a_margin_is_kept() {
+    fn the_client_timeout_is_the_deadline_less_a_margin() {
         let started = Instant::now();
         let mut metadata = MetadataMap::new();
-        let default = Duration::from_secs(30);
-        assert_eq!(
-            deadline(&metadata, started, default),
-            started + Duration::from_millis(29_750)
-        );
+        assert_eq!(client_deadline(&metadata, started), None);
         metadata.insert("grpc-timeout", "1000m".parse().unwrap());
         assert_eq!(
-            deadline(&metadata, started, default),
-            started + Duration::from_millis(900)
+            client_deadline(&metadata, started),
+            Some(started + Duration::from_millis(900))
+        );
+        metadata.insert("grpc-timeout", "30S".parse().unwrap());
+        assert_eq!(
+            client_deadline(&metadata, started),
+            Some(started + Duration::from_millis(29_750))
         );
         metadata.insert("grpc-timeout", "nonsense".parse().unwrap());
-        assert_eq!(
-            deadline(&metadata, started, default),
-            started + Duration::from_millis(29_750)
-        );
+        assert_eq!(client_deadline(&metadata, started), None);
     }
 }

@@ -1,9 +1,12 @@
 //! [`CountV1Handler`]: `count.v1.CountService` over any [`Counter`], with the Go
 //! server's semantics and status codes for its RPCs, and the additions.
 
+mod budget;
 mod deadline;
+mod feed;
+mod part;
 mod stats;
-mod stream;
+mod unit;
 mod write;
 
 use std::sync::Arc;
@@ -11,15 +14,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use count_core::uuid::Uuid;
-use count_core::{Backoff, Batch, BatchId, BucketWidth, Counter, DateRange, Error};
+use count_core::{Batch, BatchId, BucketCount, BucketWidth, Counter, DateRange, Error};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
 pub use stats::ServiceStats;
 
+use self::budget::Budget;
+use self::part::{Part, Refusal};
 use self::stats::{AddOutcome, StatsCells};
-use self::stream::StreamRows;
-use self::write::{WriteFailure, write_until};
 use crate::convert::{self, codes, totals};
 use crate::proto::count::v1 as pb;
 use crate::proto::count::v1::count_service_server::{CountService, CountServiceServer};
@@ -27,13 +31,16 @@ use crate::proto::count::v1::count_service_server::{CountService, CountServiceSe
 /// The `count.v1.CountService` handler over a [`Counter`]; serve it with
 /// [`into_service`](CountV1Handler::into_service) on a tonic server.
 ///
-/// - `Add` writes each stream as one batch of its own, with retries, before it
-///   answers (see the crate docs for its codes); it never goes through a shared
-///   queue, so one client's stream cannot delay, coarsen or drop another's counts.
+/// - `Add` writes a stream with a deadline as one batch of its own, with retries,
+///   before it answers; a stream without a deadline is a feed, written part by part
+///   as it goes (see the crate docs for both and their codes). Neither goes through
+///   a shared queue, so one client's stream cannot delay, coarsen or drop another's
+///   counts.
 /// - `AddCounts` writes the client's batch under the client's batch id, once.
 /// - The reports read the counter, live.
 ///
-/// Clones share the writer id, the batch numbers and the [`ServiceStats`].
+/// Clones share the writer id, the batch numbers, the budget of pending rows and
+/// the [`ServiceStats`].
 ///
 /// ```
 /// use std::sync::Arc;
@@ -59,6 +66,9 @@ struct Shared {
     writer: Uuid,
     next_seq: AtomicU64,
     stats: Arc<StatsCells>,
+    budget: Arc<Budget>,
+    /// How many feeds are open.
+    feeds_open: watch::Sender<u64>,
 }
 
 /// Builds a [`CountV1Handler`]; every setter says its default.
@@ -66,7 +76,10 @@ struct Shared {
 pub struct CountV1HandlerBuilder {
     counter: Arc<dyn Counter>,
     add_timeout: Duration,
+    feed_flush: Duration,
     max_stream_rows: usize,
+    max_pending_rows: u64,
+    max_pending_text_bytes: u64,
     bucket_width: BucketWidth,
     retry: (Duration, Duration),
 }
@@ -82,7 +95,10 @@ impl CountV1Handler {
         CountV1HandlerBuilder {
             counter,
             add_timeout: Duration::from_secs(30),
+            feed_flush: Duration::from_secs(1),
             max_stream_rows: 100_000,
+            max_pending_rows: 2_000_000,
+            max_pending_text_bytes: 256 << 20,
             bucket_width: BucketWidth::MINUTE,
             retry: (write::RETRY_INITIAL, write::RETRY_MAX),
         }
@@ -95,105 +111,131 @@ impl CountV1Handler {
 
     /// What the handler did so far.
     pub fn stats(&self) -> ServiceStats {
-        self.shared.stats.snapshot()
+        let shared = &self.shared;
+        let feeds_open = *shared.feeds_open.borrow();
+        shared.stats.snapshot(shared.budget.usage(), feeds_open)
     }
 
+    /// Waits until no feed is open: each has ended, its last part written or given
+    /// up (within the add timeout). A feed whose call was cut (its client gone, or the
+    /// server closing its connections) still writes what it had received; a server
+    /// that shuts down awaits this after its connections are closed and before it
+    /// exits, so that those counts are not lost.
+    pub async fn wait_for_feeds(&self) {
+        let mut open = self.shared.feeds_open.subscribe();
+        // The sender lives in `self`: waiting cannot fail.
+        let _ = open.wait_for(|&open| open == 0).await;
+    }
+
+    /// Runs the feed in a task of its own, so that it outlives its call: when the
+    /// call is dropped (the client went away, the server cut the connection), the
+    /// feed still writes what it received.
+    async fn add_feed(&self, stream: Streaming<pb::AddRequest>) -> Result<(), Status> {
+        let shared = self.shared.clone();
+        shared.stats.feed();
+        shared.feeds_open.send_modify(|open| *open += 1);
+        let task = tokio::spawn(async move {
+            let open = OpenFeed(shared.clone());
+            let outcome = OutcomeGuard::new(shared.stats.clone());
+            let answer = outcome.answer(feed::feed(shared, stream).await);
+            // Counted before the feed is no longer open.
+            drop(open);
+            answer
+        });
+        task.await
+            .unwrap_or_else(|failed| Err(Status::internal(format!("the feed failed: {failed}"))))
+    }
+}
+
+impl Shared {
     fn next_batch_id(&self) -> BatchId {
         BatchId {
-            writer: self.shared.writer,
-            seq: self.shared.next_seq.fetch_add(1, Ordering::Relaxed),
+            writer: self.writer,
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
         }
     }
 
-    /// Reads, checks and aggregates the stream, then writes it as one batch.
-    async fn add_stream(
-        &self,
-        mut stream: Streaming<pb::AddRequest>,
-        deadline: Instant,
-    ) -> Result<(), (AddOutcome, Status)> {
-        let settings = &self.shared.settings;
-        let mut rows = StreamRows::new(settings.bucket_width, settings.max_stream_rows);
-        while let Some(message) = stream
-            .message()
-            .await
-            .map_err(|s| (AddOutcome::Failed, s))?
-        {
-            rows.add(&message).map_err(|error| {
-                let at = rows.messages();
-                let outcome = match error {
-                    Error::LimitReached(_) => AddOutcome::TooLarge,
-                    _ => AddOutcome::Invalid,
-                };
-                let status = codes::status(error);
-                let message = format!(
-                    "message {at} of the stream: {}; nothing of the stream was written",
-                    status.message()
-                );
-                (outcome, Status::new(status.code(), message))
-            })?;
-        }
-        let counts = rows.into_counts();
-        if counts.is_empty() {
-            return Ok(());
-        }
-        let batch = Batch::new(self.next_batch_id(), counts).map_err(|error| {
-            let status = codes::status(error);
-            let message = format!("{}; nothing of the stream was written", status.message());
-            (AddOutcome::Invalid, Status::new(status.code(), message))
-        })?;
-        let (initial, max) = settings.retry;
-        let mut backoff = Backoff::new(initial, max);
-        let written = write_until(
-            &self.shared.counter,
-            Arc::new(batch),
-            deadline,
-            &mut backoff,
-            &self.shared.stats,
+    fn new_part(&self) -> Part {
+        let settings = &self.settings;
+        Part::new(
+            settings.bucket_width,
+            settings.max_stream_rows,
+            self.budget.clone(),
         )
-        .await;
-        written.map_err(|failure| match failure {
-            WriteFailure::NotWritten(error) => {
-                let outcome = if error.is_retryable() {
-                    AddOutcome::Unavailable
-                } else {
-                    AddOutcome::Failed
-                };
-                let status = codes::status(error);
-                let message = format!("nothing of the stream was written: {}", status.message());
-                (outcome, Status::new(status.code(), message))
-            }
-            WriteFailure::Unknown(error) => (
-                AddOutcome::Unknown,
-                Status::unknown(format!(
-                    "outcome unknown: the stream's counts were written whole or not at \
-                     all, and the deadline passed before the server could tell which \
-                     ({error}); do not resend the stream blindly (it may count twice)"
-                )),
-            ),
-        })
+    }
+}
+
+/// The figure and error of a message `part` refused.
+fn refusal(shared: &Shared, part: &Part, refused: Refusal) -> (AddOutcome, Error) {
+    match refused {
+        Refusal::Invalid(error) => (AddOutcome::Invalid, error),
+        Refusal::Full => (
+            AddOutcome::TooLarge,
+            Error::LimitReached(format!(
+                "a stream with a deadline may hold at most {} distinct rows (endpoint, \
+                 subject, status, {} s time bucket), and this one has more: send it as \
+                 smaller streams, or without a deadline (a feed, written part by part)",
+                part.max_rows(),
+                part.bucket_seconds()
+            )),
+        ),
+        Refusal::OverBudget(error) => {
+            shared.stats.over_budget();
+            (AddOutcome::TooLarge, error)
+        }
     }
 }
 
 impl CountV1HandlerBuilder {
-    /// How long an `Add` call may take when the client sends no `grpc-timeout`: its
-    /// stream is read and its batch written (with retries) within it. A client's
-    /// `grpc-timeout` is used instead when it sends one. The handler answers a little
-    /// before the deadline (a tenth of it, at most 250 ms) so that its answer is
-    /// not cut off. Default 30 s.
-    ///
-    /// A tonic server's own timeout (`Server::timeout`), if shorter, ends calls
-    /// first, with the outcome unknown to the client: leave it unset or longer.
+    /// How long writing one batch of `Add` counts may take, retries included: the
+    /// whole of a stream with a deadline, from the stream's end (within the client's
+    /// deadline too), or one part of a feed, from the start of its write. It never
+    /// runs from the call's start: a feed may stay open for as long as its client
+    /// likes. Default 30 s.
     pub fn add_timeout(mut self, timeout: Duration) -> Self {
         self.add_timeout = timeout;
         self
     }
 
-    /// The most distinct rows (endpoint, subject, status, time bucket) one `Add`
-    /// stream may hold; a stream with more is refused with `RESOURCE_EXHAUSTED` and
-    /// nothing of it is written. It bounds the memory one stream can take. Default
-    /// 100,000 (at least 1).
+    /// How often a feed (an `Add` stream without a deadline) writes what it has
+    /// received: at most one part per interval, and one more at the stream's end.
+    /// Default 1 s (at least 1 ms).
+    ///
+    /// Each part is a batch of its own, whose id the storage keeps for its batch
+    /// retention: a feed that always has something to write adds one such row per
+    /// interval.
+    pub fn feed_flush(mut self, every: Duration) -> Self {
+        self.feed_flush = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The most distinct rows (endpoint, subject, status, time bucket) an `Add`
+    /// stream with a deadline may hold, and one part of a feed. A stream with a
+    /// deadline that has more is refused with `RESOURCE_EXHAUSTED` and nothing of it
+    /// is written; a feed's part that reaches it is written at once (and the feed is
+    /// not read while the part before it is still being written). Default 100,000
+    /// (at least 1).
     pub fn max_stream_rows(mut self, rows: usize) -> Self {
         self.max_stream_rows = rows.max(1);
+        self
+    }
+
+    /// The most rows all `Add` streams together may hold in memory before they are
+    /// written. A stream whose next row would pass it is refused with
+    /// `RESOURCE_EXHAUSTED`: nothing of a stream with a deadline is written; a feed
+    /// writes what it received before that message and ends. A row costs about
+    /// 100 bytes besides its texts. Default 2,000,000.
+    pub fn max_pending_rows(mut self, rows: u64) -> Self {
+        self.max_pending_rows = rows;
+        self
+    }
+
+    /// The most bytes of path and subject text all `Add` streams together may hold
+    /// before they are written (each distinct text of a stream, or of a feed's part,
+    /// counted once), refused as [`max_pending_rows`](Self::max_pending_rows) says.
+    /// Default 256 MiB.
+    pub fn max_pending_text_bytes(mut self, bytes: u64) -> Self {
+        self.max_pending_text_bytes = bytes;
         self
     }
 
@@ -215,10 +257,15 @@ impl CountV1HandlerBuilder {
         CountV1Handler {
             shared: Arc::new(Shared {
                 counter: self.counter.clone(),
+                budget: Arc::new(Budget::new(
+                    self.max_pending_rows,
+                    self.max_pending_text_bytes,
+                )),
                 settings: self,
                 writer: Uuid::new_v4(),
                 next_seq: AtomicU64::new(0),
                 stats: Arc::default(),
+                feeds_open: watch::Sender::new(0),
             }),
         }
     }
@@ -226,30 +273,49 @@ impl CountV1HandlerBuilder {
 
 /// Counts one `Add` stream's outcome exactly once: as told, or as failed when the
 /// call is dropped before it ends.
-struct OutcomeGuard<'a> {
-    stats: &'a StatsCells,
+struct OutcomeGuard {
+    stats: Arc<StatsCells>,
     counted: bool,
 }
 
-impl<'a> OutcomeGuard<'a> {
-    fn new(stats: &'a StatsCells) -> Self {
+impl OutcomeGuard {
+    fn new(stats: Arc<StatsCells>) -> Self {
         OutcomeGuard {
             stats,
             counted: false,
         }
     }
 
-    fn ended(mut self, outcome: AddOutcome) {
-        self.stats.add_stream(outcome);
+    /// Counts the stream's end and makes its answer.
+    fn answer(mut self, ended: Result<(), (AddOutcome, Status)>) -> Result<(), Status> {
         self.counted = true;
+        match ended {
+            Ok(()) => {
+                self.stats.add_stream(AddOutcome::Ok);
+                Ok(())
+            }
+            Err((outcome, status)) => {
+                self.stats.add_stream(outcome);
+                Err(status)
+            }
+        }
     }
 }
 
-impl Drop for OutcomeGuard<'_> {
+impl Drop for OutcomeGuard {
     fn drop(&mut self) {
         if !self.counted {
             self.stats.add_stream(AddOutcome::Failed);
         }
+    }
+}
+
+/// One open feed, in the `feeds_open` gauge while it lives.
+struct OpenFeed(Arc<Shared>);
+
+impl Drop for OpenFeed {
+    fn drop(&mut self) {
+        self.0.feeds_open.send_modify(|open| *open -= 1);
     }
 }
 
@@ -259,23 +325,18 @@ impl CountService for CountV1Handler {
         &self,
         request: Request<Streaming<pb::AddRequest>>,
     ) -> Result<Response<pb::AddResponse>, Status> {
-        let deadline = deadline::deadline(
-            request.metadata(),
-            Instant::now(),
-            self.shared.settings.add_timeout,
-        );
-        // Counts the stream as failed if the call is dropped (the client went away).
-        let outcome = OutcomeGuard::new(&self.shared.stats);
-        match self.add_stream(request.into_inner(), deadline).await {
-            Ok(()) => {
-                outcome.ended(AddOutcome::Ok);
-                Ok(Response::new(pb::AddResponse {}))
+        let deadline = deadline::client_deadline(request.metadata(), Instant::now());
+        let stream = request.into_inner();
+        let answer = match deadline {
+            Some(deadline) => {
+                // Counts the stream as failed if the call is dropped (the client went
+                // away).
+                let outcome = OutcomeGuard::new(self.shared.stats.clone());
+                outcome.answer(unit::unit(&self.shared, stream, deadline).await)
             }
-            Err((end, status)) => {
-                outcome.ended(end);
-                Err(status)
-            }
-        }
+            None => self.add_feed(stream).await,
+        };
+        answer.map(|()| Response::new(pb::AddResponse {}))
     }
 
     async fn count_daily_totals(
@@ -346,17 +407,24 @@ impl CountService for CountV1Handler {
         stats.add_counts_call();
         let request = request.into_inner();
         let id = convert::batch_id(request.batch_id).map_err(codes::status)?;
-        let counts = request
+        // Every count is checked before any text is interned: a refused batch leaves
+        // nothing in the process-wide interners.
+        let checked = request
             .counts
-            .into_iter()
+            .iter()
             .enumerate()
             .map(|(i, count)| {
-                convert::bucket_count(count).map_err(|error| {
+                convert::checked_bucket_count(count).map_err(|error| {
                     let status = codes::status(error);
                     Status::new(status.code(), format!("counts[{i}]: {}", status.message()))
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let counts = checked
+            .into_iter()
+            .map(|(key, bucket, n)| Ok(BucketCount::new(key.interned()?, bucket, n)))
+            .collect::<Result<Vec<_>, Error>>()
+            .map_err(codes::status)?;
         let batch = Batch::new(id, counts).map_err(codes::status)?;
         // Straight to the counter, under the client's batch id: a resent batch is
         // recognised by the storage and applied once.

@@ -4,12 +4,16 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use count_core::jiff::Timestamp;
 
+use super::budget::BudgetUse;
+
 /// A snapshot of a [`CountV1Handler`](crate::CountV1Handler)'s figures, from
 /// [`CountV1Handler::stats`](crate::CountV1Handler::stats).
 ///
 /// Every figure counts since the handler was built and only grows (a Prometheus
-/// counter); clones of a handler share them. Each `Add` stream ends in exactly one of
-/// the `add_streams_*` figures.
+/// counter), except the gauges `add_feeds_open`, `pending_rows` and
+/// `pending_text_bytes` and the limits `pending_rows_limit` and
+/// `pending_text_bytes_limit`; clones of a handler share them. Each `Add` stream ends
+/// in exactly one of the `add_streams_*` figures, feeds included.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServiceStats {
@@ -17,9 +21,11 @@ pub struct ServiceStats {
     pub add_streams_ok: u64,
     /// `Add` streams refused with `INVALID_ARGUMENT` (a bad message); nothing written.
     pub add_streams_invalid: u64,
-    /// `Add` streams refused with `RESOURCE_EXHAUSTED` (more distinct rows than the
-    /// handler takes in one stream, or a full path or subject interner); nothing
-    /// written.
+    /// `Add` streams refused with `RESOURCE_EXHAUSTED`: more distinct rows than the
+    /// handler takes in one stream with a deadline, the handler-wide budget of
+    /// pending rows full (also in `add_streams_over_budget`), or a full path or
+    /// subject interner. Nothing of a stream with a deadline is written; a feed's
+    /// parts before the refusal are.
     pub add_streams_too_large: u64,
     /// `Add` streams answered `UNAVAILABLE`: the storage failed and nothing was
     /// written (resending is safe).
@@ -30,10 +36,29 @@ pub struct ServiceStats {
     /// `Add` streams that ended otherwise: the storage refused the batch for good
     /// (`INTERNAL`), or the client's stream broke or was cancelled before its end.
     pub add_streams_failed: u64,
+    /// `Add` streams without a deadline, written as feeds (part by part); each also
+    /// ends in one `add_streams_*` figure.
+    pub add_feeds: u64,
+    /// Feeds being read or written now (a gauge).
+    pub add_feeds_open: u64,
+    /// `Add` streams refused because the handler-wide budget of pending rows or text
+    /// bytes was full (also counted in `add_streams_too_large`).
+    pub add_streams_over_budget: u64,
+    /// Rows that `Add` streams hold in memory, not yet written, over all streams (a
+    /// gauge).
+    pub pending_rows: u64,
+    /// Bytes of path and subject text those rows hold (a gauge).
+    pub pending_text_bytes: u64,
+    /// The most `pending_rows` may reach: the handler's
+    /// [`max_pending_rows`](crate::CountV1HandlerBuilder::max_pending_rows).
+    pub pending_rows_limit: u64,
+    /// The most `pending_text_bytes` may reach: the handler's
+    /// [`max_pending_text_bytes`](crate::CountV1HandlerBuilder::max_pending_text_bytes).
+    pub pending_text_bytes_limit: u64,
     /// Requests durably written, by `Add` streams and `AddCounts` calls.
     pub requests_written: u64,
-    /// Batches durably written: one per `OK` `Add` stream that counted something, one
-    /// per `OK` `AddCounts` call.
+    /// Batches durably written: one per `Add` stream with a deadline answered `OK`
+    /// that counted something, one per part of a feed, one per `OK` `AddCounts` call.
     pub batches_written: u64,
     /// Write attempts to the counter that failed (`Add` retries included).
     pub write_attempts_failed: u64,
@@ -66,6 +91,8 @@ pub(crate) struct StatsCells {
     write_attempts_failed: AtomicU64,
     add_counts_calls: AtomicU64,
     add_counts_conflicts: AtomicU64,
+    add_feeds: AtomicU64,
+    over_budget: AtomicU64,
     /// Milliseconds since the Unix epoch; 0 for never.
     last_write_ms: AtomicI64,
 }
@@ -86,6 +113,14 @@ impl StatsCells {
         self.write_attempts_failed.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn feed(&self) {
+        self.add_feeds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn over_budget(&self) {
+        self.over_budget.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn add_counts_call(&self) {
         self.add_counts_calls.fetch_add(1, Ordering::Relaxed);
     }
@@ -94,7 +129,8 @@ impl StatsCells {
         self.add_counts_conflicts.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self) -> ServiceStats {
+    /// The figures, with the budget's and the open feeds' gauges.
+    pub(crate) fn snapshot(&self, budget: BudgetUse, feeds_open: u64) -> ServiceStats {
         let get = |cell: &AtomicU64| cell.load(Ordering::Relaxed);
         let stream = |outcome: AddOutcome| get(&self.add_streams[outcome as usize]);
         let last_ms = self.last_write_ms.load(Ordering::Relaxed);
@@ -105,6 +141,13 @@ impl StatsCells {
             add_streams_unavailable: stream(AddOutcome::Unavailable),
             add_streams_outcome_unknown: stream(AddOutcome::Unknown),
             add_streams_failed: stream(AddOutcome::Failed),
+            add_feeds: get(&self.add_feeds),
+            add_feeds_open: feeds_open,
+            add_streams_over_budget: get(&self.over_budget),
+            pending_rows: budget.rows,
+            pending_text_bytes: budget.text_bytes,
+            pending_rows_limit: budget.max_rows,
+            pending_text_bytes_limit: budget.max_text_bytes,
             requests_written: get(&self.requests_written),
             batches_written: get(&self.batches_written),
             write_attempts_failed: get(&self.write_attempts_failed),

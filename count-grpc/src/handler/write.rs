@@ -1,5 +1,6 @@
-//! Writing one `Add` stream's batch: retried with backoff until it is written or the
-//! call's deadline comes, and answered by what is known of its outcome.
+//! Writing one `Add` stream's batch (or one part of a feed): retried with backoff
+//! until it is written or its deadline comes, and answered by what is known of its
+//! outcome.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,9 @@ use std::time::Duration;
 use count_core::{Backoff, Batch, Counter, Error};
 use tokio::time::Instant;
 
-use super::stats::StatsCells;
+use super::Shared;
+use super::part::Part;
+use super::stats::{AddOutcome, StatsCells};
 
 /// Why a batch is not known to be written.
 #[derive(Debug)]
@@ -18,6 +21,44 @@ pub(crate) enum WriteFailure {
     /// An attempt's outcome is unknown and no later attempt succeeded before the
     /// deadline: the batch was written whole or not at all.
     Unknown(Error),
+}
+
+impl WriteFailure {
+    /// The figure a stream that ends on this failure counts in.
+    pub(crate) fn outcome(&self) -> AddOutcome {
+        match self {
+            WriteFailure::NotWritten(error) if error.is_retryable() => AddOutcome::Unavailable,
+            WriteFailure::NotWritten(Error::LimitReached(_)) => AddOutcome::TooLarge,
+            WriteFailure::NotWritten(Error::InvalidInput { .. }) => AddOutcome::Invalid,
+            WriteFailure::NotWritten(_) => AddOutcome::Failed,
+            WriteFailure::Unknown(_) => AddOutcome::Unknown,
+        }
+    }
+}
+
+/// Interns `part`'s texts and writes it as a batch of its own (a new batch id of the
+/// handler's), retrying until `deadline`.
+pub(crate) async fn write_part(
+    shared: &Shared,
+    part: Part,
+    deadline: Instant,
+) -> Result<(), WriteFailure> {
+    let written = part
+        .into_batch(shared.next_batch_id())
+        .map_err(WriteFailure::NotWritten)?;
+    let (initial, max) = shared.settings.retry;
+    let mut backoff = Backoff::new(initial, max);
+    let result = write_until(
+        &shared.counter,
+        written.batch.clone(),
+        deadline,
+        &mut backoff,
+        &shared.stats,
+    )
+    .await;
+    // The part's share of the budget is given back once its write has ended.
+    drop(written);
+    result
 }
 
 /// Retry delays: from 20 ms, doubling, at most 1 s.

@@ -220,3 +220,77 @@ impl Counter for Shared {
         self.0.unrolled_days(before).await
     }
 }
+
+/// The answer of an `Add` call still in progress.
+pub type Answer = JoinHandle<Result<tonic::Response<pb::AddResponse>, tonic::Status>>;
+
+/// Opens an `Add` stream without a deadline (as the Go project's client does): send
+/// its messages with the returned sender, end it by dropping the sender.
+pub async fn open_feed(served: &Served) -> (tokio::sync::mpsc::Sender<pb::AddRequest>, Answer) {
+    open_feed_at(&served.url()).await
+}
+
+/// [`open_feed`] to the server at `url`.
+pub async fn open_feed_at(url: &str) -> (tokio::sync::mpsc::Sender<pb::AddRequest>, Answer) {
+    let (send, receive) = tokio::sync::mpsc::channel(1024);
+    let mut client = CountServiceClient::connect(url.to_owned()).await.unwrap();
+    let answer = tokio::spawn(async move {
+        client
+            .add(tokio_stream::wrappers::ReceiverStream::new(receive))
+            .await
+    });
+    (send, answer)
+}
+
+/// Polls `value` every 20 ms until `done` holds for it or `limit` has passed; returns
+/// the last value.
+pub async fn wait_for<T, F, Fut>(
+    limit: std::time::Duration,
+    mut value: F,
+    done: impl Fn(&T) -> bool,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let until = tokio::time::Instant::now() + limit;
+    loop {
+        let seen = value().await;
+        if done(&seen) || tokio::time::Instant::now() >= until {
+            return seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A TCP relay to a server, whose connections all break at once when it is dropped
+/// (a network cut, or a server closing its connections).
+pub struct Relay {
+    pub url: String,
+    task: JoinHandle<()>,
+}
+
+impl Relay {
+    pub async fn to(served: &Served) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let target = served.address;
+        let task = tokio::spawn(async move {
+            // Dropped with the task: every relayed connection goes with it.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    let mut outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+            }
+        });
+        Relay { url, task }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
