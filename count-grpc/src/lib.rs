@@ -26,19 +26,83 @@
 //!   its subject (status) is a message whose value may be absent, so "no subject" is
 //!   distinct from "not grouped by subject".
 //!
-//! # What `Add` answers
+//! # What `Add` does: a unit, or a feed
 //!
-//! A stream's requests are one unit: the handler aggregates them into a batch of its
-//! own (per key and time bucket) and writes it, retrying, within the call's deadline
-//! (the client's `grpc-timeout`, or else [`CountV1HandlerBuilder::add_timeout`]).
+//! How an `Add` stream is written depends on whether the client gave the call a
+//! deadline (a `grpc-timeout`; one that cannot be read counts as none).
+//!
+//! **With a deadline, the stream is one unit.** The handler aggregates its requests
+//! into a batch of its own (per key and time bucket) and writes it when the client
+//! ends the stream, retrying, before the deadline (less a small margin, so that the
+//! answer arrives in time) and within [`CountV1HandlerBuilder::add_timeout`] from the
+//! stream's end. It is written whole or not at all:
 //!
 //! | code | meaning | what the client does |
 //! |---|---|---|
 //! | `OK` | every count of the stream is durably written | nothing |
-//! | `INVALID_ARGUMENT` | a message was refused (the message names its field); nothing written | fix it |
-//! | `RESOURCE_EXHAUSTED` | more distinct rows than [`CountV1HandlerBuilder::max_stream_rows`]; nothing written | send smaller streams |
+//! | `INVALID_ARGUMENT` | a message was refused (the answer names its index and field); nothing written | fix it |
+//! | `RESOURCE_EXHAUSTED` | more distinct rows than [`CountV1HandlerBuilder::max_stream_rows`], or the handler-wide budget of pending rows full ([`CountV1HandlerBuilder::max_pending_rows`]); nothing written | send smaller streams, or later |
 //! | `UNAVAILABLE` | the storage failed before writing anything | resend the stream: it is safe |
 //! | `UNKNOWN` | the deadline passed with the outcome of a write unknown: all of the stream or none of it was written | do **not** resend blindly (it may count twice); use `AddCounts` to count exactly once |
+//!
+//! A client that cancels such a stream before ending it sees `CANCELLED`, and
+//! nothing of it is written; one that gives up while its batch is being written
+//! cannot know the outcome (all of the stream or none of it).
+//!
+//! **Without a deadline, the stream is a feed**, as the Go project's client keeps
+//! one stream open for its process's life, sending each request as it happens. The
+//! handler writes what has arrived every [`CountV1HandlerBuilder::feed_flush`]
+//! (default 1 s) and when the stream ends: each such part is a batch of its own,
+//! written exactly once (retried with backoff within `add_timeout` from the start of
+//! its write), one part at a time and in order, so the messages written are always
+//! the stream's first ones. While a part is being written, newer messages gather into
+//! the next part; a part that reaches `max_stream_rows` rows is written at once, and
+//! the feed is not read until the part before it is written (the client waits, by
+//! HTTP/2 flow control). The row bound applies per part, not to the whole feed, and a
+//! feed has no time limit: `add_timeout` bounds each write, not the stream.
+//!
+//! A feed is answered when it ends. `OK`: every message is durably written. An error
+//! ends the feed at once, and its trailers carry `count-written-messages: <n>`: the
+//! stream's first `n` messages are durably written and none after them (except, for
+//! `UNKNOWN`, the next `count-unknown-messages: <m>`, written all together or not at
+//! all); the message says the same. A client that resends skips the first `n`.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | `INVALID_ARGUMENT` | message `n` was refused (named with its field); the `n` before it are written |
+//! | `RESOURCE_EXHAUSTED` | message `n` would pass the handler-wide budget of pending rows or text bytes, or a new path or subject cannot be interned; the messages before it are written |
+//! | `UNAVAILABLE`, `INTERNAL` | a part could not be written (the storage is down, or refused it for good); the parts before it are written |
+//! | `UNKNOWN` | a part's write has an unknown outcome: the `n` before it are written, its `m` messages were written all together or not at all |
+//!
+//! A feed whose call is cut off (the client cancels, the connection is lost, the
+//! server closes it at shutdown) still writes what it had received: a cancel reads,
+//! to the handler, as the end of the stream. The feed runs in a task of its own,
+//! so this holds after the call is gone; a server that shuts down awaits
+//! [`CountV1Handler::wait_for_feeds`] before it exits.
+//!
+//! ## Memory
+//!
+//! A stream's rows are held by text until they are written: its paths and subjects
+//! go into the process-wide interners only when its batch (or the feed's part) is
+//! written, so a refused stream leaves nothing there. Each stream holds at most
+//! `max_stream_rows` rows (a feed, two parts of that), and all streams together at
+//! most [`CountV1HandlerBuilder::max_pending_rows`] rows (default 2,000,000, about
+//! 100 bytes each) and [`CountV1HandlerBuilder::max_pending_text_bytes`] of text
+//! (default 256 MiB): about 450 MiB at worst. [`ServiceStats`] shows both in use.
+//!
+//! ## Storage per stream (known)
+//!
+//! Every batch the handler writes (one per stream with a deadline that counted
+//! something, one per feed part) is kept by the storage under its batch id for the
+//! backend's batch retention (7 days by default in the SQLite and PostgreSQL
+//! backends), so that a retried write applies once: about 90 bytes each in SQLite.
+//! The handler cannot write without an id (the storage's exactly-once contract needs
+//! one), nor share one batch between streams (one stream's failure would become
+//! another's). So a client that opens one stream per request makes storage grow per
+//! request (1,000 such streams a second: ~7.5 GB a day, ~52 GB held), and a busy
+//! feed adds one batch row per `feed_flush` (86,400 a day at 1 s). Clients that
+//! count a lot keep one feed open, or send aggregated batches with `AddCounts` (what
+//! [`GrpcCounter`] does).
 //!
 //! `AddCounts` answers `ALREADY_EXISTS` for a batch id already applied with other
 //! counts, and `UNKNOWN` when the write may have applied (resending the same batch

@@ -67,20 +67,36 @@ async fn send_n(feed: &tokio::sync::mpsc::Sender<pb::AddRequest>, path: &str, n:
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_feed_whose_storage_fails_ends_saying_how_many_messages_are_written() {
+/// A feed over a storage that fails on plan, whose first `n` requests to `path` are
+/// written.
+async fn feed_with_a_written_part(
+    path: &str,
+    n: i64,
+) -> (
+    Arc<MemoryCounter>,
+    Arc<FlakyCounter<Shared>>,
+    Served,
+    tokio::sync::mpsc::Sender<pb::AddRequest>,
+    Answer,
+) {
     let memory = Arc::new(MemoryCounter::new());
     let flaky = Arc::new(FlakyCounter::new(Shared(memory.clone())));
     let served = Served::start(handler(flaky.clone(), Duration::from_millis(50))).await;
     let (feed, answer) = open_feed(&served).await;
-    send_n(&feed, "/failing", 10).await;
+    send_n(&feed, path, n).await;
     let written = wait_for(
         Duration::from_secs(5),
-        || total_of(&*memory, "/failing"),
-        |&n| n == 10,
+        || total_of(&*memory, path),
+        |&seen| seen == n as u64,
     )
     .await;
-    assert_eq!(written, 10);
+    assert_eq!(written, n as u64);
+    (memory, flaky, served, feed, answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_whose_storage_fails_ends_saying_how_many_messages_are_written() {
+    let (memory, flaky, served, feed, answer) = feed_with_a_written_part("/failing", 10).await;
     // The storage goes down for good: the next part cannot be written.
     flaky.plan(std::iter::repeat_n(Fault::FailBefore, 100_000));
     send_n(&feed, "/failing", 7).await;
@@ -105,17 +121,7 @@ async fn a_feed_whose_storage_fails_ends_saying_how_many_messages_are_written() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_feed_part_of_unknown_outcome_is_named_in_the_answer() {
-    let memory = Arc::new(MemoryCounter::new());
-    let flaky = Arc::new(FlakyCounter::new(Shared(memory.clone())));
-    let served = Served::start(handler(flaky.clone(), Duration::from_millis(50))).await;
-    let (feed, answer) = open_feed(&served).await;
-    send_n(&feed, "/unknown", 4).await;
-    wait_for(
-        Duration::from_secs(5),
-        || total_of(&*memory, "/unknown"),
-        |&n| n == 4,
-    )
-    .await;
+    let (memory, flaky, served, feed, answer) = feed_with_a_written_part("/unknown", 4).await;
     // Written with its reply lost, then no attempt gets through.
     flaky.plan([Fault::FailAfter]);
     flaky.plan(std::iter::repeat_n(Fault::FailBefore, 100_000));

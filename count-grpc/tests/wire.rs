@@ -553,6 +553,16 @@ mod go {
     }
 }
 
+/// A plain gRPC client to `server`, for calls with the Go server's messages.
+async fn go_client(server: &common::Served) -> tonic::client::Grpc<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    tonic::client::Grpc::new(channel)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_of_the_go_servers_proto_works_unchanged() {
     use tonic::codegen::http::uri::PathAndQuery;
@@ -573,12 +583,7 @@ async fn a_client_of_the_go_servers_proto_works_unchanged() {
         .await
         .unwrap();
 
-    let channel = tonic::transport::Endpoint::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut grpc = go_client(&server).await;
     let call = |method: &'static str| PathAndQuery::from_static(method);
     let requests: Vec<go::AddRequest> = (0..3)
         .map(|i| go::AddRequest {
@@ -670,12 +675,7 @@ async fn a_go_shaped_client_streaming_for_seconds_is_counted_as_it_goes() {
         .add_timeout(std::time::Duration::from_secs(1))
         .build();
     let server = common::Served::start(handler).await;
-    let channel = tonic::transport::Endpoint::from_shared(server.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut grpc = tonic::client::Grpc::new(channel);
+    let mut grpc = go_client(&server).await;
     grpc.ready().await.unwrap();
     let (send, receive) = tokio::sync::mpsc::channel::<go::AddRequest>(64);
     let call = tokio::spawn(async move {

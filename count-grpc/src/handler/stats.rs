@@ -17,9 +17,12 @@ use super::budget::BudgetUse;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServiceStats {
-    /// `Add` streams answered `OK`: their counts are durably written.
+    /// `Add` streams answered `OK`: their counts are durably written. A feed the
+    /// client cancels ends here too (the handler cannot tell a cancel from an end),
+    /// with what it received written.
     pub add_streams_ok: u64,
-    /// `Add` streams refused with `INVALID_ARGUMENT` (a bad message); nothing written.
+    /// `Add` streams refused with `INVALID_ARGUMENT` (a bad message): nothing of a
+    /// stream with a deadline is written; a feed's messages before the bad one are.
     pub add_streams_invalid: u64,
     /// `Add` streams refused with `RESOURCE_EXHAUSTED`: more distinct rows than the
     /// handler takes in one stream with a deadline, the handler-wide budget of
@@ -27,14 +30,16 @@ pub struct ServiceStats {
     /// subject interner. Nothing of a stream with a deadline is written; a feed's
     /// parts before the refusal are.
     pub add_streams_too_large: u64,
-    /// `Add` streams answered `UNAVAILABLE`: the storage failed and nothing was
-    /// written (resending is safe).
+    /// `Add` streams answered `UNAVAILABLE`: the storage failed; nothing of a stream
+    /// with a deadline was written (resending is safe), a feed's parts before the
+    /// failed one were.
     pub add_streams_unavailable: u64,
     /// `Add` streams answered `UNKNOWN`: the deadline passed with a write's outcome
-    /// unknown (all of the stream or none of it was written).
+    /// unknown (all of the stream, or of the feed's part, or none of it was written).
     pub add_streams_outcome_unknown: u64,
     /// `Add` streams that ended otherwise: the storage refused the batch for good
-    /// (`INTERNAL`), or the client's stream broke or was cancelled before its end.
+    /// (`INTERNAL`), the stream broke (the connection was lost or cut), or a stream
+    /// with a deadline was cancelled before its end (nothing of it written).
     pub add_streams_failed: u64,
     /// `Add` streams without a deadline, written as feeds (part by part); each also
     /// ends in one `add_streams_*` figure.
