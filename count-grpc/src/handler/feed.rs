@@ -36,7 +36,8 @@ enum End {
     Finished,
     /// Message `at` was refused.
     Refused { at: u64, refused: Refusal },
-    /// The stream broke: the client cancelled, or the connection was lost.
+    /// The stream broke: the connection was lost or cut. (tonic reads a client's
+    /// cancel as the end of the stream: `Finished`.)
     Broken(Status),
 }
 

@@ -133,9 +133,8 @@ impl CountV1Handler {
     async fn add_feed(&self, stream: Streaming<pb::AddRequest>) -> Result<(), Status> {
         let shared = self.shared.clone();
         shared.stats.feed();
-        shared.feeds_open.send_modify(|open| *open += 1);
+        let open = OpenFeed::new(shared.clone());
         let task = tokio::spawn(async move {
-            let open = OpenFeed(shared.clone());
             let outcome = OutcomeGuard::new(shared.stats.clone());
             let answer = outcome.answer(feed::feed(shared, stream).await);
             // Counted before the feed is no longer open.
@@ -198,8 +197,9 @@ impl CountV1HandlerBuilder {
     }
 
     /// How often a feed (an `Add` stream without a deadline) writes what it has
-    /// received: at most one part per interval, and one more at the stream's end.
-    /// Default 1 s (at least 1 ms).
+    /// received: one part per interval at most (besides a part that reaches
+    /// [`max_stream_rows`](Self::max_stream_rows), written at once), and the last at
+    /// the stream's end. Default 1 s (at least 1 ms).
     ///
     /// Each part is a batch of its own, whose id the storage keeps for its batch
     /// retention: a feed that always has something to write adds one such row per
@@ -312,6 +312,13 @@ impl Drop for OutcomeGuard {
 
 /// One open feed, in the `feeds_open` gauge while it lives.
 struct OpenFeed(Arc<Shared>);
+
+impl OpenFeed {
+    fn new(shared: Arc<Shared>) -> OpenFeed {
+        shared.feeds_open.send_modify(|open| *open += 1);
+        OpenFeed(shared)
+    }
+}
 
 impl Drop for OpenFeed {
     fn drop(&mut self) {
