@@ -5,7 +5,9 @@
     cargo bench -p count-benches --bench layer && python3 benches/report.py
     cargo bench -p count-benches --bench pg && python3 benches/report.py
     cargo bench -p count-benches --bench cockroach && python3 benches/report.py
+    cargo bench -p count-benches --bench sqlite && python3 benches/report.py
     cargo bench -p count-benches --bench grpc && python3 benches/report.py
+    cargo bench -p count-benches --bench http && python3 benches/report.py
 """
 import json
 import pathlib
@@ -78,21 +80,35 @@ def per_second(group: str, name: str) -> float:
 
 
 def pg():
-    ours = per_second("ingest", "count_queue_pg")
-    seed = per_second("ingest", "seed_per_request")
+    ours = per_second("ingest", "count_queue_pg_dimensions")
+    go = per_second("ingest", "go_per_request")
     print("| ingest | requests counted per second |")
     print("|---|---|")
-    print(f"| CountQueue → PgCounter, 2 recording threads | {ours:,.0f} |")
-    print(f"| seed: one statement per request, 8 connections | {seed:,.0f} |")
-    print(f"| ratio | {ours / seed:,.0f}× |")
+    print(f"| CountQueue → PgCounter, 2 recording threads, subjects and statuses | {ours:,.0f} |")
+    print(f"| the Go server's path: one statement per request, 8 connections | {go:,.0f} |")
+    print(f"| ratio | {ours / go:,.0f}× |")
     print()
-    count = median_ns("rollup", "count_pg_1m_raw_rows") / 1e9
-    seed_rollup = median_ns("rollup", "seed_1m_requests") / 1e9
+    count = median_ns("rollup", "count_pg_1m_raw_counts_dimensions") / 1e9
+    go_rollup = median_ns("rollup", "go_1m_requests") / 1e9
     print("| rollup of one day | seconds |")
     print("|---|---|")
-    print(f"| PgCounter::rollup, 1,000,000 raw rows (1,000 endpoints × 1,000 buckets) | {count:.2f} |")
-    print(f"| seed: delete … returning, group by, insert; 1,000,000 request rows | {seed_rollup:.2f} |")
-    print(f"| ratio (seed ÷ ours) | {seed_rollup / count:.2f}× |")
+    print(f"| PgCounter::rollup, 1,000,000 raw counts with subjects and statuses | {count:.3f} |")
+    print(f"| the Go server's: delete … returning, group by, insert; 1,000,000 request rows | {go_rollup:.3f} |")
+    print(f"| ratio (Go ÷ ours) | {go_rollup / count:.2f}× |")
+
+
+def sqlite():
+    rate = per_second("ingest", "count_queue_sqlite_dimensions")
+    print("| ingest | requests counted per second |")
+    print("|---|---|")
+    print(f"| CountQueue → SqliteCounter, 2 recording threads, subjects and statuses | {rate:,.0f} |")
+    print()
+    ours = median_ns("rollup", "count_sqlite_1m_raw_counts_dimensions") / 1e9
+    pg = median_ns("rollup", "count_pg_1m_raw_counts_dimensions") / 1e9
+    print("| rollup of one day, 1,000,000 raw counts with subjects and statuses | seconds |")
+    print("|---|---|")
+    print(f"| SqliteCounter::rollup | {ours:.3f} |")
+    print(f"| PgCounter::rollup (same run) | {pg:.3f} |")
 
 
 def cockroach():
@@ -115,7 +131,17 @@ def grpc():
             print(f"| {what} | {backend} | {per_second(group, backend):,.0f} |")
 
 
-for table in (hot_path, layer, pg, cockroach, grpc):
+def http():
+    print("| request (a year of 1,000 endpoints) | memory | SQLite |")
+    print("|---|---|---|")
+    for request in ("group=day", "group=endpoint", "group=day&endpoint", "group=subject", "group=status"):
+        cells = " | ".join(f"{median_ns('totals', f'{request}_{b}') / 1e6:.1f} ms" for b in ("memory", "sqlite"))
+        print(f"| `/api/v1/totals?{request}` | {cells} |")
+    cells = " | ".join(f"{median_ns('page', f'load_{b}') / 1e6:.0f} ms" for b in ("memory", "sqlite"))
+    print(f"| dashboard page load in headless Chromium | {cells} |")
+
+
+for table in (hot_path, layer, pg, sqlite, cockroach, grpc, http):
     try:
         table()
         print()
