@@ -143,6 +143,44 @@ pub fn default_db_path() -> PathBuf {
     PathBuf::from("count.db")
 }
 
+/// Where the counts are, as the settings name it. The server and the operator
+/// commands choose by this one rule, so that both always open the same database.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Location {
+    /// A database URL (`--db-url`, `DB_URL`).
+    Url(String),
+    /// A SQLite file named by `--db-path` (`COUNT_DB_PATH`).
+    File(PathBuf),
+    /// Neither was given: the SQLite file at [`default_db_path`].
+    DefaultFile(PathBuf),
+}
+
+impl Location {
+    /// The database `url` (`--db-url`, `DB_URL`) or `path` (`--db-path`,
+    /// `COUNT_DB_PATH`) names; neither: [`default_db_path`]. An empty URL counts as
+    /// none.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when both are given (an environment holding both, say):
+    /// which one was meant cannot be told, and guessing would count into, or report
+    /// from, another database than the one meant.
+    pub fn choose(url: Option<&str>, path: Option<&Path>) -> Result<Location> {
+        match (url.filter(|url| !url.is_empty()), path) {
+            (Some(_), Some(path)) => Err(Error::invalid(
+                "database",
+                format!("URL and path {}", path.display()),
+                "name one database: a URL (--db-url, DB_URL) or a SQLite file (--db-path, \
+                 COUNT_DB_PATH), not both",
+            )),
+            (Some(url), None) => Ok(Location::Url(url.to_owned())),
+            (None, Some(path)) => Ok(Location::File(path.to_owned())),
+            (None, None) => Ok(Location::DefaultFile(default_db_path())),
+        }
+    }
+}
+
 /// Whether `error` (from [`open`] with [`Migrations::Check`]) says the database's
 /// schema is not at this build's version: not migrated, missing migrations (the
 /// message lists them), or written by a newer version of count. False for a
@@ -404,5 +442,33 @@ mod tests {
         let relative = sqlite_url(Path::new(":memory:")).unwrap();
         assert!(relative.starts_with("sqlite:///") && relative.ends_with("/:memory:"));
         assert!(sqlite_url(Path::new("")).is_err());
+    }
+
+    #[test]
+    fn one_rule_picks_the_database_and_refuses_two() {
+        let file = Path::new("/data/count.db");
+        assert_eq!(
+            Location::choose(Some("postgres://h/d"), None).unwrap(),
+            Location::Url("postgres://h/d".to_owned())
+        );
+        assert_eq!(
+            Location::choose(None, Some(file)).unwrap(),
+            Location::File(file.to_owned())
+        );
+        assert_eq!(
+            Location::choose(Some(""), Some(file)).unwrap(),
+            Location::File(file.to_owned())
+        );
+        assert_eq!(
+            Location::choose(None, None).unwrap(),
+            Location::DefaultFile(default_db_path())
+        );
+        let both = Location::choose(Some("postgres://h/d"), Some(file))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            both.contains("not both") && both.contains("/data/count.db"),
+            "{both}"
+        );
     }
 }

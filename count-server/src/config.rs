@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use count_core::Error;
 
-use crate::backend::{self, Backend};
+use crate::backend::{self, Backend, Location};
 use crate::tls::TlsFiles;
 
 /// Everything [`serve`](crate::serve) can be told. Start from [`ServerConfig::new`]
@@ -30,8 +30,12 @@ pub struct ServerConfig {
     pub(crate) token: Option<String>,
     pub(crate) rollup: bool,
     pub(crate) max_message_bytes: usize,
+    pub(crate) max_response_bytes: usize,
     pub(crate) max_streams_per_connection: u32,
     pub(crate) max_concurrent_calls: usize,
+    pub(crate) max_add_streams: usize,
+    pub(crate) max_connections: usize,
+    pub(crate) header_read_timeout: Duration,
     pub(crate) tls: Option<TlsFiles>,
     pub(crate) shutdown_grace: Duration,
     pub(crate) add_timeout: Duration,
@@ -55,8 +59,12 @@ impl ServerConfig {
             token: None,
             rollup: true,
             max_message_bytes: 4 << 20,
+            max_response_bytes: 64 << 20,
             max_streams_per_connection: 128,
             max_concurrent_calls: 1024,
+            max_add_streams: 1024,
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
             tls: None,
             shutdown_grace: Duration::from_secs(20),
             add_timeout: Duration::from_secs(30),
@@ -67,14 +75,15 @@ impl ServerConfig {
 
     /// The database URL (`sqlite:path`, `postgresql://...`, `memory:`; see
     /// [`backend::open`]). Default none: a SQLite file at
-    /// [`with_db_path`](Self::with_db_path). An empty URL counts as none.
+    /// [`with_db_path`](Self::with_db_path). An empty URL counts as none. Giving both
+    /// a URL and a path is refused at start (see [`Location::choose`]).
     pub fn with_db_url(mut self, url: impl Into<String>) -> Self {
         self.db_url = Some(url.into()).filter(|url| !url.is_empty());
         self
     }
 
     /// The SQLite file counted into when no database URL is given. Default
-    /// [`backend::default_db_path`].
+    /// [`backend::default_db_path`]. Giving both a URL and a path is refused at start.
     pub fn with_db_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.db_path = Some(path.into());
         self
@@ -87,9 +96,11 @@ impl ServerConfig {
     }
 
     /// Require `authorization: Bearer <token>` on every gRPC call and on `/api/*`,
-    /// `/metrics` and `/readyz`. Default none (no auth). An empty token counts as none.
+    /// `/metrics` and `/readyz` (the scheme's case does not matter). Default none (no
+    /// auth). An empty token is refused when the server starts: it would otherwise
+    /// turn auth off without a word (a secret that failed to render, say).
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into()).filter(|token| !token.is_empty());
+        self.token = Some(token.into());
         self
     }
 
@@ -99,22 +110,56 @@ impl ServerConfig {
         self
     }
 
-    /// The largest gRPC message accepted or sent, in bytes. Default 4 MiB.
+    /// The largest gRPC message accepted, in bytes (and sent, by the health and
+    /// reflection services). Default 4 MiB.
     pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes;
         self
     }
 
-    /// Concurrent HTTP/2 streams (calls) per connection. Default 128.
+    /// The largest answer of a count.v1 call, in bytes: a report of a day of 50,000
+    /// endpoints is over 4 MiB. Default 64 MiB.
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// Concurrent HTTP/2 streams (calls) per connection, at most
+    /// [`MAX_STREAMS_PER_CONNECTION`](crate::MAX_STREAMS_PER_CONNECTION). Default 128.
     pub fn with_max_streams_per_connection(mut self, streams: u32) -> Self {
         self.max_streams_per_connection = streams;
         self
     }
 
-    /// Calls and HTTP requests in progress over all connections; more wait for a
-    /// free slot. Default 1024.
+    /// count.v1 calls other than `Add`, and `/api/*` requests, in progress over all
+    /// connections; more wait for a free slot. Default 1024. Probes (`/healthz`,
+    /// `/readyz`, gRPC health), `/metrics`, the page and reflection are outside it.
     pub fn with_max_concurrent_calls(mut self, calls: usize) -> Self {
         self.max_concurrent_calls = calls;
+        self
+    }
+
+    /// `Add` streams open at once over all connections; one more is refused
+    /// RESOURCE_EXHAUSTED (waiting could be for ever: a client may hold its stream
+    /// for its whole life). Default 1024.
+    pub fn with_max_add_streams(mut self, streams: usize) -> Self {
+        self.max_add_streams = streams;
+        self
+    }
+
+    /// Connections open at once; more wait in the listen backlog until one closes.
+    /// Default 4096.
+    pub fn with_max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+
+    /// How long a new connection may take to send its first request (TLS handshake
+    /// included; for HTTP/2 the preface and a request's headers), and an HTTP/1.1
+    /// connection each request's head, idle time between requests included: a
+    /// connection that sends nothing useful is closed after it. Default 10 s.
+    pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
         self
     }
 
@@ -153,26 +198,24 @@ impl ServerConfig {
         self
     }
 
-    /// The database URL the server opens: the one given, else the SQLite file.
+    /// The database URL the server opens: the one given, else the SQLite file (the
+    /// rule of [`Location::choose`], which the operator commands follow too).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidInput`] when the SQLite file's path is not UTF-8, or when a
-    /// backend other than SQLite or memory is named without a URL.
+    /// [`Error::InvalidInput`] when both a URL and a file are given, when the SQLite
+    /// file's path is not UTF-8, or when a backend other than SQLite or memory is
+    /// named without a URL.
     pub fn database_url(&self) -> count_core::Result<String> {
-        if let Some(url) = &self.db_url {
-            return Ok(url.clone());
-        }
-        match self.backend {
-            Backend::Memory => Ok("memory:".to_owned()),
-            Backend::Auto | Backend::Sqlite => {
-                let path = self
-                    .db_path
-                    .clone()
-                    .unwrap_or_else(backend::default_db_path);
-                backend::sqlite_url(&path)
-            }
-            other => Err(Error::invalid(
+        let location = Location::choose(self.db_url.as_deref(), self.db_path.as_deref())?;
+        match (location, self.backend) {
+            (Location::Url(url), _) => Ok(url),
+            (Location::DefaultFile(_), Backend::Memory) => Ok("memory:".to_owned()),
+            (
+                Location::File(path) | Location::DefaultFile(path),
+                Backend::Auto | Backend::Sqlite,
+            ) => backend::sqlite_url(&path),
+            (_, other) => Err(Error::invalid(
                 "backend",
                 other.as_str(),
                 "needs a database URL (DB_URL, --db-url)",
@@ -185,33 +228,50 @@ impl ServerConfig {
         self.backend_timeout.min(Duration::from_secs(5))
     }
 
-    /// Checks the limits make sense.
+    /// Checks the settings make sense.
     pub(crate) fn check(&self) -> count_core::Result<()> {
-        if self.max_message_bytes < 1024 {
+        if self.token.as_deref() == Some("") {
             return Err(Error::invalid(
-                "max message bytes",
-                self.max_message_bytes,
-                "must be at least 1024",
+                "token",
+                "",
+                "is empty: an empty token (COUNT_TOKEN=, --token '') would serve without \
+                 auth; give a token, or none at all to serve without one",
             ));
         }
-        if self.max_streams_per_connection == 0 {
+        for (field, value) in [
+            ("max message bytes", self.max_message_bytes),
+            ("max response bytes", self.max_response_bytes),
+        ] {
+            if value < 1024 {
+                return Err(Error::invalid(field, value, "must be at least 1024"));
+            }
+        }
+        if !(1..=crate::MAX_STREAMS_PER_CONNECTION).contains(&self.max_streams_per_connection) {
             return Err(Error::invalid(
                 "max streams per connection",
-                0,
-                "must be at least 1",
+                self.max_streams_per_connection,
+                format!(
+                    "must be from 1 to {}: every stream's receive window, filled with the \
+                     smallest gRPC messages, must fit HTTP/2's small-frame allowance of a \
+                     connection",
+                    crate::MAX_STREAMS_PER_CONNECTION
+                ),
             ));
         }
-        if self.max_concurrent_calls == 0 {
-            return Err(Error::invalid(
-                "max concurrent calls",
-                0,
-                "must be at least 1",
-            ));
+        for (field, value) in [
+            ("max concurrent calls", self.max_concurrent_calls),
+            ("max add streams", self.max_add_streams),
+            ("max connections", self.max_connections),
+        ] {
+            if value == 0 {
+                return Err(Error::invalid(field, 0, "must be at least 1"));
+            }
         }
         for (field, value) in [
             ("add timeout", self.add_timeout),
             ("health check interval", self.health_check_every),
             ("backend timeout", self.backend_timeout),
+            ("header read timeout", self.header_read_timeout),
         ] {
             if value.is_zero() {
                 return Err(Error::invalid(field, value, "must be more than zero"));
@@ -231,10 +291,16 @@ mod tests {
         assert_eq!(config.database_url().unwrap(), "sqlite:///data/c.db");
         let memory = ServerConfig::new().with_backend(Backend::Memory);
         assert_eq!(memory.database_url().unwrap(), "memory:");
-        let url = ServerConfig::new()
-            .with_db_url("postgres://h/d")
-            .with_db_path("/x");
+        let url = ServerConfig::new().with_db_url("postgres://h/d");
         assert_eq!(url.database_url().unwrap(), "postgres://h/d");
+        // A URL and a file: which one was meant cannot be told, so neither is used.
+        let both = ServerConfig::new()
+            .with_db_url("postgres://h/d")
+            .with_db_path("/x")
+            .database_url()
+            .unwrap_err()
+            .to_string();
+        assert!(both.contains("not both"), "{both}");
         let err = ServerConfig::new()
             .with_backend(Backend::Postgres)
             .database_url()
@@ -242,7 +308,20 @@ mod tests {
             .to_string();
         assert!(err.contains("needs a database URL"), "{err}");
         assert!(ServerConfig::new().with_db_url("").db_url.is_none());
-        assert!(ServerConfig::new().with_token("").token.is_none());
+    }
+
+    #[test]
+    fn an_empty_token_is_refused_not_taken_for_no_auth() {
+        let error = ServerConfig::new()
+            .with_token("")
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("token") && error.contains("is empty"),
+            "{error}"
+        );
+        assert!(ServerConfig::new().with_token("t").check().is_ok());
     }
 
     #[test]
@@ -252,7 +331,13 @@ mod tests {
             ServerConfig::new().with_max_concurrent_calls(0),
             ServerConfig::new().with_max_streams_per_connection(0),
             ServerConfig::new().with_max_message_bytes(10),
+            ServerConfig::new().with_max_response_bytes(10),
+            ServerConfig::new().with_max_add_streams(0),
+            ServerConfig::new().with_max_connections(0),
+            ServerConfig::new()
+                .with_max_streams_per_connection(crate::MAX_STREAMS_PER_CONNECTION + 1),
             ServerConfig::new().with_add_timeout(Duration::ZERO),
+            ServerConfig::new().with_header_read_timeout(Duration::ZERO),
         ] {
             assert!(bad.check().is_err(), "{bad:?}");
         }

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use count_core::{Counter, Error};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -56,7 +55,6 @@ const SERVICES: [&str; 2] = ["", count_grpc::SERVICE_NAME];
 /// A running health watch; [`HealthWatch::stop`] ends it.
 #[derive(Debug)]
 pub(crate) struct HealthWatch {
-    stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
@@ -77,23 +75,20 @@ impl HealthWatch {
             timeout,
         };
         checker.run_once(None).await;
-        let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             let mut was_up = Some(checker.state.up.load(Relaxed));
             loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = stopped.changed() => return,
-                }
+                tokio::time::sleep(every).await;
                 was_up = Some(checker.run_once(was_up).await);
             }
         });
-        HealthWatch { stop, task }
+        HealthWatch { task }
     }
 
-    /// Stops checking, then marks every service NOT_SERVING (the server is stopping).
+    /// Stops checking (a check in progress is given up), then marks every service
+    /// NOT_SERVING (the server is stopping).
     pub(crate) async fn stop(self, reporter: &HealthReporter) {
-        let _ = self.stop.send(true);
+        self.task.abort();
         let _ = self.task.await;
         for service in SERVICES {
             reporter

@@ -1,189 +1,193 @@
-//! The connections the server serves: accepted from the listener (and TLS-handshaken,
-//! each handshake in its own task so a slow or silent client never holds up the
-//! others), until the server stops accepting; and cut, all at once, when the grace
-//! period after the stop signal is over.
-//!
-//! Cutting is done in the connection itself: once cut, every read and write fails,
-//! which ends hyper's connection task (and the calls on it) wherever it waits. Merely
-//! dropping the server's future would leave those tasks running.
+//! Accepting connections: never more open at once than the cap (past it, new ones
+//! wait in the listen backlog until one closes), and when accepting fails (out of file
+//! descriptors, say) backing off instead of spinning, with a warning at most every
+//! ten seconds.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-/// How long a client may take to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first wait after a failed accept; it doubles with each failure in a row.
+const FIRST_DELAY: Duration = Duration::from_millis(10);
+/// The longest wait between two accepts that fail.
+const MAX_DELAY: Duration = Duration::from_secs(1);
+/// At most one warning this often about the same trouble.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// One accepted connection, plaintext or TLS, that fails once cut.
-pub(crate) struct Connection {
-    stream: Stream,
-    cut: Pin<Box<WaitForCancellationFutureOwned>>,
-    info: TcpConnectInfo,
+/// A connection just accepted, holding its place under the cap until dropped.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) tcp: TcpStream,
+    pub(crate) info: TcpConnectInfo,
+    pub(crate) slot: OwnedSemaphorePermit,
 }
 
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-/// The connections of `listener` (through `tls` when given), until
-/// `stop_accepting` is cancelled; each fails once `cut` is cancelled.
-pub(crate) fn incoming(
+/// Accepts connections from a listener, at most `cap` open at once.
+#[derive(Debug)]
+pub(crate) struct Acceptor {
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    stop_accepting: CancellationToken,
-    cut: CancellationToken,
-) -> ReceiverStream<io::Result<Connection>> {
-    let (ready, incoming) = tokio::sync::mpsc::channel(128);
-    tokio::spawn(async move {
-        loop {
-            let tcp = tokio::select! {
-                () = stop_accepting.cancelled() => break,
-                () = ready.closed() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, _peer)) => tcp,
-                    Err(error) => {
-                        // Out of file descriptors and the like: wait, keep listening.
-                        tracing::warn!(%error, "count-server: accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = tcp.set_nodelay(true);
-            let info = tcp.connect_info();
-            let cut = Box::pin(cut.clone().cancelled_owned());
-            match &tls {
-                None => {
-                    let connection = Connection {
-                        stream: Stream::Plain(tcp),
-                        cut,
-                        info,
-                    };
-                    if ready.send(Ok(connection)).await.is_err() {
-                        break;
-                    }
+    slots: Arc<Semaphore>,
+    cap: usize,
+    failures: Failures,
+    cap_warnings: RateLimit,
+}
+
+impl Acceptor {
+    pub(crate) fn new(listener: TcpListener, cap: usize) -> Acceptor {
+        Acceptor {
+            listener,
+            slots: Arc::new(Semaphore::new(cap)),
+            cap,
+            failures: Failures::default(),
+            cap_warnings: RateLimit::default(),
+        }
+    }
+
+    /// Connections open now.
+    pub(crate) fn open(&self) -> usize {
+        self.cap - self.slots.available_permits()
+    }
+
+    /// The next connection, once fewer than the cap are open. Cancel-safe: dropping
+    /// the future loses no connection.
+    pub(crate) async fn accept(&mut self) -> Accepted {
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if let Some(missed) = self.cap_warnings.allow(Instant::now()) {
+                    tracing::warn!(
+                        cap = self.cap,
+                        times = missed + 1,
+                        "count-server: the connection cap is reached (--max-connections): new \
+                         connections wait in the listen backlog until one closes"
+                    );
                 }
-                Some(acceptor) => {
-                    let ready = ready.clone();
-                    let handshake = acceptor.accept(tcp);
-                    tokio::spawn(async move {
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                            Ok(Ok(tls)) => {
-                                let connection = Connection {
-                                    stream: Stream::Tls(Box::new(tls)),
-                                    cut,
-                                    info,
-                                };
-                                let _ = ready.send(Ok(connection)).await;
-                            }
-                            Ok(Err(error)) => {
-                                tracing::debug!(%error, "count-server: a TLS handshake failed");
-                            }
-                            Err(_) => tracing::debug!("count-server: a TLS handshake timed out"),
-                        }
-                    });
+                // The semaphore is never closed.
+                let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                    return std::future::pending().await;
+                };
+                slot
+            }
+        };
+        loop {
+            match self.listener.accept().await {
+                Ok((tcp, _peer)) => {
+                    self.failures.succeeded();
+                    let _ = tcp.set_nodelay(true);
+                    let info = tcp.connect_info();
+                    return Accepted { tcp, info, slot };
+                }
+                Err(error) => {
+                    let delay = self.failures.failed(&error, Instant::now());
+                    tokio::time::sleep(delay).await;
                 }
             }
         }
-        // The listener closes here: new connections are refused from now on.
-    });
-    ReceiverStream::new(incoming)
-}
-
-impl Connection {
-    /// `Err` once the connection is cut (and registers for the cut otherwise).
-    fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        match self.cut.as_mut().poll(cx) {
-            Poll::Ready(()) => Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "cut: the grace period after the stop signal is over",
-            )),
-            Poll::Pending => Ok(()),
-        }
     }
 }
 
-impl Connected for Connection {
-    type ConnectInfo = TcpConnectInfo;
+/// Accept failures in a row: how long to wait before the next try, and when to say so.
+#[derive(Debug, Default)]
+struct Failures {
+    in_a_row: u32,
+    warnings: RateLimit,
+}
 
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.info.clone()
+impl Failures {
+    /// Records a failure at `now`, logs it unless a warning was logged less than
+    /// [`WARN_EVERY`] ago, and returns how long to wait: [`FIRST_DELAY`], doubling
+    /// with each failure in a row up to [`MAX_DELAY`].
+    fn failed(&mut self, error: &io::Error, now: Instant) -> Duration {
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        if let Some(missed) = self.warnings.allow(now) {
+            tracing::warn!(
+                %error,
+                times = missed + 1,
+                "count-server: accepting a connection failed: waiting up to {} s between tries",
+                MAX_DELAY.as_secs_f64()
+            );
+        }
+        FIRST_DELAY
+            .saturating_mul(1 << (self.in_a_row - 1).min(16))
+            .min(MAX_DELAY)
+    }
+
+    fn succeeded(&mut self) {
+        if self.in_a_row > 0 {
+            tracing::info!(
+                failures = self.in_a_row,
+                "count-server: accepting connections again"
+            );
+            self.in_a_row = 0;
+        }
     }
 }
 
-impl AsyncRead for Connection {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.check(cx)?;
-        match &mut this.stream {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+/// Lets one event through every [`WARN_EVERY`], counting the ones held back.
+#[derive(Debug, Default)]
+struct RateLimit {
+    last: Option<Instant>,
+    held_back: u64,
+}
+
+impl RateLimit {
+    /// `Some(events held back since the last one let through)` when an event at
+    /// `now` may be reported.
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|last| now.saturating_duration_since(last) < WARN_EVERY)
+        {
+            self.held_back += 1;
+            return None;
         }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held_back))
     }
 }
 
-impl AsyncWrite for Connection {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.check(cx)?;
-        match &mut this.stream {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_back_off_and_warn_once_every_ten_seconds() {
+        let start = Instant::now();
+        let error = io::Error::other("Too many open files");
+        let mut failures = Failures::default();
+        let mut delays = Vec::new();
+        let mut now = start;
+        for _ in 0..12 {
+            let delay = failures.failed(&error, now);
+            delays.push(delay.as_millis());
+            now += delay;
         }
+        assert_eq!(
+            delays,
+            [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000, 1000, 1000]
+        );
+        // Spinning would be thousands of tries a second; this is a dozen in 6.3 s.
+        assert_eq!(now - start, Duration::from_millis(6270));
+        // One warning, the first: the other eleven wait for the next, ten seconds on.
+        assert_eq!(failures.warnings.held_back, 11);
+        assert_eq!(failures.warnings.allow(start + WARN_EVERY), Some(11));
+        failures.succeeded();
+        assert_eq!(failures.failed(&error, now), FIRST_DELAY);
     }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.check(cx)?;
-        match &mut this.stream {
-            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match &self.stream {
-            Stream::Plain(s) => s.is_write_vectored(),
-            Stream::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.check(cx)?;
-        match &mut this.stream {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        match &mut this.stream {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
+    #[test]
+    fn a_rate_limit_lets_one_through_every_ten_seconds() {
+        let start = Instant::now();
+        let mut limit = RateLimit::default();
+        assert_eq!(limit.allow(start), Some(0));
+        assert_eq!(limit.allow(start + Duration::from_secs(1)), None);
+        assert_eq!(limit.allow(start + Duration::from_secs(9)), None);
+        assert_eq!(limit.allow(start + Duration::from_secs(10)), Some(2));
+        assert_eq!(limit.allow(start + Duration::from_secs(30)), Some(0));
     }
 }

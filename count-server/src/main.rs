@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Parser};
 use count_server::backend::Backend;
 use count_server::logging::{self, LogFormat};
 use count_server::{ServerConfig, TlsFiles};
@@ -26,12 +27,13 @@ struct Args {
 
     /// Database URL: sqlite:path/to/count.db, postgresql://user:password@host:port/db?sslmode=...,
     /// or memory: (counts lost when the server stops). Without one the server counts
-    /// into the SQLite file at --db-path.
+    /// into the SQLite file at --db-path. Not with --db-path: naming both is refused.
     #[arg(long, env = "DB_URL", hide_env_values = true)]
     db_url: Option<String>,
 
-    /// The SQLite file counted into when no DB_URL is given (ignored with one) [default:
-    /// $XDG_DATA_HOME/count/count.db, else ~/.local/share/count/count.db].
+    /// The SQLite file counted into when no DB_URL is given (not with one) [default:
+    /// $XDG_DATA_HOME/count/count.db, else ~/.local/share/count/count.db, else
+    /// ./count.db].
     #[arg(long, env = "COUNT_DB_PATH")]
     db_path: Option<PathBuf>,
 
@@ -41,25 +43,53 @@ struct Args {
     backend: Backend,
 
     /// Require `authorization: Bearer <token>` on gRPC calls, /api/*, /metrics and
-    /// /readyz (the dashboard page asks for it).
+    /// /readyz (the dashboard page asks for it). An empty token is refused.
     #[arg(long, env = "COUNT_TOKEN", hide_env_values = true)]
     token: Option<String>,
 
-    /// Do not roll up finished days in the background.
-    #[arg(long, env = "COUNT_NO_ROLLUP")]
+    /// Do not roll up finished days in the background (COUNT_NO_ROLLUP: true/false,
+    /// 1/0, yes/no, on/off).
+    #[arg(
+        long,
+        env = "COUNT_NO_ROLLUP",
+        action = ArgAction::SetTrue,
+        value_parser = BoolishValueParser::new()
+    )]
     no_rollup: bool,
 
-    /// Largest gRPC message accepted or sent, in bytes.
+    /// Largest gRPC request message accepted, in bytes.
     #[arg(long, env = "COUNT_MAX_MESSAGE_BYTES", default_value_t = 4 << 20)]
     max_message_bytes: usize,
 
-    /// Concurrent HTTP/2 streams per connection.
+    /// Largest count.v1 answer sent, in bytes (a report of a day of 50,000 endpoints
+    /// is over 4 MiB).
+    #[arg(long, env = "COUNT_MAX_RESPONSE_BYTES", default_value_t = 64 << 20)]
+    max_response_bytes: usize,
+
+    /// Concurrent HTTP/2 streams per connection (at most 326: every stream's window
+    /// must fit HTTP/2's small-frame allowance).
     #[arg(long, env = "COUNT_MAX_STREAMS", default_value_t = 128)]
     max_streams_per_connection: u32,
 
-    /// Calls and requests in progress over all connections; more wait for a free slot.
+    /// count.v1 calls other than Add, and /api/* requests, in progress over all
+    /// connections; more wait for a free slot. Probes, /metrics, the page and
+    /// reflection are outside this limit.
     #[arg(long, env = "COUNT_MAX_CALLS", default_value_t = 1024)]
     max_concurrent_calls: usize,
+
+    /// Add streams open at once over all connections; one more is refused
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "COUNT_MAX_ADD_STREAMS", default_value_t = 1024)]
+    max_add_streams: usize,
+
+    /// Connections open at once; more wait in the listen backlog.
+    #[arg(long, env = "COUNT_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+
+    /// Seconds a new connection may take to send its first request (TLS handshake
+    /// included), and an HTTP/1.1 connection each request head; it is closed after.
+    #[arg(long, env = "COUNT_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    header_read_timeout: u64,
 
     /// Serve TLS (HTTP/2 and HTTP/1.1) with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "COUNT_TLS_CERT", requires = "tls_key")]
@@ -89,8 +119,12 @@ impl Args {
             .with_backend(self.backend)
             .with_rollup(!self.no_rollup)
             .with_max_message_bytes(self.max_message_bytes)
+            .with_max_response_bytes(self.max_response_bytes)
             .with_max_streams_per_connection(self.max_streams_per_connection)
             .with_max_concurrent_calls(self.max_concurrent_calls)
+            .with_max_add_streams(self.max_add_streams)
+            .with_max_connections(self.max_connections)
+            .with_header_read_timeout(Duration::from_secs(self.header_read_timeout))
             .with_shutdown_grace(Duration::from_secs(self.shutdown_grace))
             .with_add_timeout(Duration::from_secs(self.add_timeout));
         if let Some(url) = self.db_url {
@@ -120,11 +154,6 @@ async fn main() -> ExitCode {
     logging::init(args.log_format, "info");
     // Before anything else: a SIGTERM from now on stops the server cleanly.
     let stop = count_server::termination();
-    if args.db_url.as_deref().is_some_and(|url| !url.is_empty()) && args.db_path.is_some() {
-        tracing::warn!(
-            "count-server: --db-path (COUNT_DB_PATH) is ignored: DB_URL names the database"
-        );
-    }
     let listen = args.listen;
     let config = args.config();
     let listener = match tokio::net::TcpListener::bind(listen).await {

@@ -19,7 +19,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::backend::Opened;
+use crate::connection::ConnectionFigures;
 use crate::health::BackendHealth;
+use crate::limits::Limits;
 
 /// The content type of [`Metrics::render`]'s text.
 pub(crate) const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -54,6 +56,8 @@ pub(crate) struct Figures {
     pub(crate) rollups: Option<RollupScheduler>,
     pub(crate) backend: Opened,
     pub(crate) health: Arc<BackendHealth>,
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) connections: Arc<ConnectionFigures>,
 }
 
 impl Collector for Figures {
@@ -66,7 +70,8 @@ impl Collector for Figures {
             "Add streams answered, by outcome: ok (written), invalid (a bad message; nothing \
              written), too_large (over the rows a stream may hold; nothing written), \
              unavailable (nothing written; safe to resend), outcome_unknown (do not resend \
-             blindly), failed (any other error).",
+             blindly), failed (any other error), refused (--max-add-streams were open; \
+             nothing read).",
             "outcome",
             &[
                 ("ok", stats.add_streams_ok),
@@ -75,6 +80,7 @@ impl Collector for Figures {
                 ("unavailable", stats.add_streams_unavailable),
                 ("outcome_unknown", stats.add_streams_outcome_unknown),
                 ("failed", stats.add_streams_failed),
+                ("refused", self.limits.refused_add_streams()),
             ],
         )?;
         counter(
@@ -196,6 +202,28 @@ impl Collector for Figures {
             "New texts refused because the cap was reached, by kind.",
             "kind",
             &interners.map(|(kind, use_)| (kind, use_.refused)),
+        )?;
+
+        let connections = &self.connections;
+        gauge(
+            out,
+            "count_open_connections",
+            "Connections open now (at most --max-connections).",
+            connections.open() as f64,
+        )?;
+        counter(
+            out,
+            "count_connections_timed_out",
+            "Connections closed because they sent no request, or no request head, within \
+             --header-read-timeout.",
+            connections.timed_out(),
+        )?;
+        counter(
+            out,
+            "count_connection_errors",
+            "Connections that ended in an error (a GOAWAY sent or received, a protocol \
+             error), each logged at warn; clients going away are not counted.",
+            connections.failed(),
         )?;
 
         let health = self.health.snapshot();

@@ -1,16 +1,20 @@
 //! The whole server on one port: open the backend, start the rollups and the health
 //! watch, put the count.v1 service, health, reflection and the HTTP routes into one
-//! router behind one bearer check, serve plaintext or TLS until told to stop, then
-//! let calls in progress finish within a grace period.
+//! router behind one bearer check and the limits, serve plaintext or TLS until told
+//! to stop, then let calls in progress finish within a grace period.
 //!
-//! One port for both protocols: tonic's server with `accept_http1(true)` takes
-//! HTTP/1.1 and HTTP/2 (prior knowledge, or ALPN over TLS) on one listener, and its
-//! routes are an axum router, so the gRPC services and the HTTP routes are merged into
-//! one.
+//! One port for both protocols: hyper's automatic connection builder takes HTTP/1.1
+//! and HTTP/2 (prior knowledge, or ALPN over TLS) on one listener (see
+//! [`connection`](crate::connection)), and tonic's gRPC services are axum routes, so
+//! the gRPC services and the HTTP routes are merged into one router.
+//!
+//! Stopping, in this order, all in the server's own task: the grace period's
+//! deadline is set; the listener is closed; gRPC health turns NOT_SERVING; every
+//! connection is told to finish (HTTP/2 GOAWAY); at the deadline those still open are
+//! cut.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -20,22 +24,18 @@ use axum::response::{IntoResponse, Response};
 use count_core::{Counter, Error, RollupScheduler};
 use count_grpc::CountV1Handler;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio::time::Instant;
 use tonic::service::Routes;
-use tonic::transport::Server;
-use tonic_health::server::HealthReporter;
-use tower::limit::GlobalConcurrencyLimitLayer;
 
 use crate::auth::{self, Expected};
 use crate::backend::{self, Migrations, Opened};
 use crate::config::ServerConfig;
+use crate::connection::{ConnectionFigures, Connections};
 use crate::health::{BackendHealth, HealthWatch};
 use crate::http::{self, Api};
-use crate::incoming;
+use crate::incoming::Acceptor;
+use crate::limits::{self, Limits};
 use crate::metrics::{Figures, Metrics};
-
-/// After cutting the connections, how long to wait for the server to notice.
-const CUT_WAIT: Duration = Duration::from_secs(2);
 
 /// Opens the backend `config` names, serves on `listener` until `shutdown`
 /// completes, then stops accepting, lets calls in progress finish (at most the
@@ -43,10 +43,9 @@ const CUT_WAIT: Duration = Duration::from_secs(2);
 ///
 /// # Errors
 ///
-/// [`Error::InvalidInput`] for a setting that cannot work (a limit of zero, a TLS
-/// file that cannot be read, naming it; a database URL of no known kind); the
-/// backend's error when it cannot be opened; [`Error::Unavailable`] when serving
-/// fails.
+/// [`Error::InvalidInput`] for a setting that cannot work (a limit of zero, an
+/// empty token, a TLS file that cannot be read, naming it; a database URL of no known
+/// kind, or both a URL and a file); the backend's error when it cannot be opened.
 pub async fn serve(
     config: ServerConfig,
     listener: TcpListener,
@@ -115,6 +114,11 @@ pub async fn serve_backend(
     )
     .await;
 
+    let limits = Arc::new(Limits::new(
+        config.max_concurrent_calls,
+        config.max_add_streams,
+    ));
+    let connection_figures = Arc::new(ConnectionFigures::default());
     let api = Arc::new(Api {
         counter: counter.clone(),
         metrics: Metrics::new(Figures {
@@ -122,81 +126,79 @@ pub async fn serve_backend(
             rollups,
             backend: opened,
             health,
+            limits: limits.clone(),
+            connections: connection_figures.clone(),
         }),
         backend_timeout: config.backend_timeout,
         health_timeout: config.health_timeout(),
     });
-    let app = router(&config, handler.clone(), health_service, api)?;
+    let app = router(&config, handler.clone(), health_service, api, limits)?;
+    let connections = Arc::new(Connections::new(&config, app, tls, connection_figures));
 
-    let address = listener
-        .local_addr()
-        .map_or_else(|e| e.to_string(), |a| a.to_string());
+    let address = listener.local_addr().ok();
+    let shown = address.map_or_else(|| "?".to_owned(), |a| a.to_string());
     tracing::info!(
-        %address,
-        tls = tls.is_some(),
+        address = %shown,
+        tls = config.tls.is_some(),
         auth = config.token.is_some(),
         rollup = config.rollup,
         "count-server: serving gRPC and HTTP"
     );
-    let server = Server::builder()
-        // HTTP/1.1 beside HTTP/2 on the one port (hyper-util's auto builder sniffs
-        // the HTTP/2 preface).
-        .accept_http1(true)
-        // Per HTTP/2 connection; `None` would mean unlimited.
-        .max_concurrent_streams(Some(config.max_streams_per_connection))
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        // Over all connections and both protocols. A permit is held until the
-        // response's head is ready: for the whole of an Add stream (answered at its
-        // end), not for the body of a streamed answer.
-        .layer(GlobalConcurrencyLimitLayer::new(
-            config.max_concurrent_calls,
-        ))
-        .add_routes(Routes::from(app));
+    if config.token.is_none() && address.is_some_and(|a| !a.ip().is_loopback()) {
+        tracing::warn!(
+            address = %shown,
+            "count-server: serving without a token on an address other machines may \
+             reach: anyone who can connect can write counts and read every report; set \
+             --token (COUNT_TOKEN), or listen on 127.0.0.1"
+        );
+    }
 
-    let stop_accepting = CancellationToken::new();
-    let cut = CancellationToken::new();
-    let connections = incoming::incoming(listener, tls, stop_accepting.clone(), cut.clone());
+    let mut acceptor = Acceptor::new(listener, config.max_connections);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = acceptor.accept() => connections.serve(accepted),
+        }
+    }
+
+    // Whatever the steps below take, calls in progress have `grace` from the signal:
+    // one held stream (a health Watch, a client that never closes its Add) must not
+    // keep the server up for ever.
     let grace = config.shutdown_grace;
-    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-    let signal = stop_signal(shutdown, watch, reporter, grace, stop_accepting, stopping);
-    let serving = server.serve_with_incoming_shutdown(connections, signal);
-    tokio::pin!(serving);
-    // After the stop signal, calls in progress have `grace` to finish: one held
-    // stream (a health Watch, a client that never closes its Add) must not keep the
-    // server up for ever.
-    let deadline = async move {
-        if stopped.await.is_ok() {
-            tokio::time::sleep(grace).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    let served = tokio::select! {
-        served = &mut serving => served,
-        () = deadline => {
-            tracing::warn!(
-                "count-server: the {} s grace period is over: cutting the connections still open",
-                grace.as_secs_f64()
-            );
-            cut.cancel();
-            // A cut connection ends at its next read or write; one that does neither
-            // is given up on after a moment.
-            tokio::time::timeout(CUT_WAIT, &mut serving).await.unwrap_or(Ok(()))
-        }
-    };
+    let deadline = Instant::now() + grace;
+    let open = acceptor.open();
+    // Closing the listener: new connections are refused from now on.
+    drop(acceptor);
+    tracing::info!(
+        connections = open,
+        "count-server: stopping: no new connections; calls in progress have {} s to finish",
+        grace.as_secs_f64()
+    );
+    watch.stop(&reporter).await;
+    connections.stop(deadline).await;
+    // A feed (an Add stream without a deadline) whose connection was closed still
+    // writes what it had received, within the add timeout.
+    if tokio::time::timeout(config.add_timeout, handler.wait_for_feeds())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "count-server: Add feeds still writing after the {} s add timeout: stopping anyway",
+            config.add_timeout.as_secs_f64()
+        );
+    }
 
     if let Some(task) = rollup_task {
         task.stop().await;
     }
     tracing::info!(stats = ?handler.stats(), "count-server: stopped");
-    served.map_err(|e| Error::Unavailable {
-        message: format!("serving: {e}"),
-        source: Some(Arc::new(e)),
-    })
+    Ok(())
 }
 
-/// The gRPC services and the HTTP routes as one router, the bearer check in front of
-/// everything but the page, `/healthz` and unknown paths.
+/// The gRPC services and the HTTP routes as one router: the bearer check in front of
+/// everything but the page, `/healthz` and unknown paths, the limits behind it, the
+/// security headers on every HTTP answer.
 fn router(
     config: &ServerConfig,
     handler: CountV1Handler,
@@ -204,38 +206,58 @@ fn router(
         impl tonic_health::pb::health_server::Health,
     >,
     api: Arc<Api>,
+    limits: Arc<Limits>,
 ) -> count_core::Result<axum::Router> {
     let max = config.max_message_bytes;
+    // Reports can be large (a day of 50,000 endpoints is over 4 MiB): their own
+    // limit, requests keep theirs.
     let count = handler
         .into_service()
         .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+        .max_encoding_message_size(config.max_response_bytes);
     let health = health
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(count_grpc::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(count_grpc::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let descriptors = |e: tonic_reflection::server::Error| {
+        Error::invalid("descriptors", "count.v1", e.to_string())
+    };
+    let reflection_v1 = reflection()
         .build_v1()
-        .map_err(|e| Error::invalid("descriptors", "count.v1", e.to_string()))?
+        .map_err(descriptors)?
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    // The older name, which many tools still ask for (grpcio-reflection, older
+    // grpcurl).
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(descriptors)?
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let mut grpc = Routes::builder();
     grpc.add_service(count)
         .add_service(health)
-        .add_service(reflection);
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
     Ok(grpc
         .routes()
         .into_axum_router()
         .merge(http::guarded(api))
+        .layer(middleware::from_fn_with_state(limits, limits::limit))
         .layer(middleware::from_fn_with_state(
             Expected::new(config.token.as_deref()),
             auth::require_token,
         ))
-        // Merged after the layer: no token needed. Neither router has a fallback of
-        // its own (merging two would panic); the one below replaces tonic's.
+        // Merged after the layers: no token needed, no limit. Neither router has a
+        // fallback of its own (merging two would panic); the one below replaces
+        // tonic's.
         .merge(http::open())
-        .fallback(not_found))
+        .fallback(not_found)
+        .layer(middleware::map_response(http::headers::add)))
 }
 
 /// An unknown path: UNIMPLEMENTED for a gRPC call (as tonic answers), 404 otherwise.
@@ -250,26 +272,6 @@ async fn not_found(request: Request) -> Response {
         )
             .into_response()
     }
-}
-
-/// Waits for `shutdown`, then marks the services NOT_SERVING and starts the grace
-/// period.
-async fn stop_signal(
-    shutdown: impl Future<Output = ()>,
-    watch: HealthWatch,
-    reporter: HealthReporter,
-    grace: Duration,
-    stop_accepting: CancellationToken,
-    stopping: tokio::sync::oneshot::Sender<()>,
-) {
-    shutdown.await;
-    tracing::info!(
-        "count-server: stopping: no new connections; calls in progress have {} s to finish",
-        grace.as_secs_f64()
-    );
-    stop_accepting.cancel();
-    watch.stop(&reporter).await;
-    let _ = stopping.send(());
 }
 
 /// A future that resolves on SIGTERM or SIGINT (Ctrl-C). The handlers are installed

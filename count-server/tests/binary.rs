@@ -1,7 +1,9 @@
 //! The `count-server` binary, spawned as a user would run it: flags and env, the
 //! SQLite file it counts into without a database URL (and that survives a restart),
-//! memory only when asked for, the token from the environment, log formats, SIGTERM
-//! with a stream in flight on PostgreSQL.
+//! memory only when asked for, the token from the environment (never an empty one),
+//! the warning when serving without one to the network, log formats, SIGTERM with a
+//! stream in flight on PostgreSQL and with a stream held past the grace period, out
+//! of file descriptors.
 
 mod common;
 
@@ -21,15 +23,19 @@ use count_pg::PgCounter;
 use count_testcluster::TestCluster;
 
 /// Variables that configure the binary: none is inherited from the test's environment.
-const CONFIGURING: [&str; 16] = [
+const CONFIGURING: [&str; 20] = [
     "DB_URL",
     "COUNT_DB_PATH",
     "COUNT_BACKEND",
     "COUNT_TOKEN",
     "COUNT_NO_ROLLUP",
     "COUNT_MAX_MESSAGE_BYTES",
+    "COUNT_MAX_RESPONSE_BYTES",
     "COUNT_MAX_STREAMS",
     "COUNT_MAX_CALLS",
+    "COUNT_MAX_ADD_STREAMS",
+    "COUNT_MAX_CONNECTIONS",
+    "COUNT_HEADER_READ_TIMEOUT",
     "COUNT_TLS_CERT",
     "COUNT_TLS_KEY",
     "COUNT_SHUTDOWN_GRACE",
@@ -41,7 +47,19 @@ const CONFIGURING: [&str; 16] = [
 ];
 
 fn command(home: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_count-server"));
+    configured(Command::new(env!("CARGO_BIN_EXE_count-server")), home)
+}
+
+/// The binary under `prlimit`, allowed `files` open file descriptors.
+fn command_with_file_limit(home: &Path, files: u32) -> Command {
+    let mut command = Command::new("prlimit");
+    command
+        .arg(format!("--nofile={files}:{files}"))
+        .arg(env!("CARGO_BIN_EXE_count-server"));
+    configured(command, home)
+}
+
+fn configured(mut command: Command, home: &Path) -> Command {
     for name in CONFIGURING {
         command.env_remove(name);
     }
@@ -62,15 +80,24 @@ impl Spawned {
     /// its home in `home`, on a free port given by `COUNT_LISTEN`, and waits until it
     /// answers.
     async fn start(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Spawned {
+        Spawned::start_command(command(home), "127.0.0.1", args, env).await
+    }
+
+    /// [`Spawned::start`] of `command`, listening on `host`.
+    async fn start_command(
+        mut command: Command,
+        host: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Spawned {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut command = command(home);
         command
             .args(args)
-            .env("COUNT_LISTEN", format!("127.0.0.1:{port}"))
+            .env("COUNT_LISTEN", format!("{host}:{port}"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (key, value) in env {
@@ -190,8 +217,12 @@ fn help_lists_every_flag_with_its_env() {
         ("--token", "COUNT_TOKEN"),
         ("--no-rollup", "COUNT_NO_ROLLUP"),
         ("--max-message-bytes", "COUNT_MAX_MESSAGE_BYTES"),
+        ("--max-response-bytes", "COUNT_MAX_RESPONSE_BYTES"),
         ("--max-streams-per-connection", "COUNT_MAX_STREAMS"),
         ("--max-concurrent-calls", "COUNT_MAX_CALLS"),
+        ("--max-add-streams", "COUNT_MAX_ADD_STREAMS"),
+        ("--max-connections", "COUNT_MAX_CONNECTIONS"),
+        ("--header-read-timeout", "COUNT_HEADER_READ_TIMEOUT"),
         ("--tls-cert", "COUNT_TLS_CERT"),
         ("--tls-key", "COUNT_TLS_KEY"),
         ("--shutdown-grace", "COUNT_SHUTDOWN_GRACE"),
@@ -217,6 +248,7 @@ fn help_lists_every_flag_with_its_env() {
     for words in [
         "0.0.0.0:7777",
         "count/count.db",
+        "./count.db",
         "sqlite:",
         "memory:",
         "- json:",
@@ -467,5 +499,192 @@ async fn on_postgresql_sigterm_mid_stream_loses_nothing() {
     let d = Day::new(2024, 3, 10).unwrap();
     let totals = counter.daily_totals(DateRange::day(d)).await.unwrap();
     assert_eq!(totals.iter().map(|t| t.total).sum::<u64>(), 40_000);
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
+fn an_empty_token_or_two_databases_stop_it_with_the_reason() {
+    let home = temp_dir("binary-refused");
+    for (args, env, words) in [
+        (&["--token", ""][..], &[][..], "is empty"),
+        (&[][..], &[("COUNT_TOKEN", "")][..], "is empty"),
+        (
+            &[][..],
+            &[("DB_URL", "memory:"), ("COUNT_DB_PATH", "/tmp/x.db")][..],
+            "not both",
+        ),
+        (
+            &["--db-url", "memory:", "--db-path", "/tmp/x.db"][..],
+            &[][..],
+            "not both",
+        ),
+    ] {
+        let mut command = command(&home);
+        command
+            .args(["--listen", "127.0.0.1:0", "--backend", "memory"])
+            .args(args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains(words), "{args:?} {env:?}: {stderr}");
+        assert!(!stderr.contains("serving"), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_rollup_takes_the_usual_ways_of_saying_yes() {
+    let home = temp_dir("binary-no-rollup");
+    for (value, rollup) in [
+        ("1", false),
+        ("yes", false),
+        ("true", false),
+        ("0", true),
+        ("off", true),
+    ] {
+        let mut server = Spawned::start(
+            &home,
+            &["--backend", "memory"],
+            &[("COUNT_NO_ROLLUP", value)],
+        )
+        .await;
+        let log = server.log_with("serving gRPC and HTTP").await;
+        assert!(log.contains(&format!("rollup={rollup}")), "{value}: {log}");
+        assert!(server.terminate().await.success());
+    }
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_without_a_token_to_the_network_warns() {
+    let home = temp_dir("binary-open");
+    let warning = "serving without a token";
+    let mut open =
+        Spawned::start_command(command(&home), "0.0.0.0", &["--backend", "memory"], &[]).await;
+    let log = open.log_with(warning).await;
+    assert!(log.contains("WARN"), "{log}");
+    assert!(open.terminate().await.success());
+    for (host, env) in [
+        ("127.0.0.1", &[][..]),
+        ("0.0.0.0", &[("COUNT_TOKEN", "s3cret")][..]),
+    ] {
+        let mut quiet =
+            Spawned::start_command(command(&home), host, &["--backend", "memory"], env).await;
+        let log = quiet.log_with("serving gRPC and HTTP").await;
+        assert!(quiet.terminate().await.success());
+        assert!(!log.contains(warning), "{host} {env:?}: {log}");
+    }
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// SIGTERM with a stream that is never closed: the server exits once the grace
+/// period is over, every time (whether it did used to depend on a race).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_held_stream_exits_after_the_grace_period() {
+    let home = temp_dir("binary-grace");
+    for round in 0..5 {
+        let mut server = Spawned::start(
+            &home,
+            &["--backend", "memory", "--shutdown-grace", "1"],
+            &[],
+        )
+        .await;
+        let mut client = server.client().await;
+        let (send, receive) = tokio::sync::mpsc::channel(4);
+        send.send(add(GET, "/held", NOON)).await.unwrap();
+        let held = tokio::spawn(async move {
+            client
+                .add(tokio_stream::wrappers::ReceiverStream::new(receive))
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = Instant::now();
+        server.signal("-TERM");
+        let status = server.exit_status().await;
+        let took = started.elapsed();
+        assert!(
+            status.success(),
+            "round {round}: {status}: {}",
+            server.log()
+        );
+        assert!(
+            took < Duration::from_secs(4),
+            "round {round}: exited {took:?} after SIGTERM with a 1 s grace: {}",
+            server.log()
+        );
+        assert!(
+            server.log().contains("grace period is over"),
+            "{}",
+            server.log()
+        );
+        drop(send);
+        let _ = held.await;
+    }
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// Out of file descriptors, the server backs off and warns about it now and then
+/// (not every few milliseconds); the connections that sent nothing are closed after
+/// the header read timeout, and it serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_it_backs_off_and_recovers() {
+    let home = temp_dir("binary-fds");
+    let server = Spawned::start_command(
+        command_with_file_limit(&home, 64),
+        "127.0.0.1",
+        &[
+            "--backend",
+            "memory",
+            "--max-connections",
+            "1000",
+            "--header-read-timeout",
+            "3",
+        ],
+        &[],
+    )
+    .await;
+    // Far more silent connections than the process may open files.
+    let mut silent = Vec::new();
+    for _ in 0..150 {
+        silent.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+                .await
+                .unwrap(),
+        );
+    }
+    let log = server.log_with("accepting a connection failed").await;
+    assert!(log.contains("Too many open files"), "{log}");
+    // Two seconds out of file descriptors: one warning (the next is due ten seconds
+    // after the first).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let warnings = server
+        .log()
+        .matches("accepting a connection failed")
+        .count();
+    assert_eq!(warnings, 1, "{}", server.log());
+    // The silent ones are closed after the timeout; the server answers again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+            .await
+            .unwrap();
+        let answer = tokio::time::timeout(
+            Duration::from_secs(2),
+            common::http1_get(tcp, "x", "/healthz", &[]),
+        )
+        .await;
+        if answer.is_ok_and(|reply| reply.status == 200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never served again: {}",
+            server.log()
+        );
+    }
+    drop(silent);
     let _ = std::fs::remove_dir_all(&home);
 }

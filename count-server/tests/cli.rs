@@ -596,6 +596,33 @@ fn bad_arguments_exit_2_naming_the_value_and_the_rule() {
             &["totals", "--db-url", "mysql://root:pw@h/x"],
             "expected sqlite:<path>",
         ),
+        // One database, by the server's rule: a URL and a file are refused together.
+        (
+            &["totals", "--db-url", "memory:", "--db-path", "/tmp/x.db"],
+            "not both",
+        ),
+        (
+            &[
+                "totals",
+                "--server",
+                "http://h:1/some/path",
+                "--day",
+                "2026-11-01",
+            ],
+            "expected http://host:port",
+        ),
+        (
+            &[
+                "totals",
+                "--server",
+                "http://h:1",
+                "--token",
+                "",
+                "--day",
+                "2026-11-01",
+            ],
+            "is empty",
+        ),
     ] {
         let run = cli(args, &[]);
         assert_exit(&run, 2);
@@ -609,6 +636,74 @@ fn bad_arguments_exit_2_naming_the_value_and_the_rule() {
             "a password was shown: {run:#?}"
         );
     }
+}
+
+/// An environment holding both DB_URL and COUNT_DB_PATH: the server refuses to start
+/// and the commands refuse to run, rather than each picking another database.
+#[test]
+fn both_database_variables_are_refused_as_the_server_refuses_them() {
+    for args in [
+        &["totals", "--day", "2026-11-01"][..],
+        &["rollup"],
+        &["migrate", "--check"],
+    ] {
+        let run = cli(
+            args,
+            &[("DB_URL", "memory:"), ("COUNT_DB_PATH", "/tmp/missing.db")],
+        );
+        assert_exit(&run, 2);
+        assert!(run.stderr.contains("not both"), "{run:#?}");
+    }
+}
+
+/// The CSV of `totals` is the HTTP API's: a cell a spreadsheet would take for a
+/// formula starts with a quote.
+#[tokio::test]
+async fn totals_csv_quotes_cells_a_spreadsheet_would_run() {
+    let dir = scratch("formulas");
+    let path = dir.join("count.db");
+    let url = backend::sqlite_url(&path).unwrap();
+    let opened = backend::open(&url, Backend::Auto, Migrations::Apply)
+        .await
+        .unwrap();
+    let day = Day::new(2026, 11, 26).unwrap();
+    let known = |path, subject, n| Known {
+        day,
+        method: Method::Get,
+        path,
+        subject,
+        status: None,
+        n,
+    };
+    send(
+        opened.counter.as_ref(),
+        &[
+            known("=cmd|' /C calc'!A0", None, 1),
+            known("/ok", Some("@SUM(A1)"), 2),
+        ],
+    )
+    .await;
+    let run = cli(
+        &[
+            "totals",
+            "--day",
+            &day.to_string(),
+            "--group",
+            "endpoint,subject",
+            "--format",
+            "csv",
+            "--db-path",
+            path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_exit(&run, 0);
+    assert_eq!(
+        run.stdout,
+        "method,path,subject,total\r\n\
+         GET,/ok,'@SUM(A1),2\r\n\
+         GET,'=cmd|' /C calc'!A0,,1\r\n"
+    );
 }
 
 #[test]

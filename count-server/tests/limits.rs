@@ -1,18 +1,23 @@
-//! The limits: a message over the size limit is refused before it is read, and calls
-//! past the concurrency limit wait for a free slot; limits that would stop every
-//! call are refused at start.
+//! The limits: a message over the size limit is refused before it is read, an
+//! answer has a larger limit of its own; calls past the concurrency limit wait for a
+//! free slot, Add streams past theirs are refused, and neither holds up the probes;
+//! limits that would stop every call are refused at start.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{GET, NOON, Running, add, memory};
-use count_core::testkit::{Fault, FlakyCounter};
+use common::{GET, NOON, Running, Switch, add, memory};
+use count_core::testkit::{Fault, FlakyCounter, Scope};
+use count_core::{Counter, Method};
 use count_grpc::proto::count::v1 as pb;
+use count_grpc::proto::count::v1::count_service_client::CountServiceClient;
 use count_memory::MemoryCounter;
 use count_server::ServerConfig;
 use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_messages_are_refused_before_they_are_read() {
@@ -37,41 +42,174 @@ async fn oversized_messages_are_refused_before_they_are_read() {
     server.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_past_the_concurrency_limit_wait_their_turn() {
-    let (_, counter) = memory();
-    let server = Running::start(ServerConfig::new().with_max_concurrent_calls(1), counter).await;
-    let mut streaming = server.client().await;
+/// An `Add` stream held open, as the Go project's client holds one for its life.
+struct Held {
+    send: tokio::sync::mpsc::Sender<pb::AddRequest>,
+    call: tokio::task::JoinHandle<Result<tonic::Response<pb::AddResponse>, tonic::Status>>,
+}
+
+async fn hold_a_stream(server: &Running) -> Held {
+    let mut client = server.client().await;
     let (send, receive) = tokio::sync::mpsc::channel(4);
     send.send(add(GET, "/held", NOON)).await.unwrap();
-    let held = tokio::spawn(async move {
-        streaming
+    let call = tokio::spawn(async move {
+        client
             .add(tokio_stream::wrappers::ReceiverStream::new(receive))
             .await
     });
-    // Time for the stream's call to reach the server and take the one slot.
+    Held { send, call }
+}
+
+/// Idle streams cannot starve anything: they have their own cap (past it a stream is
+/// refused at once), reports and API requests theirs (past it they wait), and the
+/// probes, /metrics and the page answer while both are full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_metrics_and_the_page_answer_while_every_slot_is_taken() {
+    let switch = Arc::new(Switch::default());
+    let config = ServerConfig::new()
+        .with_max_concurrent_calls(1)
+        .with_max_add_streams(2);
+    let server = Running::start(config, switch.clone()).await;
+    let held = [hold_a_stream(&server).await, hold_a_stream(&server).await];
+    // Time for both to reach the server and take the two Add slots.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut other = server.client().await;
+    assert!(
+        held.iter().all(|h| !h.call.is_finished()),
+        "a held stream ended"
+    );
+    let mut client = server.client().await;
+    let refused = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.add(tokio_stream::iter(vec![add(GET, "/third", NOON)])),
+    )
+    .await
+    .expect("an answer at once, not a wait")
+    .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("--max-add-streams"),
+        "{refused:?}"
+    );
+
+    // The streams hold no call slot: a report answers (NOT_FOUND while nothing is
+    // written).
     let report = pb::GetPeriodTotalsRequest {
         period: Some(common::date(2024, 0, 0)),
     };
+    let answer = tokio::time::timeout(Duration::from_secs(2), client.get_period_totals(report))
+        .await
+        .expect("a report beside the held streams");
+    assert!(
+        answer
+            .as_ref()
+            .map_or_else(|status| status.code() == Code::NotFound, |_| true),
+        "{answer:?}"
+    );
+
+    // An API request takes the one call slot and waits on the backend.
+    switch.hold_reports(true);
+    let address = server.address;
+    let api = tokio::spawn(async move {
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        common::http1_get(tcp, &address.to_string(), "/api/v1/totals?period=2024", &[]).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A second call waits its turn.
     let waiting =
-        tokio::time::timeout(Duration::from_millis(300), other.get_period_totals(report)).await;
+        tokio::time::timeout(Duration::from_millis(300), client.get_period_totals(report)).await;
     assert!(
         waiting.is_err(),
         "a second call ran beside the first: {waiting:?}"
     );
-    // HTTP requests share the slots.
-    let http = tokio::time::timeout(Duration::from_millis(300), server.get("/healthz", &[])).await;
+
+    // Everything outside the limits answers.
+    for path in ["/healthz", "/readyz", "/metrics", "/"] {
+        let reply = tokio::time::timeout(Duration::from_secs(2), server.get(path, &[]))
+            .await
+            .unwrap_or_else(|_| panic!("{path} waited behind the held calls and streams"));
+        assert_eq!(reply.status, 200, "{path}");
+    }
+    let mut health = HealthClient::new(server.channel().await);
+    let status = tokio::time::timeout(
+        Duration::from_secs(2),
+        health.check(HealthCheckRequest {
+            service: count_server::SERVICE_NAME.into(),
+        }),
+    )
+    .await
+    .expect("gRPC health waited behind the held calls and streams")
+    .unwrap()
+    .into_inner()
+    .status();
+    assert_eq!(status, ServingStatus::Serving);
+    let metrics = server.get("/metrics", &[]).await.body;
     assert!(
-        http.is_err(),
-        "an HTTP request ran beside the call: {http:?}"
+        metrics.contains("count_add_streams_total{outcome=\"refused\"} 1"),
+        "{metrics}"
     );
-    drop(send);
-    held.await.unwrap().unwrap();
-    let totals = other.get_period_totals(report).await.unwrap().into_inner();
-    assert_eq!(totals.method_counts.len(), 1);
-    assert_eq!(server.get("/healthz", &[]).await.status, 200);
+
+    // Once the backend answers, the waiting call runs.
+    switch.hold_reports(false);
+    assert_eq!(api.await.unwrap().status, 200);
+    let waited = tokio::time::timeout(Duration::from_secs(2), client.get_period_totals(report))
+        .await
+        .expect("the waiting call runs once the slot is free");
+    assert!(waited.is_ok() || waited.unwrap_err().code() == Code::NotFound);
+    // The held streams end well, and free their slots.
+    for Held { send, call } in held {
+        drop(send);
+        call.await.unwrap().unwrap();
+    }
+    client
+        .add(tokio_stream::iter(vec![add(GET, "/after", NOON)]))
+        .await
+        .unwrap();
+    // Both held streams, and the one after.
+    let totals = client.get_period_totals(report).await.unwrap().into_inner();
+    let paths: Vec<_> = totals
+        .method_counts
+        .iter()
+        .map(|t| (t.path.as_str(), t.count))
+        .collect();
+    assert_eq!(paths, [("/after", 1), ("/held", 2)]);
+    server.stop().await.unwrap();
+}
+
+/// A report larger than the request limit (a day of 50,000 endpoints is over 4 MiB)
+/// is answered: answers have a limit of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_over_the_request_limit_is_answered() {
+    let (memory, counter) = memory();
+    let rows: Vec<_> = (0..50_000)
+        .map(|i| (Method::Get, format!("/{i:0>99}"), "2024-03-10T12:00:00Z", 1))
+        .collect();
+    let scope = Scope::new();
+    let refs: Vec<_> = rows
+        .iter()
+        .map(|(m, p, at, n)| (*m, p.as_str(), *at, *n))
+        .collect();
+    memory.write(&scope.batch(&refs)).await.unwrap();
+    let day = pb::CountDailyTotalsRequest {
+        date: Some(common::date(2024, 3, 10)),
+    };
+
+    let server = Running::start(ServerConfig::new(), counter.clone()).await;
+    let mut client =
+        CountServiceClient::new(server.channel().await).max_decoding_message_size(64 << 20);
+    let totals = client.count_daily_totals(day).await.unwrap().into_inner();
+    assert_eq!(totals.method_counts.len(), 50_000);
+    server.stop().await.unwrap();
+
+    // The limit holds: a smaller one refuses the answer, not the server.
+    let config = ServerConfig::new().with_max_response_bytes(1 << 20);
+    let server = Running::start(config, counter).await;
+    let mut client =
+        CountServiceClient::new(server.channel().await).max_decoding_message_size(64 << 20);
+    let status = client.count_daily_totals(day).await.unwrap_err();
+    assert!(
+        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{status:?}"
+    );
     server.stop().await.unwrap();
 }
 
@@ -89,6 +227,18 @@ async fn limits_that_would_stop_every_call_are_refused_at_start() {
         (
             ServerConfig::new().with_max_message_bytes(100),
             "at least 1024",
+        ),
+        (
+            ServerConfig::new().with_max_add_streams(0),
+            "max add streams",
+        ),
+        (
+            ServerConfig::new().with_max_connections(0),
+            "max connections",
+        ),
+        (
+            ServerConfig::new().with_max_streams_per_connection(1000),
+            "must be from 1 to 326",
         ),
     ] {
         let (_, counter) = memory();

@@ -9,7 +9,7 @@ use count_grpc::GrpcCounter;
 use tonic::transport::{Certificate, ClientTlsConfig};
 
 use super::failure::Failure;
-use crate::backend::{Backend, Migrations, Opened, default_db_path, sqlite_url};
+use crate::backend::{Backend, Location, Migrations, Opened, sqlite_url};
 
 /// Where the counts are: `--server` (a running count-server), or a [`Database`].
 #[derive(Debug, Clone, clap::Args)]
@@ -41,13 +41,13 @@ pub struct Source {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Database {
     /// The database, as the server takes it: sqlite:PATH, postgresql://... or
-    /// postgres://...
+    /// postgres://... Not with --db-path (as for the server: naming both is refused).
     #[arg(long, env = "DB_URL", hide_env_values = true, value_name = "URL")]
     db_url: Option<String>,
 
-    /// The SQLite database file. Wins over --db-url. Without either, the file the
+    /// The SQLite database file. Not with --db-url. Without either, the file the
     /// server counts into by default ($XDG_DATA_HOME/count/count.db, else
-    /// ~/.local/share/count/count.db).
+    /// ~/.local/share/count/count.db, else ./count.db).
     #[arg(long, env = "COUNT_DB_PATH", value_name = "FILE")]
     db_path: Option<PathBuf>,
 
@@ -67,14 +67,26 @@ impl Source {
     }
 
     async fn connect(&self, url: &str) -> Result<GrpcCounter, Failure> {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        // A path would be ignored: the calls go to the server's own paths.
+        if rest.is_none_or(|rest| rest.trim_end_matches('/').contains('/')) {
             return Err(Failure::Usage(format!(
                 "invalid --server {url:?}: expected http://host:port or https://host:port"
             )));
         }
         let mut builder = GrpcCounter::builder(url);
-        if let Some(token) = self.token.as_deref().filter(|t| !t.is_empty()) {
-            builder = builder.token(token);
+        match self.token.as_deref() {
+            Some("") => {
+                return Err(Failure::Usage(
+                    "the token (--token, COUNT_TOKEN) is empty: give the server's token, or \
+                     none for a server without one"
+                        .to_owned(),
+                ));
+            }
+            Some(token) => builder = builder.token(token),
+            None => {}
         }
         if let Some(path) = &self.ca_cert {
             let pem = std::fs::read(path).map_err(|e| {
@@ -91,26 +103,23 @@ impl Source {
 }
 
 impl Database {
-    /// The database's URL: `--db-path`, else `--db-url`, else the server's default
-    /// SQLite file.
+    /// The database's URL: `--db-url` or `--db-path`, else the server's default
+    /// SQLite file (the server's rule, [`Location::choose`]: both is a usage error).
     ///
     /// With `must_exist`, a SQLite file that does not exist is [`Failure::NotFound`]:
     /// only `migrate` may create a database.
     fn url(&self, must_exist: bool) -> Result<String, Failure> {
-        let path = match (&self.db_path, self.db_url.as_deref()) {
-            (Some(path), _) => path.clone(),
-            (None, Some(url)) if !url.is_empty() => return Ok(url.to_owned()),
-            (None, _) => {
-                let path = default_db_path();
-                if must_exist && !path.is_file() {
-                    return Err(Failure::NotFound(format!(
-                        "no database file at {} (the server's default): say where the \
-                         counts are with --server URL, --db-url URL or --db-path FILE",
-                        path.display()
-                    )));
-                }
-                path
+        let location = Location::choose(self.db_url.as_deref(), self.db_path.as_deref())?;
+        let path = match location {
+            Location::Url(url) => return Ok(url),
+            Location::DefaultFile(path) if must_exist && !path.is_file() => {
+                return Err(Failure::NotFound(format!(
+                    "no database file at {} (the server's default): say where the \
+                     counts are with --server URL, --db-url URL or --db-path FILE",
+                    path.display()
+                )));
             }
+            Location::File(path) | Location::DefaultFile(path) => path,
         };
         if must_exist && !path.is_file() {
             return Err(Failure::NotFound(format!(

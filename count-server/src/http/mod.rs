@@ -1,16 +1,18 @@
 //! The HTTP side of the port: the dashboard page, the totals API, `/metrics`,
-//! `/healthz` and `/readyz`. Routes only; the server puts them beside gRPC.
+//! `/healthz` and `/readyz`. Routes only; the server puts them beside gRPC. A method
+//! other than GET (or HEAD) is answered 405 with a JSON error.
 //!
 //! | route | token | answers |
 //! |---|---|---|
 //! | `GET /` | no | the dashboard page (it asks for the token and sends it itself) |
 //! | `GET /healthz` | no | 200 `ok` while the process serves (no backend call) |
-//! | `GET /readyz` | yes | 200 when the backend answers its health check in time, else 503 with the error |
+//! | `GET /readyz` | yes | 200 when the backend answers its health check in time, else 503 with the kind of failure |
 //! | `GET /metrics` | yes | the server's figures, Prometheus text format 0.0.4 |
 //! | `GET /api/v1/totals` | yes | totals as JSON or CSV; see [`TotalsParams::parse`] |
 
 pub(crate) mod error;
 mod format;
+pub(crate) mod headers;
 mod params;
 
 use std::sync::Arc;
@@ -30,7 +32,7 @@ use crate::metrics::Metrics;
 use error::ApiError;
 
 /// The dashboard, served from the binary.
-const DASHBOARD: &str = include_str!("../../assets/dashboard.html");
+pub(crate) const DASHBOARD: &str = include_str!("../../assets/dashboard.html");
 
 /// What the HTTP handlers share.
 #[derive(Debug)]
@@ -49,6 +51,7 @@ pub(crate) fn guarded(api: Arc<Api>) -> Router {
         .route("/api/v1/totals", get(totals))
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(api)
 }
 
@@ -57,6 +60,11 @@ pub(crate) fn open() -> Router {
     Router::new()
         .route("/", get(dashboard))
         .route("/healthz", get(healthz))
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::MethodNotAllowed.into_response()
 }
 
 async fn dashboard() -> Response {
@@ -77,7 +85,14 @@ async fn healthz() -> &'static str {
 async fn readyz(State(api): State<Arc<Api>>) -> Response {
     match crate::health::check(&*api.counter, api.health_timeout).await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(error) => ApiError::Unavailable(error.to_string()).into_response(),
+        Err(error) => {
+            // The health watch logs the backend going down (once, not at every probe).
+            tracing::debug!(%error, "count-server: /readyz: the backend is not ready");
+            ApiError::Unavailable {
+                kind: error::kind_of(&error),
+            }
+            .into_response()
+        }
     }
 }
 
@@ -104,14 +119,8 @@ async fn totals(
     let query = params.query;
     let rows = match tokio::time::timeout(api.backend_timeout, api.counter.totals(&query)).await {
         Ok(Ok(rows)) => rows,
-        Ok(Err(error)) => return ApiError::Unavailable(error.to_string()).into_response(),
-        Err(_) => {
-            return ApiError::Unavailable(format!(
-                "the backend did not answer within {} s",
-                api.backend_timeout.as_secs_f64()
-            ))
-            .into_response();
-        }
+        Ok(Err(error)) => return ApiError::backend(&error).into_response(),
+        Err(_) => return ApiError::backend_timeout(api.backend_timeout).into_response(),
     };
     // A year of a thousand endpoints by day is hundreds of thousands of rows: write
     // big answers off the async workers.
@@ -119,8 +128,8 @@ async fn totals(
         match tokio::task::spawn_blocking(move || render(format, &query, &rows)).await {
             Ok(body) => body,
             Err(error) => {
-                return ApiError::Unavailable(format!("writing the answer failed: {error}"))
-                    .into_response();
+                tracing::error!(%error, "count-server: writing a totals answer failed");
+                return ApiError::Internal("writing the answer failed").into_response();
             }
         }
     } else {

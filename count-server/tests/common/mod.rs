@@ -296,15 +296,22 @@ pub fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 /// A counter over memory that can be switched off: while off, every call (health
 /// included) fails with `Unavailable`, as a database that went away; while hung,
-/// reads and health checks never answer, as a database that stopped responding.
+/// reads and health checks never answer, as a database that stopped responding;
+/// while its reports are held, `totals` waits (health answers).
 #[derive(Debug, Default)]
 pub struct Switch {
     pub inner: MemoryCounter,
     off: AtomicBool,
     hung: AtomicBool,
+    reports_held: AtomicBool,
 }
 
 impl Switch {
+    /// Holds `totals` calls (they wait) until called again with `false`.
+    pub fn hold_reports(&self, held: bool) {
+        self.reports_held.store(held, Ordering::SeqCst);
+    }
+
     pub fn set_down(&self, down: bool) {
         self.off.store(down, Ordering::SeqCst);
     }
@@ -352,6 +359,9 @@ impl Counter for Switch {
     }
 
     async fn totals(&self, query: &TotalsQuery) -> count_core::Result<Vec<GroupedTotal>> {
+        while self.reports_held.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         self.answering().await?;
         self.inner.totals(query).await
     }
