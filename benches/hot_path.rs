@@ -1,9 +1,10 @@
 //! The hot path beside what it is compared with, on 1 and on 2 threads recording at
 //! once: `CountQueue::record` (flusher running), `CountQueue::record_key` with a
-//! subject and a status, a bare `ArrayQueue::push` of an event of the same size
-//! (drained on the same cadence), a `metrics` counter with a Prometheus recorder and
-//! a `prometheus::IntCounterVec`, each with the same labels as the record they stand
-//! beside (method and path; method, path, subject and status).
+//! subject and a status, a bare `ArrayQueue::push` of a 24-byte event (the size of
+//! `record`'s) onto one queue as large as a lane, drained on the same cadence, a
+//! `metrics` counter with a Prometheus recorder and a `prometheus::IntCounterVec`,
+//! each with the same labels as the record they stand beside (method and path;
+//! method, path, subject and status).
 //!
 //! Each thread records in chunks that fit the queue; between chunks, untimed, the
 //! queues are emptied by another thread (`CountQueue::flush` has the flusher drain
@@ -57,8 +58,9 @@ const METHODS: [Method; 8] = [
     Method::Post,
 ];
 
-/// The bare queue's event, laid out as `CountQueue`'s: a thin path pointer (here
-/// its address), a Unix second, a method; 24 bytes.
+/// The bare queue's event, the size of `CountQueue`'s (a path, a subject, a packed
+/// second, status and method): a path pointer (here its address), a Unix second, a
+/// method; 24 bytes.
 #[derive(Clone, Copy)]
 #[allow(dead_code)]
 struct BareEvent {

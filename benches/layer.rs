@@ -7,8 +7,8 @@
 //! Each request is built, routed (`/users/{id}`), answered and dropped in-process
 //! (no socket), on a current-thread runtime; the flusher runs on another runtime's
 //! thread, as in a service. Routers are prepared as `axum::serve` prepares them
-//! (`with_state(())`: handlers made into routes once). The overhead of a layer is its time minus the bare
-//! router's.
+//! (`with_state(())`: handlers made into routes once). The overhead of a layer is
+//! its time minus the bare router's.
 //!
 //! The `layer_adds` group measures what each layer adds in pairs (bare and layered
 //! requests alternating in blocks), which is what the target is about.

@@ -23,41 +23,13 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 
-use count_benches::{INGEST_REQUESTS, cluster, ingest, ingest_queue, peak_rss, runtime};
-use count_core::jiff::Timestamp;
-use count_core::uuid::Uuid;
-use count_core::{
-    Batch, BatchId, BucketCount, CountKey, Counter, Day, Method, Path, Status, Subject,
+use count_benches::{
+    ENDPOINTS, INGEST_REQUESTS, cluster, ingest, ingest_queue, keys, peak_rss, rollup_day, runtime,
+    write_rollup_day,
 };
+use count_core::Counter;
 use count_pg::PgCounter;
 use count_sqlite::SqliteCounter;
-
-/// 100 subjects × 50 endpoints × 4 statuses, as the PostgreSQL bench counts.
-const SUBJECTS: usize = 100;
-const ENDPOINTS: usize = 50;
-const STATUSES: [u16; 4] = [200, 201, 404, 503];
-/// 2024-06-01T00:00:00Z: the day the rollup benches fill.
-const DAY_START: i64 = 1_717_200_000;
-/// Buckets of the rollup day: 20,000 keys × 50 one-minute buckets = 1,000,000 counts.
-const ROLLUP_BUCKETS: usize = 50;
-/// Counts per written batch: a `CountQueue`'s `max_batch_rows` default.
-const BATCH_COUNTS: usize = 10_000;
-
-/// The 20,000 keys: every subject calls every endpoint, with every status.
-fn keys() -> Vec<CountKey> {
-    let mut keys = Vec::with_capacity(SUBJECTS * ENDPOINTS * STATUSES.len());
-    for s in 0..SUBJECTS {
-        let subject = Subject::new(&format!("tenant-{s}")).unwrap();
-        for e in 0..ENDPOINTS {
-            let path = Path::new(&format!("/api/{e}/{{id}}")).unwrap();
-            for code in STATUSES {
-                let status = Status::http(code).unwrap();
-                keys.push(CountKey::of(Method::Get, path, Some(subject), Some(status)));
-            }
-        }
-    }
-    keys
-}
 
 /// A directory of the bench's own under the system's temporary directory (on the
 /// same disk as the cluster's), removed when dropped.
@@ -117,7 +89,7 @@ fn bench(c: &mut Criterion) {
         stats.dropped_full
     );
 
-    let day = Day::of(Timestamp::from_second(DAY_START).unwrap()).unwrap();
+    let day = rollup_day();
     let keys = Arc::new(keys);
     let sqlite: Arc<dyn Counter> = Arc::new(
         runtime
@@ -147,7 +119,7 @@ fn bench(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    runtime.block_on(write_day(counter, &keys));
+                    runtime.block_on(write_rollup_day(counter, &keys));
                     let started = Instant::now();
                     let totals = runtime.block_on(counter.rollup(day)).unwrap();
                     total += started.elapsed();
@@ -158,44 +130,6 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
-}
-
-/// Batch `seq` of the rollup day: every key in each of 50 one-minute buckets (n 1 to
-/// 7), in batches of 10,000 counts as a `CountQueue` writes them. Made when written,
-/// so the process never holds the day.
-fn rollup_batch(keys: &[CountKey], writer: Uuid, seq: usize) -> Batch {
-    let counts = (seq * BATCH_COUNTS..(seq + 1) * BATCH_COUNTS)
-        .map(|i| {
-            let (b, k) = (i / keys.len(), i % keys.len());
-            let bucket = Timestamp::from_second(DAY_START + b as i64 * 60).unwrap();
-            BucketCount::new(keys[k], bucket, 1 + (i + b) as u64 % 7)
-        })
-        .collect();
-    let id = BatchId {
-        writer,
-        seq: seq as u64,
-    };
-    Batch::new(id, counts).unwrap()
-}
-
-/// Writes the rollup day's 100 batches, under a fresh writer id, from 4 tasks.
-async fn write_day(counter: &Arc<dyn Counter>, keys: &Arc<Vec<CountKey>>) {
-    let writer = Uuid::new_v4();
-    let batches = keys.len() * ROLLUP_BUCKETS / BATCH_COUNTS;
-    let tasks: Vec<_> = (0..4)
-        .map(|t| {
-            let (counter, keys) = (Arc::clone(counter), Arc::clone(keys));
-            tokio::spawn(async move {
-                for seq in (t..batches).step_by(4) {
-                    let batch = rollup_batch(&keys, writer, seq);
-                    counter.write(&batch).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
 }
 
 criterion_group!(benches, bench);
