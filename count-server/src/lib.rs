@@ -149,9 +149,11 @@
 //! | `count_backend_retries_total{kind}` | counter | CockroachDB only: transactions retried, `restart` or `ambiguous` |
 //! | `count_backend_retries_exhausted_total` | counter | CockroachDB only: operations failed after the last retry |
 //! | `count_interned_entries{kind}` | gauge | distinct paths / subjects held in memory |
-//! | `count_interned_bytes{kind}` | gauge | their memory, as the cap counts it |
+//! | `count_interned_bytes{kind}` | gauge | the memory of those counted, as the cap counts it |
+//! | `count_interned_stored_bytes{kind}` | gauge | the memory of those first read back from storage (outside the cap) |
+//! | `count_interned_filter_bytes{kind}` | gauge | the memory of those first seen as report filters (their own 4 MiB budget: a query never stops counting) |
 //! | `count_interned_limit_bytes{kind}` | gauge | the cap |
-//! | `count_interned_refused_total{kind}` | counter | new texts refused at the cap |
+//! | `count_interned_refused_total{kind}` | counter | new texts refused at the cap or the filter budget |
 //! | `count_open_connections` | gauge | connections open now |
 //! | `count_connections_timed_out_total` | counter | connections closed for sending no request (head) within `--header-read-timeout` |
 //! | `count_connection_errors_total` | counter | connections that ended in an error (logged at warn); clients going away are not counted |

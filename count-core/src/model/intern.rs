@@ -27,8 +27,8 @@ impl Interned {
 pub struct InternerUse {
     /// Distinct texts interned.
     pub entries: u64,
-    /// The memory of the texts that came from outside (counted, filtered on), as the
-    /// cap counts it: each text with its allocator overhead, its box and its share of
+    /// The memory of the texts that came from outside to be counted, as the cap
+    /// counts it: each text with its allocator overhead, its box and its share of
     /// the map (about 120 bytes for a short text).
     pub bytes: u64,
     /// The cap on `bytes`.
@@ -37,8 +37,26 @@ pub struct InternerUse {
     /// outside the cap, so that reading reports never uses up what counting needs,
     /// and bounded by what the storage holds.
     pub stored_bytes: u64,
-    /// Texts refused because the cap was reached.
+    /// The memory of the texts first seen as a report's filter (`Path::for_filter`):
+    /// on a budget of their own (`Path::MAX_FILTER_BYTES`), so that queries never use
+    /// up what counting needs.
+    pub filter_bytes: u64,
+    /// Texts refused because the cap (or the filter budget) was reached.
     pub refused: u64,
+}
+
+/// The memory the texts first seen as report filters may take, per interner.
+pub(crate) const FILTER_BYTES: usize = 4 << 20;
+
+/// Which budget a new text is charged to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Budget {
+    /// A text from outside that is to be counted: capped by the interner's limit.
+    Counted,
+    /// A text a report is filtered by: capped by [`FILTER_BYTES`].
+    Filter,
+    /// A text read back from storage: uncapped (it was capped when it was counted).
+    Stored,
 }
 
 /// What one interned text of `len` bytes costs, allocator overhead included: its
@@ -71,6 +89,7 @@ pub(crate) struct Interner {
     limit: usize,
     bytes: AtomicUsize,
     stored_bytes: AtomicUsize,
+    filter_bytes: AtomicUsize,
     entries: AtomicU64,
     refused: AtomicU64,
 }
@@ -84,6 +103,7 @@ impl Interner {
             limit,
             bytes: AtomicUsize::new(0),
             stored_bytes: AtomicUsize::new(0),
+            filter_bytes: AtomicUsize::new(0),
             entries: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         }
@@ -96,8 +116,8 @@ impl Interner {
     }
 
     /// The interned copy of `text` (already validated by the caller), adding it if it
-    /// is new. `capped`: refuse a new text past the limit.
-    pub(crate) fn insert(&self, text: &str, capped: bool) -> Result<&'static Interned> {
+    /// is new, charged to `budget` (refused past that budget's cap).
+    pub(crate) fn insert(&self, text: &str, budget: Budget) -> Result<&'static Interned> {
         if let Some(found) = self.get(text) {
             return Ok(found);
         }
@@ -109,24 +129,32 @@ impl Interner {
             return Ok(found);
         }
         let cost = entry_cost(text.len());
-        let bytes = self.bytes.load(Relaxed) + cost;
-        if capped && bytes > self.limit {
+        let (used, limit) = match budget {
+            Budget::Counted => (&self.bytes, Some(self.limit)),
+            Budget::Filter => (&self.filter_bytes, Some(FILTER_BYTES)),
+            Budget::Stored => (&self.stored_bytes, None),
+        };
+        let bytes = used.load(Relaxed) + cost;
+        if let Some(limit) = limit
+            && bytes > limit
+        {
             self.refused.fetch_add(1, Relaxed);
+            let what = if budget == Budget::Filter {
+                "texts first seen as report filters"
+            } else {
+                "texts counted"
+            };
             return Err(Error::LimitReached(format!(
-                "cannot intern {} {}: the {}s interned so far take {} MiB, the limit \
+                "cannot intern {} {}: the {} {what} so far take {} MiB, the limit \
                  ({}s are meant to be a bounded set, such as route templates)",
                 self.kind,
                 ShownValue::new(text),
                 self.kind,
-                self.limit >> 20,
+                limit >> 20,
                 self.kind,
             )));
         }
-        if capped {
-            self.bytes.store(bytes, Relaxed);
-        } else {
-            self.stored_bytes.fetch_add(cost, Relaxed);
-        }
+        used.store(bytes, Relaxed);
         self.entries.fetch_add(1, Relaxed);
         // Leaked on purpose: an interned text lives as long as the process.
         let interned: &'static Interned = Box::leak(Box::new(Interned(text.into())));
@@ -140,6 +168,7 @@ impl Interner {
             bytes: self.bytes.load(Relaxed) as u64,
             limit: self.limit as u64,
             stored_bytes: self.stored_bytes.load(Relaxed) as u64,
+            filter_bytes: self.filter_bytes.load(Relaxed) as u64,
             refused: self.refused.load(Relaxed),
         }
     }
@@ -301,27 +330,53 @@ mod tests {
     fn the_cap_counts_whole_entries_and_refusals() {
         let interner = Interner::new("thing", entry_cost(1) * 3);
         for text in ["a", "b", "c"] {
-            interner.insert(text, true).unwrap();
+            interner.insert(text, Budget::Counted).unwrap();
         }
         assert!(matches!(
-            interner.insert("d", true),
+            interner.insert("d", Budget::Counted),
             Err(Error::LimitReached(_))
         ));
-        // Known texts are still found, and texts read back from storage still go in,
-        // on a budget of their own.
-        assert_eq!(interner.insert("a", true).unwrap().as_str(), "a");
-        assert_eq!(interner.insert("e", false).unwrap().as_str(), "e");
+        // Known texts are still found, and texts read back from storage or filtered
+        // on still go in, on budgets of their own.
+        assert_eq!(interner.insert("a", Budget::Counted).unwrap().as_str(), "a");
+        assert_eq!(interner.insert("e", Budget::Stored).unwrap().as_str(), "e");
+        assert_eq!(interner.insert("f", Budget::Filter).unwrap().as_str(), "f");
         let usage = interner.usage();
-        assert_eq!((usage.entries, usage.refused), (4, 1));
+        assert_eq!((usage.entries, usage.refused), (5, 1));
         assert_eq!(usage.bytes as usize, 3 * entry_cost(1));
         assert_eq!(usage.stored_bytes as usize, entry_cost(1));
+        assert_eq!(usage.filter_bytes as usize, entry_cost(1));
 
-        // Reading many stored texts leaves the outside budget as it was.
+        // Reading many stored texts, or filtering on many made-up ones, leaves the
+        // counting budget as it was.
         let fresh = Interner::new("thing", entry_cost(1) * 3);
         for i in 0..100 {
-            fresh.insert(&format!("stored {i}"), false).unwrap();
+            fresh
+                .insert(&format!("stored {i}"), Budget::Stored)
+                .unwrap();
+            fresh
+                .insert(&format!("filter {i}"), Budget::Filter)
+                .unwrap();
         }
-        assert_eq!(fresh.insert("b", true).unwrap().as_str(), "b");
+        assert_eq!(fresh.insert("b", Budget::Counted).unwrap().as_str(), "b");
+    }
+
+    #[test]
+    fn filters_are_refused_past_their_own_budget_only() {
+        let interner = Interner::new("thing", entry_cost(1) * 3);
+        let mut refused = None;
+        for i in 0..FILTER_BYTES {
+            if let Err(e) = interner.insert(&format!("made-up {i}"), Budget::Filter) {
+                refused = Some((i, e));
+                break;
+            }
+        }
+        let (at, error) = refused.expect("the filter budget is capped");
+        assert!(at > 1000, "refused after only {at} filters");
+        assert!(error.to_string().contains("report filters"), "{error}");
+        // A filter already interned is still found, and counting goes on.
+        assert!(interner.insert("made-up 0", Budget::Filter).is_ok());
+        assert!(interner.insert("counted", Budget::Counted).is_ok());
     }
 
     #[test]

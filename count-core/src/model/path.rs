@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::hash::BuildHasher;
 use std::sync::LazyLock;
 
-use super::intern::{self, Interned, Interner, InternerUse};
+use super::intern::{self, Budget, Interned, Interner, InternerUse};
 #[cfg(any(doc, test))]
 use crate::Error;
 use crate::Result;
@@ -42,6 +42,9 @@ impl Path {
     /// How much memory the process spends on distinct paths at most (each counted
     /// with its real cost, allocator and map overhead included).
     pub const MAX_INTERNED_BYTES: usize = 64 << 20;
+    /// How much memory texts first seen as report filters may take (apart from
+    /// [`Path::MAX_INTERNED_BYTES`]); see [`Path::for_filter`].
+    pub const MAX_FILTER_BYTES: usize = intern::FILTER_BYTES;
 
     /// Checks `text` and returns its interned `Path`.
     ///
@@ -68,7 +71,7 @@ impl Path {
         {
             return Ok(path);
         }
-        let path = Path::intern(text, true)?;
+        let path = Path::intern(text, Budget::Counted)?;
         let _ = RECENT.try_with(|recent| recent[slot].set(Some((hash, path))));
         Ok(path)
     }
@@ -98,7 +101,20 @@ impl Path {
     ///
     /// [`Error::InvalidInput`] when `text` breaks a rule of [`Path::new`].
     pub fn from_storage(text: &str) -> Result<Path> {
-        Path::intern(text, false)
+        Path::intern(text, Budget::Stored)
+    }
+
+    /// Like [`Path::new`], for a value a report is filtered by: a path already
+    /// interned (counted, or read back from storage) is found; a new one is interned
+    /// on a budget of its own ([`Path::MAX_FILTER_BYTES`]), so that queries
+    /// for made-up paths never stop new ones from being counted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when `text` breaks a rule of [`Path::new`];
+    /// [`Error::LimitReached`] for a new text once the filter budget is spent.
+    pub fn for_filter(text: &str) -> Result<Path> {
+        Path::intern(text, Budget::Filter)
     }
 
     /// The path of `text` if it is interned already; never adds one.
@@ -110,12 +126,12 @@ impl Path {
         PATHS.get(text).map(Path)
     }
 
-    fn intern(text: &str, capped: bool) -> Result<Path> {
+    fn intern(text: &str, budget: Budget) -> Result<Path> {
         if let Some(found) = PATHS.get(text) {
             return Ok(Path(found));
         }
         intern::validate("path", text, Path::MAX_LEN)?;
-        PATHS.insert(text, capped).map(Path)
+        PATHS.insert(text, budget).map(Path)
     }
 
     /// The path's text.

@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::hash::BuildHasher;
 use std::sync::LazyLock;
 
-use super::intern::{self, Interned, Interner, InternerUse};
+use super::intern::{self, Budget, Interned, Interner, InternerUse};
 use crate::{Error, Result};
 
 /// The caller a request is counted for: an opaque id of the application's choosing,
@@ -45,6 +45,9 @@ impl Subject {
     pub const MAX_LEN: usize = 256;
     /// How much memory the process spends on distinct subjects at most.
     pub const MAX_INTERNED_BYTES: usize = 64 << 20;
+    /// How much memory texts first seen as report filters may take (apart from
+    /// [`Subject::MAX_INTERNED_BYTES`]); see [`Subject::for_filter`].
+    pub const MAX_FILTER_BYTES: usize = intern::FILTER_BYTES;
 
     /// Checks `text` and returns its interned `Subject`.
     ///
@@ -70,7 +73,7 @@ impl Subject {
         {
             return Ok(subject);
         }
-        let subject = Subject::intern(text, true)?;
+        let subject = Subject::intern(text, Budget::Counted)?;
         let _ = RECENT.try_with(|recent| recent[slot].set(Some((hash, subject))));
         Ok(subject)
     }
@@ -97,10 +100,23 @@ impl Subject {
     ///
     /// [`Error::InvalidInput`] when `text` breaks a rule of [`Subject::new`].
     pub fn from_storage(text: &str) -> Result<Subject> {
-        Subject::intern(text, false)
+        Subject::intern(text, Budget::Stored)
     }
 
-    fn intern(text: &str, capped: bool) -> Result<Subject> {
+    /// Like [`Subject::new`], for a value a report is filtered by: a subject already
+    /// interned (counted, or read back from storage) is found; a new one is interned
+    /// on a budget of its own ([`Subject::MAX_FILTER_BYTES`]), so that queries
+    /// for made-up subjects never stop new ones from being counted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when `text` breaks a rule of [`Subject::new`];
+    /// [`Error::LimitReached`] for a new text once the filter budget is spent.
+    pub fn for_filter(text: &str) -> Result<Subject> {
+        Subject::intern(text, Budget::Filter)
+    }
+
+    fn intern(text: &str, budget: Budget) -> Result<Subject> {
         if text.len() > Subject::MAX_LEN {
             return Err(intern::too_long("subject", text, Subject::MAX_LEN));
         }
@@ -111,7 +127,7 @@ impl Subject {
             return Err(empty(text));
         }
         intern::validate("subject", text, Subject::MAX_LEN)?;
-        SUBJECTS.insert(text, capped).map(Subject)
+        SUBJECTS.insert(text, budget).map(Subject)
     }
 
     /// The subject's text.

@@ -5,7 +5,7 @@ use count_core::{
     TotalsQuery,
 };
 
-use super::{date, day, method, period, renamed_keeping_value, subject, total, wire_total};
+use super::{date, day, method, period, renamed_keeping_value, subject_filter, total, wire_total};
 use crate::proto::count::v1 as pb;
 use crate::proto::count::v1::get_totals_request::Range;
 use crate::proto::count::v1::status_filter::Filter;
@@ -30,7 +30,7 @@ pub(crate) fn query(request: pb::GetTotalsRequest) -> Result<TotalsQuery, Error>
     let group_by = dimensions(&request.group_by)?;
     let mut query =
         TotalsQuery::new(range, &group_by).map_err(|e| renamed_keeping_value(e, "group_by"))?;
-    if let Some(subject) = subject("subject", request.subject.as_deref())? {
+    if let Some(subject) = subject_filter("subject", request.subject.as_deref())? {
         query = query.subject(subject);
     }
     if let Some(filter) = request.status {
@@ -38,8 +38,8 @@ pub(crate) fn query(request: pb::GetTotalsRequest) -> Result<TotalsQuery, Error>
     }
     if let Some(endpoint) = request.endpoint {
         let method = method("endpoint.method", endpoint.method)?;
-        let path =
-            Path::new(&endpoint.path).map_err(|e| renamed_keeping_value(e, "endpoint.path"))?;
+        let path = Path::for_filter(&endpoint.path)
+            .map_err(|e| renamed_keeping_value(e, "endpoint.path"))?;
         query = query.endpoint(Endpoint::new(method, path));
     }
     Ok(query)

@@ -161,7 +161,7 @@ pub(super) async fn run(args: TotalsArgs) -> Result<(), Failure> {
 }
 
 fn parse_subject(text: &str) -> count_core::Result<Subject> {
-    Subject::new(text)
+    Subject::for_filter(text)
 }
 
 fn parse_month(text: &str) -> Result<Period, String> {

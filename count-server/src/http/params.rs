@@ -147,8 +147,9 @@ impl TotalsParams {
         let mut query =
             TotalsQuery::new(range, &dimensions).map_err(|e| ParamError::from_core("group", e))?;
         if let Some(subject) = subject {
-            query = query
-                .subject(Subject::new(&subject).map_err(|e| ParamError::from_core("subject", e))?);
+            query = query.subject(
+                Subject::for_filter(&subject).map_err(|e| ParamError::from_core("subject", e))?,
+            );
         }
         if let Some(status) = status {
             query = query.status(
@@ -244,7 +245,7 @@ fn parse_endpoint(text: &str) -> Result<Endpoint, ParamError> {
         ));
     };
     let method = Method::from_str(method).map_err(|e| ParamError::from_core("endpoint", e))?;
-    let path = Path::new(path).map_err(|e| ParamError::from_core("endpoint", e))?;
+    let path = Path::for_filter(path).map_err(|e| ParamError::from_core("endpoint", e))?;
     Ok(Endpoint::new(method, path))
 }
 
