@@ -6,8 +6,9 @@
 //! of file descriptors.
 
 mod common;
+#[path = "common/output.rs"]
+mod output;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,6 +22,7 @@ use count_grpc::proto::count::v1 as pb;
 use count_grpc::proto::count::v1::count_service_client::CountServiceClient;
 use count_pg::PgCounter;
 use count_testcluster::TestCluster;
+use output::collect_output;
 
 /// Variables that configure the binary: none is inherited from the test's environment.
 const CONFIGURING: [&str; 20] = [
@@ -104,20 +106,7 @@ impl Spawned {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("spawn count-server");
-        let log = Arc::new(Mutex::new(String::new()));
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-        }
+        let log = collect_output(&mut child);
         let mut spawned = Spawned { child, port, log };
         let deadline = Instant::now() + Duration::from_secs(30);
         while tokio::net::TcpStream::connect(("127.0.0.1", port))

@@ -5,6 +5,9 @@
 
 #![allow(dead_code)] // each test file uses its own part of the helpers
 
+#[path = "../common/output.rs"]
+mod output;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +19,7 @@ use count_core::{
     Batch, BatchId, BucketCount, CountKey, Counter, Day, Endpoint, GroupedTotal, Method, Path,
     Status, Subject, TotalsQuery,
 };
+use output::collect_output;
 
 /// The `count-server` binary under test.
 pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_count-server");
@@ -50,20 +54,7 @@ impl Spawned {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("spawn count-server");
-        let log = Arc::new(Mutex::new(String::new()));
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-        }
+        let log = collect_output(&mut child);
         let mut spawned = Spawned { child, port, log };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
