@@ -11,6 +11,7 @@ mod queue;
 
 mod counter;
 mod error;
+mod filters;
 
 mod backoff;
 mod rollup;
@@ -37,6 +38,7 @@ pub use queue::{CountQueue, CountQueueBuilder, OVERFLOW_PATH, OVERFLOW_SUBJECT, 
 
 pub use counter::{Counter, CounterExt};
 pub use error::{Error, Result, ShownValue, SourceError};
+pub use filters::TextFilters;
 
 #[doc(hidden)]
 pub use backoff::Backoff;

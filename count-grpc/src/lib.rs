@@ -42,12 +42,15 @@
 //! | `OK` | every count of the stream is durably written | nothing |
 //! | `INVALID_ARGUMENT` | a message was refused (the answer names its index and field); nothing written | fix it |
 //! | `RESOURCE_EXHAUSTED` | more distinct rows than [`CountV1HandlerBuilder::max_stream_rows`], or the handler-wide budget of pending rows full ([`CountV1HandlerBuilder::max_pending_rows`]); nothing written | send smaller streams, or later |
-//! | `UNAVAILABLE` | the storage failed before writing anything | resend the stream: it is safe |
+//! | `UNAVAILABLE` with the trailer `count-written-messages: 0` | the storage failed before writing anything | resend the stream: it is safe |
 //! | `UNKNOWN` | the deadline passed with the outcome of a write unknown: all of the stream or none of it was written | do **not** resend blindly (it may count twice); use `AddCounts` to count exactly once |
 //!
-//! A client that cancels such a stream before ending it sees `CANCELLED`, and
-//! nothing of it is written; one that gives up while its batch is being written
-//! cannot know the outcome (all of the stream or none of it).
+//! Every error but `UNKNOWN` carries that trailer. An `UNAVAILABLE` without it comes
+//! from the client's library: the connection was lost, and the stream may have been
+//! written before it was (all of it or none), so the outcome is unknown. A client
+//! that cancels such a stream before ending it sees `CANCELLED`, and nothing of it is
+//! written; one that gives up while its batch is being written cannot know the
+//! outcome (all of the stream or none of it).
 //!
 //! **Without a deadline, the stream is a feed**, as the Go project's client keeps
 //! one stream open for its process's life, sending each request as it happens. The

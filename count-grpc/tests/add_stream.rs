@@ -79,6 +79,11 @@ async fn unavailable_means_nothing_was_written_so_a_resend_counts_once() {
         Code::Unavailable,
         &["nothing of the stream was written"],
     );
+    // Told apart from a lost connection's UNAVAILABLE by its trailer.
+    assert_eq!(
+        status.metadata().get("count-written-messages").unwrap(),
+        "0"
+    );
     assert!(down.attempts() > 1, "retried: {}", down.attempts());
     // Nothing is written later either.
     tokio::time::sleep(Duration::from_millis(300)).await;

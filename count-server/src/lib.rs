@@ -137,7 +137,7 @@
 //! | `count_add_streams_total{outcome}` | counter | `Add` streams answered, by outcome: `ok`, `invalid`, `too_large`, `unavailable`, `outcome_unknown`, `failed`, `refused` (at `--max-add-streams`) |
 //! | `count_add_counts_calls_total` | counter | `AddCounts` calls received |
 //! | `count_add_counts_conflicts_total` | counter | `AddCounts` refused: batch id reused with other counts |
-//! | `count_requests_written_total` | counter | requests durably written |
+//! | `count_requests_written_total` | counter | requests durably written (an `AddCounts` batch resent after it was applied counts again: the backend answers both alike) |
 //! | `count_batches_written_total` | counter | batches durably written |
 //! | `count_write_failures_total` | counter | write attempts that failed |
 //! | `count_last_write_timestamp_seconds` | gauge | last successful write, Unix seconds (0: none since start) |

@@ -98,13 +98,15 @@ impl Collector for Figures {
         counter(
             out,
             "count_requests_written",
-            "Requests durably written to the backend (Add streams and AddCounts).",
+            "Requests durably written to the backend (Add streams and AddCounts; an AddCounts \
+             batch resent after it was applied counts again, as the backend answers both \
+             alike).",
             stats.requests_written,
         )?;
         counter(
             out,
             "count_batches_written",
-            "Batches durably written to the backend.",
+            "Batches durably written to the backend (AddCounts resends included).",
             stats.batches_written,
         )?;
         counter(

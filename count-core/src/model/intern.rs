@@ -144,9 +144,14 @@ impl Interner {
             } else {
                 "texts counted"
             };
+            let bounded = if self.kind == "path" {
+                "route templates"
+            } else {
+                "tenants, customers or API keys"
+            };
             return Err(Error::LimitReached(format!(
                 "cannot intern {} {}: the {} {what} so far take {} MiB, the limit \
-                 ({}s are meant to be a bounded set, such as route templates)",
+                 ({}s are meant to be a bounded set, such as {bounded})",
                 self.kind,
                 ShownValue::new(text),
                 self.kind,

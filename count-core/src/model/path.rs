@@ -118,7 +118,6 @@ impl Path {
     }
 
     /// The path of `text` if it is interned already; never adds one.
-    #[cfg(feature = "tower")]
     pub(crate) fn lookup(text: &str) -> Option<Path> {
         if text.len() > Path::MAX_LEN {
             return None;

@@ -116,6 +116,14 @@ impl Subject {
         Subject::intern(text, Budget::Filter)
     }
 
+    /// The subject of `text` if it is interned already; never adds one.
+    pub(crate) fn lookup(text: &str) -> Option<Subject> {
+        if text.len() > Subject::MAX_LEN {
+            return None;
+        }
+        SUBJECTS.get(text).map(Subject)
+    }
+
     fn intern(text: &str, budget: Budget) -> Result<Subject> {
         if text.len() > Subject::MAX_LEN {
             return Err(intern::too_long("subject", text, Subject::MAX_LEN));

@@ -72,17 +72,6 @@ pub(crate) fn timestamp(
     count_core::check_timestamp(parsed).map_err(|e| renamed(e, field, shown()))
 }
 
-/// An optional subject a report is filtered by, of `field`: absent is "no filter";
-/// an empty, too long or control-character text is refused. Interned on the filter
-/// budget: a query never stops subjects from being counted.
-pub(crate) fn subject_filter(
-    field: &'static str,
-    text: Option<&str>,
-) -> Result<Option<Subject>, Error> {
-    text.map(|text| Subject::for_filter(text).map_err(|e| renamed_keeping_value(e, field)))
-        .transpose()
-}
-
 /// A count's key as it came off the wire: every field checked by the rules of
 /// [`Path::new`] and [`Subject::new`], its texts not interned. Interning waits until
 /// the counts are accepted, so that input that is then refused cannot fill the

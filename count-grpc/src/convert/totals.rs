@@ -1,17 +1,18 @@
 //! `GetTotals`: its request ⇄ a [`TotalsQuery`], its rows ⇄ [`GroupedTotal`]s.
 
 use count_core::{
-    DateRange, Dimension, Endpoint, Error, GroupedTotal, Path, Status, StatusClass, StatusFilter,
+    DateRange, Dimension, Error, GroupedTotal, Status, StatusClass, StatusFilter, TextFilters,
     TotalsQuery,
 };
 
-use super::{date, day, method, period, renamed_keeping_value, subject_filter, total, wire_total};
+use super::{date, day, method, period, renamed_keeping_value, total, wire_total};
 use crate::proto::count::v1 as pb;
 use crate::proto::count::v1::get_totals_request::Range;
 use crate::proto::count::v1::status_filter::Filter;
 
-/// A `GetTotalsRequest`, every field checked and named when refused.
-pub(crate) fn query(request: pb::GetTotalsRequest) -> Result<TotalsQuery, Error> {
+/// A `GetTotalsRequest`, every field checked and named when refused: the query, and
+/// its subject and endpoint filters as texts (resolved when the report runs).
+pub(crate) fn query(request: pb::GetTotalsRequest) -> Result<(TotalsQuery, TextFilters), Error> {
     let range = match request.range {
         Some(Range::Days(days)) => {
             let start = day("days.start_date", days.start_date)?;
@@ -30,19 +31,22 @@ pub(crate) fn query(request: pb::GetTotalsRequest) -> Result<TotalsQuery, Error>
     let group_by = dimensions(&request.group_by)?;
     let mut query =
         TotalsQuery::new(range, &group_by).map_err(|e| renamed_keeping_value(e, "group_by"))?;
-    if let Some(subject) = subject_filter("subject", request.subject.as_deref())? {
-        query = query.subject(subject);
+    let mut filters = TextFilters::new();
+    if let Some(subject) = request.subject.as_deref() {
+        filters = filters
+            .subject(subject)
+            .map_err(|e| renamed_keeping_value(e, "subject"))?;
     }
     if let Some(filter) = request.status {
         query = query.status(status_filter(filter)?);
     }
     if let Some(endpoint) = request.endpoint {
         let method = method("endpoint.method", endpoint.method)?;
-        let path = Path::for_filter(&endpoint.path)
+        filters = filters
+            .endpoint(method, &endpoint.path)
             .map_err(|e| renamed_keeping_value(e, "endpoint.path"))?;
-        query = query.endpoint(Endpoint::new(method, path));
     }
-    Ok(query)
+    Ok((query, filters))
 }
 
 fn dimensions(numbers: &[i32]) -> Result<Vec<Dimension>, Error> {

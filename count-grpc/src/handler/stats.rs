@@ -60,7 +60,9 @@ pub struct ServiceStats {
     /// The most `pending_text_bytes` may reach: the handler's
     /// [`max_pending_text_bytes`](crate::CountV1HandlerBuilder::max_pending_text_bytes).
     pub pending_text_bytes_limit: u64,
-    /// Requests durably written, by `Add` streams and `AddCounts` calls.
+    /// Requests durably written, by `Add` streams and `AddCounts` calls. An
+    /// `AddCounts` batch resent after it was applied counts again: the backend
+    /// answers a first write and an already-applied one alike.
     pub requests_written: u64,
     /// Batches durably written: one per `Add` stream with a deadline answered `OK`
     /// that counted something, one per part of a feed, one per `OK` `AddCounts` call.

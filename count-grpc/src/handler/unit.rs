@@ -3,8 +3,10 @@
 
 use count_core::Error;
 use tokio::time::Instant;
-use tonic::{Status, Streaming};
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Status, Streaming};
 
+use super::feed::WRITTEN_MESSAGES;
 use super::stats::AddOutcome;
 use super::write::{WriteFailure, write_part};
 use super::{Shared, refusal};
@@ -49,7 +51,16 @@ fn with_nothing_written(at: u64, error: Error) -> Status {
         "message {at} of the stream: {}; nothing of the stream was written",
         status.message()
     );
-    Status::new(status.code(), message)
+    nothing_written(status.code(), message)
+}
+
+/// An error the server answers after writing nothing of the stream: its trailer
+/// `count-written-messages: 0` tells it from the same code a client's library
+/// reports for a lost connection (whose outcome is unknown).
+fn nothing_written(code: Code, message: String) -> Status {
+    let mut trailers = MetadataMap::new();
+    trailers.insert(WRITTEN_MESSAGES, 0.into());
+    Status::with_metadata(code, message, trailers)
 }
 
 fn failed(failure: WriteFailure) -> Status {
@@ -57,7 +68,7 @@ fn failed(failure: WriteFailure) -> Status {
         WriteFailure::NotWritten(error) => {
             let status = codes::status(error);
             let message = format!("nothing of the stream was written: {}", status.message());
-            Status::new(status.code(), message)
+            nothing_written(status.code(), message)
         }
         WriteFailure::Unknown(error) => Status::unknown(format!(
             "outcome unknown: the stream's counts were written whole or not at all, and \

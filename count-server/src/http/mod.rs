@@ -117,7 +117,8 @@ async fn totals(
         Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
     });
     let query = params.query;
-    let rows = match tokio::time::timeout(api.backend_timeout, api.counter.totals(&query)).await {
+    let report = params.filters.totals(&*api.counter, query);
+    let rows = match tokio::time::timeout(api.backend_timeout, report).await {
         Ok(Ok(rows)) => rows,
         Ok(Err(error)) => return ApiError::backend(&error).into_response(),
         Err(_) => return ApiError::backend_timeout(api.backend_timeout).into_response(),

@@ -6,8 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use count_core::{
-    DateRange, Day, Dimension, Endpoint, Error, Method, Path, Period, StatusFilter, Subject,
-    TotalsQuery,
+    DateRange, Day, Dimension, Error, Method, Period, StatusFilter, TextFilters, TotalsQuery,
 };
 
 /// The parameters `/api/v1/totals` knows, in the order its docs list them.
@@ -22,8 +21,10 @@ const MAX_SHOWN_NAME: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TotalsParams {
-    /// The range, grouping and filters.
+    /// The range, grouping and status filter.
     pub query: TotalsQuery,
+    /// The subject and endpoint filters, checked, resolved when the report runs.
+    pub filters: TextFilters,
     /// The form asked for with `format=`; `None`: decided by the `Accept` header.
     pub format: Option<Format>,
 }
@@ -146,10 +147,11 @@ impl TotalsParams {
         let dimensions = group_by(group.as_deref())?;
         let mut query =
             TotalsQuery::new(range, &dimensions).map_err(|e| ParamError::from_core("group", e))?;
+        let mut filters = TextFilters::new();
         if let Some(subject) = subject {
-            query = query.subject(
-                Subject::for_filter(&subject).map_err(|e| ParamError::from_core("subject", e))?,
-            );
+            filters = filters
+                .subject(&subject)
+                .map_err(|e| ParamError::from_core("subject", e))?;
         }
         if let Some(status) = status {
             query = query.status(
@@ -157,10 +159,17 @@ impl TotalsParams {
             );
         }
         if let Some(endpoint) = endpoint {
-            query = query.endpoint(parse_endpoint(&endpoint)?);
+            let (method, path) = parse_endpoint(&endpoint)?;
+            filters = filters
+                .endpoint(method, path)
+                .map_err(|e| ParamError::from_core("endpoint", e))?;
         }
         let format = format.as_deref().map(parse_format).transpose()?;
-        Ok(TotalsParams { query, format })
+        Ok(TotalsParams {
+            query,
+            filters,
+            format,
+        })
     }
 }
 
@@ -234,7 +243,7 @@ fn group_by(group: Option<&str>) -> Result<Vec<Dimension>, ParamError> {
 }
 
 /// `endpoint=<METHOD> <path>`, as the dashboard sends it: `GET /users/{id}`.
-fn parse_endpoint(text: &str) -> Result<Endpoint, ParamError> {
+fn parse_endpoint(text: &str) -> Result<(Method, &str), ParamError> {
     let Some((method, path)) = text.split_once(' ') else {
         return Err(ParamError::new(
             "endpoint",
@@ -245,8 +254,7 @@ fn parse_endpoint(text: &str) -> Result<Endpoint, ParamError> {
         ));
     };
     let method = Method::from_str(method).map_err(|e| ParamError::from_core("endpoint", e))?;
-    let path = Path::for_filter(path).map_err(|e| ParamError::from_core("endpoint", e))?;
-    Ok(Endpoint::new(method, path))
+    Ok((method, path))
 }
 
 fn parse_format(text: &str) -> Result<Format, ParamError> {
@@ -357,8 +365,8 @@ mod tests {
         let endpoint =
             TotalsParams::parse("period=2026&endpoint=GET%20%2Fusers%2F%7Bid%7D").unwrap();
         assert_eq!(
-            endpoint.query.endpoint,
-            Some(Endpoint::parse(Method::Get, "/users/{id}").unwrap())
+            endpoint.filters.endpoint_text(),
+            Some((Method::Get, "/users/{id}"))
         );
         let error = refused("period=2026&group=day,day");
         assert_eq!(
