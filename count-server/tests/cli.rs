@@ -465,6 +465,27 @@ async fn a_read_neither_creates_nor_migrates_a_database() {
         0,
     );
     assert!(fresh.is_file());
+
+    // A schema a newer count wrote: every command says so with exit 4, and none
+    // suggests a migration this version cannot make.
+    rusqlite::Connection::open(&fresh)
+        .unwrap()
+        .execute(
+            "INSERT INTO count_migrations (version, name, applied_at) VALUES (999, 'future', 0)",
+            [],
+        )
+        .unwrap();
+    let fresh = fresh.to_str().unwrap();
+    for args in [
+        &["totals", "--db-path", fresh][..],
+        &["migrate", "--check", "--db-path", fresh],
+        &["migrate", "--db-path", fresh],
+    ] {
+        let run = cli(args, &[]);
+        assert_exit(&run, 4);
+        assert!(run.stderr.contains("newer version of count"), "{run:#?}");
+        assert!(!run.stderr.contains("applies the missing"), "{run:#?}");
+    }
 }
 
 #[tokio::test]

@@ -171,7 +171,7 @@ pub(crate) fn check(conn: &Connection, migrations: &[Migration], shown: &str) ->
         .map_err(|e| match e.sqlite_error_code() {
             // No such table: a SQLite file count never migrated.
             Some(rusqlite::ErrorCode::Unknown) => Error::invalid(
-                "database",
+                "schema",
                 shown,
                 "has no count schema (no count_migrations table): open it with migrations on to create it",
             ),
@@ -180,7 +180,7 @@ pub(crate) fn check(conn: &Connection, migrations: &[Migration], shown: &str) ->
     match current.unwrap_or(0) {
         current if current > latest => Err(newer(shown, current, latest)),
         current if current < latest => Err(Error::invalid(
-            "database",
+            "schema",
             shown,
             format!(
                 "is at schema version {current} and this version of count needs {latest}: \
@@ -194,7 +194,7 @@ pub(crate) fn check(conn: &Connection, migrations: &[Migration], shown: &str) ->
 /// The refusal of a database written by a newer count.
 fn newer(shown: &str, current: i64, latest: i64) -> Error {
     Error::invalid(
-        "database",
+        "schema",
         shown,
         format!(
             "was written by a newer version of count (schema version {current}; this \

@@ -49,9 +49,13 @@ impl From<count_core::Error> for Failure {
     /// token [`Failure::Refused`], anything else a backend failure.
     fn from(error: count_core::Error) -> Failure {
         if crate::backend::is_schema_not_current(&error) {
-            return Failure::SchemaNotCurrent(format!(
-                "{error}\n(`count-server migrate` applies the missing migrations)"
-            ));
+            let message = error.to_string();
+            // A schema newer than this build's cannot be migrated to it.
+            return Failure::SchemaNotCurrent(if message.contains("newer version") {
+                message
+            } else {
+                format!("{message}\n(`count-server migrate` applies the missing migrations)")
+            });
         }
         match &error {
             count_core::Error::InvalidInput { .. } => Failure::Usage(error.to_string()),

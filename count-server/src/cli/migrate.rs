@@ -19,7 +19,8 @@ Exit codes:
   1  the database failed or could not be reached
   2  a bad or missing argument
   3  not found: no database file at --db-path (with --check)
-  4  with --check: migrations are missing (named on standard error)";
+  4  with --check: migrations are missing (named on standard error); also without
+     --check: the schema was written by a newer version of count";
 
 /// The options of `count-server migrate`.
 #[derive(Debug, Clone, clap::Args)]

@@ -10,7 +10,7 @@
 //! | 1 | the backend or the server failed or could not be reached |
 //! | 2 | a bad or missing argument (also clap's code for usage errors) |
 //! | 3 | not found: no database file at `--db-path` |
-//! | 4 | the database's schema is not current: migrations are missing |
+//! | 4 | the database's schema is not this version's: migrations are missing, or a newer version of count wrote it |
 //! | 5 | the server refused the access token |
 
 mod failure;
@@ -36,7 +36,7 @@ macro_rules! exit_codes {
   1  the backend or the server failed or could not be reached
   2  a bad or missing argument
   3  not found: no database file at --db-path (or the server's default file)
-  4  the database's schema is not current (`count-server migrate` applies it)
+  4  the database's schema is not this version's (missing migrations: `count-server migrate`; a newer one: upgrade count)
   5  the server refused the access token"
     };
 }
