@@ -12,8 +12,9 @@
 //!   included). A client that opens connections and sends nothing holds none for
 //!   long.
 //! - **Errors seen.** A connection that ends in error (a GOAWAY sent or received, a
-//!   protocol error) is logged at warn and counted; a client that simply went away is
-//!   not an error.
+//!   protocol error) is counted, and logged at warn at most once every
+//!   [`WARN_EVERY`] (else at debug: anyone who reaches the port can make such
+//!   errors); a client that simply went away is not an error.
 //! - **A grace period that always ends.** The timer runs in the server's own task,
 //!   not in a future that a library may drop.
 //!
@@ -125,6 +126,23 @@ pub(crate) struct ConnectionFigures {
     open: AtomicU64,
     timed_out: AtomicU64,
     failed: AtomicU64,
+    /// When a failed connection was last logged at warn, in milliseconds since the
+    /// figures were made (plus one; 0: never).
+    last_warned: AtomicU64,
+    made: Epoch,
+}
+
+/// At most one warn line about failed connections this often.
+pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// The moment the figures were made.
+#[derive(Debug)]
+struct Epoch(Instant);
+
+impl Default for Epoch {
+    fn default() -> Self {
+        Epoch(Instant::now())
+    }
 }
 
 impl ConnectionFigures {
@@ -138,9 +156,21 @@ impl ConnectionFigures {
         self.timed_out.load(Relaxed)
     }
 
-    /// Connections that ended in an error (logged at warn).
+    /// Connections that ended in an error.
     pub(crate) fn failed(&self) -> u64 {
         self.failed.load(Relaxed)
+    }
+
+    /// Whether a failed connection may be logged at warn now (one line per
+    /// [`WARN_EVERY`]).
+    fn may_warn(&self) -> bool {
+        let now = self.made.0.elapsed().as_millis() as u64 + 1;
+        let last = self.last_warned.load(Relaxed);
+        (last == 0 || now.saturating_sub(last) >= WARN_EVERY.as_millis() as u64)
+            && self
+                .last_warned
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
     }
 }
 
@@ -306,8 +336,18 @@ impl Connections {
                 );
             }
             Ending::Failed => {
-                self.figures.failed.fetch_add(1, Relaxed);
-                tracing::warn!(?peer, error = %Chain(error), "count-server: a connection failed");
+                let failed = self.figures.failed.fetch_add(1, Relaxed) + 1;
+                if self.figures.may_warn() {
+                    tracing::warn!(
+                        ?peer,
+                        error = %Chain(error),
+                        failed_so_far = failed,
+                        "count-server: a connection failed (one such line every 10 s at \
+                         most; count_connection_errors_total counts them all)"
+                    );
+                } else {
+                    tracing::debug!(?peer, error = %Chain(error), "count-server: a connection failed");
+                }
             }
         }
     }

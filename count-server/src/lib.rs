@@ -156,7 +156,7 @@
 //! | `count_interned_refused_total{kind}` | counter | new texts refused at the cap or the filter budget |
 //! | `count_open_connections` | gauge | connections open now |
 //! | `count_connections_timed_out_total` | counter | connections closed for sending no request (head) within `--header-read-timeout` |
-//! | `count_connection_errors_total` | counter | connections that ended in an error (logged at warn); clients going away are not counted |
+//! | `count_connection_errors_total` | counter | connections that ended in an error (logged at warn once every 10 s at most); clients going away are not counted |
 //! | `count_backend_up` | gauge | 1 when the last health check passed, else 0 |
 //! | `count_backend_health_checks_failed_total` | counter | health checks failed or timed out |
 //! | `count_server_info{version,backend}` | gauge | always 1 |

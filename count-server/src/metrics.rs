@@ -240,7 +240,8 @@ impl Collector for Figures {
             out,
             "count_connection_errors",
             "Connections that ended in an error (a GOAWAY sent or received, a protocol \
-             error), each logged at warn; clients going away are not counted.",
+             error), logged at warn once every 10 s at most; clients going away are not \
+             counted.",
             connections.failed(),
         )?;
 
