@@ -114,10 +114,8 @@ async fn resolve<T>(
 ) -> Result<Option<T>> {
     match interned {
         Ok(handle) => Ok(Some(handle)),
+        // Refused only for a text not interned yet (a known one is always found).
         Err(Error::LimitReached(_)) => {
-            if let Some(handle) = lookup() {
-                return Ok(Some(handle));
-            }
             // Read back what the range holds of this dimension: backends intern what
             // they read from storage outside every cap.
             counter

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{GET, NOON, add, date, temp_dir};
+use common::{GET, Held, NOON, add, date, hold_a_stream, temp_dir};
 use count_core::{Counter, DateRange, Day};
 use count_grpc::GrpcCounter;
 use count_grpc::proto::count::v1 as pb;
@@ -581,14 +581,7 @@ async fn sigterm_with_a_held_stream_exits_after_the_grace_period() {
             &[],
         )
         .await;
-        let mut client = server.client().await;
-        let (send, receive) = tokio::sync::mpsc::channel(4);
-        send.send(add(GET, "/held", NOON)).await.unwrap();
-        let held = tokio::spawn(async move {
-            client
-                .add(tokio_stream::wrappers::ReceiverStream::new(receive))
-                .await
-        });
+        let Held { send, call: held } = hold_a_stream(server.client().await).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let started = Instant::now();
         server.signal("-TERM");

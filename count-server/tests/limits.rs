@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{GET, NOON, Running, Switch, add, memory};
+use common::{GET, Held, NOON, Running, Switch, add, hold_a_stream, memory};
 use count_core::testkit::{Fault, FlakyCounter, Scope};
 use count_core::{Counter, Method};
 use count_grpc::proto::count::v1 as pb;
@@ -42,24 +42,6 @@ async fn oversized_messages_are_refused_before_they_are_read() {
     server.stop().await.unwrap();
 }
 
-/// An `Add` stream held open, as the Go project's client holds one for its life.
-struct Held {
-    send: tokio::sync::mpsc::Sender<pb::AddRequest>,
-    call: tokio::task::JoinHandle<Result<tonic::Response<pb::AddResponse>, tonic::Status>>,
-}
-
-async fn hold_a_stream(server: &Running) -> Held {
-    let mut client = server.client().await;
-    let (send, receive) = tokio::sync::mpsc::channel(4);
-    send.send(add(GET, "/held", NOON)).await.unwrap();
-    let call = tokio::spawn(async move {
-        client
-            .add(tokio_stream::wrappers::ReceiverStream::new(receive))
-            .await
-    });
-    Held { send, call }
-}
-
 /// Idle streams cannot starve anything: they have their own cap (past it a stream is
 /// refused at once), reports and API requests theirs (past it they wait), and the
 /// probes, /metrics and the page answer while both are full.
@@ -70,7 +52,10 @@ async fn probes_metrics_and_the_page_answer_while_every_slot_is_taken() {
         .with_max_concurrent_calls(1)
         .with_max_add_streams(2);
     let server = Running::start(config, switch.clone()).await;
-    let held = [hold_a_stream(&server).await, hold_a_stream(&server).await];
+    let held = [
+        hold_a_stream(server.client().await).await,
+        hold_a_stream(server.client().await).await,
+    ];
     // Time for both to reach the server and take the two Add slots.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{GET, NOON, Running, add, memory, sum};
+use common::{GET, Held, NOON, Running, add, hold_a_stream, memory, sum};
 use count_core::testkit::Scope;
 use count_core::{Counter, DateRange, Day, Method};
 use count_server::ServerConfig;
@@ -59,14 +59,7 @@ async fn a_held_stream_is_cut_after_the_grace_period_and_health_says_not_serving
         .into_inner();
     let first = watch.message().await.unwrap().unwrap();
     assert_eq!(first.status(), ServingStatus::Serving);
-    let mut client = server.client().await;
-    let (send, receive) = tokio::sync::mpsc::channel(4);
-    send.send(add(GET, "/held", NOON)).await.unwrap();
-    let held = tokio::spawn(async move {
-        client
-            .add(tokio_stream::wrappers::ReceiverStream::new(receive))
-            .await
-    });
+    let Held { send, call: held } = hold_a_stream(server.client().await).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let started = Instant::now();
@@ -133,14 +126,7 @@ async fn a_held_stream_never_keeps_the_server_past_the_grace_period() {
     for round in 0..20 {
         let (_, counter) = memory();
         let server = Running::start(ServerConfig::new().with_shutdown_grace(grace), counter).await;
-        let mut client = server.client().await;
-        let (send, receive) = tokio::sync::mpsc::channel(4);
-        send.send(add(GET, "/held", NOON)).await.unwrap();
-        let held = tokio::spawn(async move {
-            client
-                .add(tokio_stream::wrappers::ReceiverStream::new(receive))
-                .await
-        });
+        let Held { send, call: held } = hold_a_stream(server.client().await).await;
         // The stream has reached the server: its first message is in.
         tokio::time::sleep(Duration::from_millis(50)).await;
         let started = Instant::now();

@@ -2,7 +2,8 @@
 //! filtered as `/api/v1/totals` does, printed as a table, CSV or JSON.
 
 use count_core::{
-    DateRange, Day, Dimension, Endpoint, Method, Period, StatusFilter, Subject, TotalsQuery,
+    DateRange, Day, Dimension, Method, Path, Period, StatusFilter, Subject, TextFilters,
+    TotalsQuery,
 };
 
 use super::failure::Failure;
@@ -42,7 +43,7 @@ pub struct TotalsArgs {
 
     /// Only the requests of this subject (a customer, a tenant, an API key's id).
     #[arg(long, value_parser = parse_subject, value_name = "SUBJECT")]
-    subject: Option<Subject>,
+    subject: Option<String>,
 
     /// Only the requests with this status: a code (404; a gRPC code 0 to 16) or a
     /// class (5xx).
@@ -51,7 +52,7 @@ pub struct TotalsArgs {
 
     /// Only the requests of this endpoint: its method and path, as 'GET /users/{id}'.
     #[arg(long, value_parser = parse_endpoint, value_name = "'METHOD PATH'")]
-    endpoint: Option<Endpoint>,
+    endpoint: Option<(Method, String)>,
 
     /// How to print the totals.
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -132,26 +133,27 @@ impl RangeArgs {
 }
 
 impl TotalsArgs {
-    /// The report these options ask for.
-    fn query(&self) -> Result<TotalsQuery, Failure> {
+    /// The report these options ask for, with its subject and endpoint filters.
+    fn query(&self) -> Result<(TotalsQuery, TextFilters), Failure> {
         let mut query = TotalsQuery::new(self.range.range()?, &self.group)?;
-        if let Some(subject) = self.subject {
-            query = query.subject(subject);
-        }
         if let Some(status) = self.status {
             query = query.status(status);
         }
-        if let Some(endpoint) = self.endpoint {
-            query = query.endpoint(endpoint);
+        let mut filters = TextFilters::new();
+        if let Some(subject) = &self.subject {
+            filters = filters.subject(subject)?;
         }
-        Ok(query)
+        if let Some((method, path)) = &self.endpoint {
+            filters = filters.endpoint(*method, path)?;
+        }
+        Ok((query, filters))
     }
 }
 
 pub(super) async fn run(args: TotalsArgs) -> Result<(), Failure> {
-    let query = args.query()?;
+    let (query, filters) = args.query()?;
     let counter = args.source.open().await?;
-    let rows = counter.totals(&query).await?;
+    let rows = filters.totals(&*counter, query).await?;
     let out = match args.format {
         Format::Table => super::table::render(&query, &rows),
         Format::Csv => crate::http::totals_csv(&query, &rows),
@@ -160,8 +162,8 @@ pub(super) async fn run(args: TotalsArgs) -> Result<(), Failure> {
     super::print(&out)
 }
 
-fn parse_subject(text: &str) -> count_core::Result<Subject> {
-    Subject::for_filter(text)
+fn parse_subject(text: &str) -> count_core::Result<String> {
+    Subject::check(text).map(|()| text.to_owned())
 }
 
 fn parse_month(text: &str) -> Result<Period, String> {
@@ -179,12 +181,13 @@ fn parse_year(text: &str) -> Result<Period, String> {
 }
 
 /// `METHOD PATH`, as the endpoint filter of /api/v1/totals takes it.
-fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
+fn parse_endpoint(text: &str) -> Result<(Method, String), String> {
     let (method, path) = text.split_once(' ').ok_or_else(|| {
         format!("invalid endpoint {text:?}: expected a method and a path, as 'GET /users/{{id}}'")
     })?;
     let method: Method = method
         .parse()
         .map_err(|e: count_core::Error| e.to_string())?;
-    Endpoint::parse(method, path).map_err(|e| e.to_string())
+    Path::check(path).map_err(|e| e.to_string())?;
+    Ok((method, path.to_owned()))
 }

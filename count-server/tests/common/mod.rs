@@ -390,3 +390,24 @@ where
     }
     panic!("never happened: {what}");
 }
+
+/// An `Add` stream held open, as the Go project's client holds one for its life.
+pub struct Held {
+    /// Sends more of the stream; dropping it ends the stream.
+    pub send: tokio::sync::mpsc::Sender<pb::AddRequest>,
+    /// The call, answered when the stream ends (or is cut).
+    pub call: tokio::task::JoinHandle<Result<tonic::Response<pb::AddResponse>, tonic::Status>>,
+}
+
+/// Opens an `Add` stream on `client` with one message (`GET /held` at noon) and
+/// leaves it open.
+pub async fn hold_a_stream(mut client: CountServiceClient<Channel>) -> Held {
+    let (send, receive) = tokio::sync::mpsc::channel(4);
+    send.send(add(GET, "/held", NOON)).await.unwrap();
+    let call = tokio::spawn(async move {
+        client
+            .add(tokio_stream::wrappers::ReceiverStream::new(receive))
+            .await
+    });
+    Held { send, call }
+}
