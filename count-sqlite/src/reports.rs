@@ -213,38 +213,32 @@ fn summed(
     let snapshot = conn
         .unchecked_transaction()
         .map_err(|e| classify(&doing(), e))?;
-    if grouping.by_key && !grouping.by_day {
-        // Summed here: SQLite would sort the rows by key first (the table is in day
-        // order), which costs several times the reading.
+    // Grouped by key alone, the rows are summed here: SQLite would sort them by key
+    // first (the table is in day order), which costs several times the reading. SQL's
+    // `sum` refuses to overflow: then too, row by row, stopping at `i64::MAX`.
+    let in_sql = if grouping.by_key && !grouping.by_day {
+        None
+    } else {
+        match rolled_in_sql(&snapshot, bounds, grouping, keys) {
+            Ok(rows) => Some(rows),
+            Err(e) if is_overflow(&e) => None,
+            Err(e) => return Err(classify(&doing(), e)),
+        }
+    };
+    if let Some(rows) = in_sql {
+        for (day, key_id, n) in rows {
+            add((day, key_id), n);
+        }
+    } else {
         let mut rolled = snapshot
             .prepare(&rolled_rows(keys))
             .map_err(|e| classify(&doing(), e))?;
-        let mut rows = rolled.query(bounds).map_err(|e| classify(&doing(), e))?;
-        while let Some(row) = rows.next().map_err(|e| classify(&doing(), e))? {
-            let (day, key_id, total) = read_total(row).map_err(|e| classify(&doing(), e))?;
+        let rows = rolled
+            .query_map(bounds, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| classify(&doing(), e))?;
+        for row in rows {
+            let (day, key_id, total): (i64, i64, i64) = row.map_err(|e| classify(&doing(), e))?;
             add(grain(day, key_id), total);
-        }
-    } else {
-        match rolled_in_sql(&snapshot, bounds, grouping, keys) {
-            Ok(rows) => {
-                for (day, key_id, n) in rows {
-                    add((day, key_id), n);
-                }
-            }
-            // SQL's `sum` refuses to overflow: sum row by row instead, stopping at
-            // `i64::MAX`.
-            Err(e) if is_overflow(&e) => {
-                let mut rolled = snapshot
-                    .prepare(&rolled_rows(keys))
-                    .map_err(|e| classify(&doing(), e))?;
-                let mut rows = rolled.query(bounds).map_err(|e| classify(&doing(), e))?;
-                while let Some(row) = rows.next().map_err(|e| classify(&doing(), e))? {
-                    let (day, key_id, total) =
-                        read_total(row).map_err(|e| classify(&doing(), e))?;
-                    add(grain(day, key_id), total);
-                }
-            }
-            Err(e) => return Err(classify(&doing(), e)),
         }
     }
     let mut raw = snapshot
@@ -311,11 +305,6 @@ fn key_filter(keys: Option<&[i64]>) -> String {
         }
         None => String::new(),
     }
-}
-
-/// A row of [`ROLLED`]: day, key id, total.
-fn read_total(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, i64)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
 }
 
 /// SQLite's `sum` of integers failing rather than overflowing.
