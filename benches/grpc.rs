@@ -2,9 +2,12 @@
 //! by a plain tonic server in this process (sharing the 2 cores with the client), on
 //! the in-memory backend and on a throwaway PostgreSQL.
 //!
-//! - `add/{memory,postgres}`: one `Add` stream of 200,000 messages, one request
-//!   each (as the Go clients send), timed until `AddResponse`, which the handler
-//!   sends only once the stream's batch is durably written.
+//! - `add_feed/{memory,postgres}`: one `Add` stream of 200,000 messages, one request
+//!   each, without a deadline (as the Go clients send): a feed, written part by part,
+//!   timed until `AddResponse`, which the handler sends once every part is durably
+//!   written.
+//! - `add_unit/{memory,postgres}`: the same stream with a deadline (60 s): one unit,
+//!   aggregated and written as one batch before the answer.
 //! - `grpc_counter/{memory,postgres}`: 2 threads record 4,000,000 requests (1,000
 //!   endpoints) into a `CountQueue` on `GrpcCounter`, timed until `flush()` returns
 //!   (every batch acknowledged by `AddCounts`, which writes it before answering).
@@ -69,28 +72,36 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
 
-    let mut add = c.benchmark_group("add");
-    add.sample_size(10);
-    add.measurement_time(Duration::from_secs(15));
-    add.throughput(Throughput::Elements(ADDS));
-    for (name, url) in &urls {
-        let client = runtime
-            .block_on(CountServiceClient::connect(url.clone()))
-            .unwrap();
-        add.bench_function(*name, |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let stream = tokio_stream::iter(requests.clone());
-                    let started = Instant::now();
-                    runtime.block_on(client.clone().add(stream)).unwrap();
-                    total += started.elapsed();
-                }
-                total
-            })
-        });
+    for (group, deadline) in [
+        ("add_feed", None),
+        ("add_unit", Some(Duration::from_secs(60))),
+    ] {
+        let mut add = c.benchmark_group(group);
+        add.sample_size(10);
+        add.measurement_time(Duration::from_secs(15));
+        add.throughput(Throughput::Elements(ADDS));
+        for (name, url) in &urls {
+            let client = runtime
+                .block_on(CountServiceClient::connect(url.clone()))
+                .unwrap();
+            add.bench_function(*name, |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let mut request = tonic::Request::new(tokio_stream::iter(requests.clone()));
+                        if let Some(deadline) = deadline {
+                            request.set_timeout(deadline);
+                        }
+                        let started = Instant::now();
+                        runtime.block_on(client.clone().add(request)).unwrap();
+                        total += started.elapsed();
+                    }
+                    total
+                })
+            });
+        }
+        add.finish();
     }
-    add.finish();
 
     let keys: Vec<CountKey> = (0..ENDPOINTS)
         .map(|i| {

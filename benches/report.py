@@ -125,7 +125,8 @@ def cockroach():
 def grpc():
     print("| path | backend | events or counted requests per second |")
     print("|---|---|---|")
-    for group, what in (("add", "Add stream, one request per message"),
+    for group, what in (("add_feed", "Add stream without a deadline (a feed), one request per message"),
+                        ("add_unit", "Add stream with a deadline (one unit), one request per message"),
                         ("grpc_counter", "CountQueue → GrpcCounter (AddCounts)")):
         for backend in ("memory", "postgres"):
             print(f"| {what} | {backend} | {per_second(group, backend):,.0f} |")
