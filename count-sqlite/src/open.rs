@@ -57,9 +57,13 @@ pub(crate) fn writer(
     conn.busy_timeout(settings.busy_timeout)
         .map_err(|e| open_failed(&shown, e))?;
     // The first statement to read the file: where a file that is not SQLite shows.
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(|e| open_failed(&shown, e))?;
+    // Switching to WAL may answer busy at once, without the busy handler (another
+    // process opening or recovering the file at the same moment): retried as long as
+    // the busy timeout allows.
+    let mode: String = retry_busy(settings.busy_timeout, || {
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+    })
+    .map_err(|e| open_failed(&shown, e))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::invalid(
             "database",
@@ -98,6 +102,27 @@ pub(crate) fn reader(path: &Path, busy_timeout: Duration) -> Result<Connection> 
     conn.busy_timeout(busy_timeout)
         .map_err(|e| classify(&doing(), e))?;
     Ok(conn)
+}
+
+/// `attempt`, again every 10 ms while it answers busy or locked, for up to `timeout`.
+fn retry_busy<T>(
+    timeout: Duration,
+    mut attempt: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match attempt() {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            done => return done,
+        }
+    }
 }
 
 /// The path as errors and logs show it.
