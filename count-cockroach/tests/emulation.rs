@@ -19,7 +19,9 @@ const REAL_URL: &str = "COUNT_TEST_COCKROACH_URL";
 /// emulation) or there is no PostgreSQL (never in CI).
 async fn emulation(prefix: &str) -> Option<CockroachEmulation> {
     if std::env::var_os(REAL_URL).is_some() {
-        eprintln!("skipped: injects faults through the emulation, not on {REAL_URL}");
+        count_testcluster::announce_skip(&format!(
+            "injects faults through the emulation, not on {REAL_URL}"
+        ));
         return None;
     }
     let cluster = TestCluster::shared()?;

@@ -128,6 +128,30 @@ async fn requests_matching_no_route_share_one_endpoint() {
     assert_eq!(layer.stats().unmatched, 4);
 }
 
+/// A method the route does not serve (axum answers 405) names no endpoint either:
+/// `DELETE /users/1` on a route of GET and PATCH is `(unmatched)`, with its 405.
+#[tokio::test]
+async fn a_method_the_route_does_not_serve_is_unmatched() {
+    let (counter, queue) = setup();
+    let layer = CountLayer::new(queue.clone());
+    let app = users_app(layer.clone());
+    for method in ["DELETE", "POST", "PUT"] {
+        let (status, _) = send(&app, request(method, "/users/1")).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+    send(&app, request("GET", "/users/1")).await;
+    assert_eq!(
+        by_status(&counter, &queue).await,
+        [
+            (Method::Delete, UNMATCHED_PATH.into(), Some(405), 1),
+            (Method::Post, UNMATCHED_PATH.into(), Some(405), 1),
+            (Method::Put, UNMATCHED_PATH.into(), Some(405), 1),
+            (Method::Get, "/users/{id}".into(), Some(200), 1),
+        ]
+    );
+    assert_eq!(layer.stats().unmatched, 3);
+}
+
 #[tokio::test]
 async fn the_unmatched_path_is_configurable_and_raw_paths_are_opt_in() {
     let (counter, queue) = setup();

@@ -10,8 +10,8 @@ use std::time::Duration;
 use count_core::jiff::Timestamp;
 use count_core::testkit::{Fault, FlakyCounter};
 use count_core::{
-    CountKey, CountQueue, Counter, DateRange, Day, Dimension, Method, Path, Period, Status,
-    Subject, TotalsQuery,
+    BucketWidth, CountKey, CountQueue, Counter, DateRange, Day, Dimension, Method, Path, Period,
+    Status, Subject, TotalsQuery,
 };
 use count_memory::MemoryCounter;
 use proptest::prelude::*;
@@ -216,5 +216,46 @@ proptest! {
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(check(ops, bucket_seconds))?;
+    }
+}
+
+/// The model of a bucket: nanoseconds since the epoch, floored to `width` seconds.
+fn model_bucket(total_nanos: i128, width: i64) -> i64 {
+    total_nanos.div_euclid(i128::from(width) * 1_000_000_000) as i64 * width
+}
+
+/// Any accepted instant, with a fraction of a second, weighted toward the epoch.
+fn instant() -> impl Strategy<Value = (i64, i32)> {
+    let (min, max) = (
+        count_core::MIN_TIMESTAMP.as_second(),
+        count_core::MAX_TIMESTAMP.as_second() - 1,
+    );
+    (
+        prop_oneof![min..=max, -86_400i64..86_400, Just(-1i64), Just(min)],
+        prop_oneof![0..1_000_000_000i32, Just(0), Just(999_999_999)],
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+    /// Every way from a timestamp to a bucket (the queue's, a stream's, a batch's)
+    /// floors, before 1970 as after it: 1969-12-31T23:59:59.5Z is on 1969-12-31.
+    #[test]
+    fn a_timestamp_lands_in_the_bucket_and_day_that_hold_it(
+        (seconds, nanos) in instant(),
+        width in prop_oneof![Just(1i64), Just(60), Just(300), Just(3600), Just(86_400)],
+    ) {
+        let total = i128::from(seconds) * 1_000_000_000 + i128::from(nanos);
+        let at = Timestamp::from_nanosecond(total).unwrap();
+        let bucket_width = BucketWidth::new(Duration::from_secs(width as u64)).unwrap();
+        prop_assert_eq!(bucket_width.bucket_of(at), model_bucket(total, width));
+        prop_assert_eq!(count_core::floor_second(at), model_bucket(total, 1));
+        let day = Day::of(at).unwrap();
+        prop_assert_eq!(day.unix_day(), model_bucket(total, 86_400) / 86_400);
+        let key = count_core::Endpoint::new(Method::Get, Path::new("/model").unwrap());
+        let count = count_core::BucketCount::new(key, at, 1);
+        prop_assert_eq!(count.bucket.as_second(), model_bucket(total, 1));
+        prop_assert_eq!(count.day(), day);
     }
 }

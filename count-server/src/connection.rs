@@ -288,16 +288,24 @@ impl Connections {
         tokio::pin!(connection);
         let timer = tokio::time::sleep_until(first_request_by);
         tokio::pin!(timer);
-        let (mut closing_idle, mut draining) = (false, false);
+        let (mut timer_armed, mut closing_idle, mut draining) = (true, false, false);
         loop {
+            // A guard is read once, when the select starts, so whether a request came
+            // is asked when the timer fires, not here.
             tokio::select! {
                 ended = connection.as_mut() => {
                     self.report(ended, peer);
                     return;
                 }
-                () = &mut timer, if !requested.load(Relaxed) => {
+                () = &mut timer, if timer_armed => {
                     if closing_idle {
                         return;
+                    }
+                    if requested.load(Relaxed) {
+                        // The first request came in time: from here on, hyper's own
+                        // rules (HTTP/1.1's header read timeout, HTTP/2's keep-alive).
+                        timer_armed = false;
+                        continue;
                     }
                     closing_idle = true;
                     self.figures.timed_out.fetch_add(1, Relaxed);

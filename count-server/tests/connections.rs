@@ -272,3 +272,54 @@ fn goaway_error(mut frames: &[u8]) -> Option<u32> {
     }
     None
 }
+
+/// The header read timeout is for a connection's first request (and, on HTTP/1.1,
+/// each head): a connection busy with requests is never closed by it, whether it is
+/// an HTTP/1.1 keep-alive connection or a gRPC client's HTTP/2 one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_connections_outlive_the_header_read_timeout() {
+    let timeout = Duration::from_millis(600);
+    let (_, counter) = memory();
+    let config = ServerConfig::new().with_header_read_timeout(timeout);
+    let server = Running::start(config, counter).await;
+
+    let tcp = TcpStream::connect(server.address).await.unwrap();
+    let (mut http1, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let mut grpc = server.client().await;
+    let started = Instant::now();
+    let mut requests = 0;
+    while started.elapsed() < 4 * timeout {
+        let request = http::Request::get("/healthz")
+            .header("host", "count")
+            .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+            .unwrap();
+        let answer = http1.send_request(request).await.unwrap_or_else(|e| {
+            panic!(
+                "the HTTP/1.1 connection was closed after {:?}: {e}",
+                started.elapsed()
+            )
+        });
+        assert_eq!(answer.status(), 200);
+        let report = grpc
+            .get_period_totals(pb::GetPeriodTotalsRequest {
+                period: Some(common::date(2024, 3, 10)),
+            })
+            .await;
+        // Nothing is counted: NOT_FOUND is the answer.
+        assert_eq!(report.unwrap_err().code(), tonic::Code::NotFound);
+        requests += 1;
+        tokio::time::sleep(timeout / 5).await;
+    }
+    assert!(requests >= 10, "{requests} rounds");
+    let metrics = server.get("/metrics", &[]).await.body;
+    let timed_out = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("count_connections_timed_out_total "))
+        .unwrap();
+    assert_eq!(timed_out, "0", "a busy connection was closed:\n{metrics}");
+    server.stop().await.unwrap();
+}

@@ -93,6 +93,10 @@ impl Recording {
     fn record(&self, status: Option<Status>) {
         let config = &*self.config;
         let (method, path) = match &self.target {
+            // 405: the route does not serve this method, so it names no endpoint.
+            Target::Http(method, _) if status.is_some_and(|s| s.code() == 405) => {
+                (*method, config.unmatched())
+            }
             Target::Http(method, path) => (*method, *path),
             Target::Grpc(uri) => {
                 let path = match self.answer {

@@ -31,7 +31,8 @@
 //!
 //! - **HTTP with a route**: the route *template*: a [`Route`] extension if the app set
 //!   one, else axum's `MatchedPath` (feature `axum`) — `/users/{id}`, never
-//!   `/users/42` — with the response's HTTP status.
+//!   `/users/42` — with the response's HTTP status. A `405 Method Not Allowed` is
+//!   `(unmatched)`: the route does not serve that method, so it names no endpoint.
 //! - **gRPC** (`content-type: application/grpc…`): [`Method::Grpc`] and the gRPC
 //!   method path (`/pkg.Service/Method`), with the call's `grpc-status`: from the
 //!   response headers (a trailers-only answer, as errors usually are) or from the

@@ -42,8 +42,11 @@ pub struct BucketCount {
 
 impl BucketCount {
     /// `n` requests with `key` in the bucket starting at `bucket` (checked by
-    /// [`Batch::new`]).
+    /// [`Batch::new`]). A fraction of a second is rounded down (by
+    /// [`floor_second`](crate::floor_second)), so the bucket's second, which backends
+    /// store, and its day agree before 1970 too.
     pub fn new(key: impl Into<CountKey>, bucket: Timestamp, n: u64) -> BucketCount {
+        let bucket = Timestamp::from_second(crate::floor_second(bucket)).unwrap_or(bucket);
         BucketCount {
             key: key.into(),
             bucket,

@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
-use crate::Day;
-use crate::{Error, Result};
+use jiff::Timestamp;
+
+use crate::model::calendar::floor_second;
+use crate::{Day, Error, Result};
 
 /// The width of a raw count bucket: whole seconds that divide a day, so a bucket never
 /// straddles midnight UTC and every bucket belongs to exactly one day.
@@ -45,6 +47,13 @@ impl BucketWidth {
     #[inline]
     pub fn start_of(self, second: i64) -> i64 {
         second - second.rem_euclid(i64::from(self.0))
+    }
+
+    /// The first second of the bucket holding `at` (its second rounded down, by
+    /// [`floor_second`], then the bucket's start).
+    #[inline]
+    pub fn bucket_of(self, at: Timestamp) -> i64 {
+        self.start_of(floor_second(at))
     }
 }
 

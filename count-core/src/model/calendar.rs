@@ -35,9 +35,10 @@ pub fn check_timestamp(at: Timestamp) -> Result<Timestamp> {
     Ok(at)
 }
 
-/// The Unix second holding `at`, rounding down (`as_second` truncates toward zero,
-/// which would put 1969-12-31T23:59:59.5Z into 1970).
-pub(crate) fn floor_second(at: Timestamp) -> i64 {
+/// The Unix second holding `at`, rounding down: the one way count turns a timestamp
+/// into whole seconds (`as_second` truncates toward zero, which would put
+/// 1969-12-31T23:59:59.5Z into 1970).
+pub fn floor_second(at: Timestamp) -> i64 {
     at.as_second() - i64::from(at.subsec_nanosecond() < 0)
 }
 

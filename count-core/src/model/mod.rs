@@ -20,7 +20,9 @@ mod totals;
 
 pub use batch::{Batch, BatchDigest, BatchId, BucketCount};
 pub use bucket::BucketWidth;
-pub use calendar::{DateRange, Day, MAX_TIMESTAMP, MIN_TIMESTAMP, Period, check_timestamp};
+pub use calendar::{
+    DateRange, Day, MAX_TIMESTAMP, MIN_TIMESTAMP, Period, check_timestamp, floor_second,
+};
 pub use endpoint::Endpoint;
 pub use intern::InternerUse;
 pub use key::CountKey;

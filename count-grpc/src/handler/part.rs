@@ -83,7 +83,7 @@ impl Part {
         .map_err(Refusal::Invalid)?;
         let at = convert::timestamp("request_timestamp", message.request_timestamp)
             .map_err(Refusal::Invalid)?;
-        let bucket = self.width.start_of(at.as_second());
+        let bucket = self.width.bucket_of(at);
         if let Some(n) = self.known_row(&key, bucket) {
             *n += 1;
             self.messages += 1;
