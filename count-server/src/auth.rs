@@ -48,7 +48,7 @@ pub(crate) fn is_grpc(request: &Request) -> bool {
 /// The middleware: passes a request with the right token (or any, with no token set).
 pub(crate) async fn require_token(
     State(expected): State<Expected>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let Some(expected) = &expected.0 else {
@@ -61,6 +61,10 @@ pub(crate) async fn require_token(
         .and_then(|given| bearer_credentials(given.as_bytes()))
         .is_some_and(|token| bool::from(token.ct_eq(expected)));
     if accepted {
+        // Each token's AddCounts batch ids are a namespace of their own.
+        request
+            .extensions_mut()
+            .insert(count_grpc::ClientScope::of_token(expected));
         return next.run(request).await;
     }
     let message = if given.is_none() {

@@ -5,6 +5,7 @@ mod budget;
 mod deadline;
 mod feed;
 mod part;
+mod scope;
 mod stats;
 mod unit;
 mod write;
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
+pub use scope::ClientScope;
 pub use stats::ServiceStats;
 
 use self::budget::Budget;
@@ -412,8 +414,10 @@ impl CountService for CountV1Handler {
     ) -> Result<Response<pb::AddCountsResponse>, Status> {
         let stats = &self.shared.stats;
         stats.add_counts_call();
+        let scope = request.extensions().get::<ClientScope>().copied();
         let request = request.into_inner();
-        let id = convert::batch_id(request.batch_id).map_err(codes::status)?;
+        let client_id = convert::batch_id(request.batch_id).map_err(codes::status)?;
+        let id = ClientScope::stored_id(scope.as_ref(), client_id);
         // Every count is checked before any text is interned: a refused batch leaves
         // nothing in the process-wide interners.
         let checked = request
@@ -433,8 +437,8 @@ impl CountService for CountV1Handler {
             .collect::<Result<Vec<_>, Error>>()
             .map_err(codes::status)?;
         let batch = Batch::new(id, counts).map_err(codes::status)?;
-        // Straight to the counter, under the client's batch id: a resent batch is
-        // recognised by the storage and applied once.
+        // Straight to the counter, under the client's batch id (in the client's
+        // namespace): a resent batch is recognised by the storage and applied once.
         match self.shared.counter.write(&batch).await {
             Ok(()) => {
                 stats.written(batch.total());
@@ -445,7 +449,13 @@ impl CountService for CountV1Handler {
                 if matches!(error, Error::BatchConflict { .. }) {
                     stats.add_counts_conflict();
                 }
-                Err(codes::status(error))
+                let shown = client_id.to_string();
+                Err(codes::status(scope::hide_id(
+                    error,
+                    id,
+                    &shown,
+                    Some(client_id),
+                )))
             }
         }
     }

@@ -43,9 +43,8 @@ pub(crate) async fn write_part(
     part: Part,
     deadline: Instant,
 ) -> Result<(), WriteFailure> {
-    let written = part
-        .into_batch(shared.next_batch_id())
-        .map_err(WriteFailure::NotWritten)?;
+    let id = shared.next_batch_id();
+    let written = part.into_batch(id).map_err(WriteFailure::NotWritten)?;
     let (initial, max) = shared.settings.retry;
     let mut backoff = Backoff::new(initial, max);
     let result = write_until(
@@ -58,7 +57,12 @@ pub(crate) async fn write_part(
     .await;
     // The part's share of the budget is given back once its write has ended.
     drop(written);
-    result
+    // The handler's batch ids are its own: no answer shows them.
+    let hide = |error| super::scope::hide_id(error, id, "the stream's batch", None);
+    result.map_err(|failure| match failure {
+        WriteFailure::NotWritten(error) => WriteFailure::NotWritten(hide(error)),
+        WriteFailure::Unknown(error) => WriteFailure::Unknown(hide(error)),
+    })
 }
 
 /// Retry delays: from 20 ms, doubling, at most 1 s.
