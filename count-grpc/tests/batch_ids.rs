@@ -107,8 +107,9 @@ async fn add_counts_cannot_claim_the_ids_of_add_streams() {
     }
     assert_eq!(total_of(&recording.memory, "/added").await, 100);
     assert_eq!(total_of(&recording.memory, "/claimed").await, 200);
-    let ids = recording.ids.lock().unwrap();
-    let claimed = ids.iter().filter(|id| id.writer != own.writer).count();
+    let claimed = (recording.ids.lock().unwrap().iter())
+        .filter(|id| id.writer != own.writer)
+        .count();
     assert_eq!(
         claimed, 200,
         "the claimed ids were stored under the server's writer"
