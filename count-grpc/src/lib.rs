@@ -138,7 +138,9 @@ mod handler;
 pub use client::{GrpcCounter, GrpcCounterBuilder};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
-pub use handler::{ClientScope, CountV1Handler, CountV1HandlerBuilder, ServiceStats};
+pub use handler::{
+    ClientScope, CountV1Handler, CountV1HandlerBuilder, ServiceStats, parse_grpc_timeout,
+};
 
 /// The fully qualified name of the service, as health and reflection know it.
 pub const SERVICE_NAME: &str = "count.v1.CountService";

@@ -36,6 +36,7 @@ pub struct ServerConfig {
     pub(crate) max_add_streams: usize,
     pub(crate) max_connections: usize,
     pub(crate) header_read_timeout: Duration,
+    pub(crate) request_read_timeout: Duration,
     pub(crate) tls: Option<TlsFiles>,
     pub(crate) shutdown_grace: Duration,
     pub(crate) add_timeout: Duration,
@@ -65,6 +66,7 @@ impl ServerConfig {
             max_add_streams: 1024,
             max_connections: 4096,
             header_read_timeout: Duration::from_secs(10),
+            request_read_timeout: Duration::from_secs(10),
             tls: None,
             shutdown_grace: Duration::from_secs(20),
             add_timeout: Duration::from_secs(30),
@@ -160,6 +162,16 @@ impl ServerConfig {
     /// connection that sends nothing useful is closed after it. Default 10 s.
     pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a call other than an `Add` stream (a unary count.v1 call, an
+    /// `/api/*` request) may take to send its request body, from its start: it takes
+    /// one of `--max-concurrent-calls` slots only once its body has begun to come,
+    /// and is ended (`DEADLINE_EXCEEDED`, HTTP 408) when the body is not whole in
+    /// time. Default 10 s.
+    pub fn with_request_read_timeout(mut self, timeout: Duration) -> Self {
+        self.request_read_timeout = timeout;
         self
     }
 
@@ -272,6 +284,7 @@ impl ServerConfig {
             ("health check interval", self.health_check_every),
             ("backend timeout", self.backend_timeout),
             ("header read timeout", self.header_read_timeout),
+            ("request read timeout", self.request_read_timeout),
         ] {
             if value.is_zero() {
                 return Err(Error::invalid(field, value, "must be more than zero"));

@@ -91,6 +91,12 @@ struct Args {
     #[arg(long, env = "COUNT_HEADER_READ_TIMEOUT", default_value_t = 10)]
     header_read_timeout: u64,
 
+    /// Seconds a call other than Add may take to send its request body; it takes a
+    /// --max-concurrent-calls slot only once the body has begun, and is ended
+    /// (DEADLINE_EXCEEDED, HTTP 408) when it is not whole in time.
+    #[arg(long, env = "COUNT_REQUEST_READ_TIMEOUT", default_value_t = 10)]
+    request_read_timeout: u64,
+
     /// Serve TLS (HTTP/2 and HTTP/1.1) with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "COUNT_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -125,6 +131,7 @@ impl Args {
             .with_max_add_streams(self.max_add_streams)
             .with_max_connections(self.max_connections)
             .with_header_read_timeout(Duration::from_secs(self.header_read_timeout))
+            .with_request_read_timeout(Duration::from_secs(self.request_read_timeout))
             .with_shutdown_grace(Duration::from_secs(self.shutdown_grace))
             .with_add_timeout(Duration::from_secs(self.add_timeout));
         if let Some(url) = self.db_url {

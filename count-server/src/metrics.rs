@@ -85,6 +85,13 @@ impl Collector for Figures {
         )?;
         counter(
             out,
+            "count_calls_timed_out",
+            "Calls other than Add ended because their request body did not come within \
+             --request-read-timeout, or their grpc-timeout passed.",
+            self.limits.timed_out_calls(),
+        )?;
+        counter(
+            out,
             "count_add_counts_calls",
             "AddCounts calls received (batches from GrpcCounter clients).",
             stats.add_counts_calls,

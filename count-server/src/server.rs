@@ -117,6 +117,7 @@ pub async fn serve_backend(
     let limits = Arc::new(Limits::new(
         config.max_concurrent_calls,
         config.max_add_streams,
+        config.request_read_timeout,
     ));
     let connection_figures = Arc::new(ConnectionFigures::default());
     let api = Arc::new(Api {

@@ -260,3 +260,134 @@ async fn an_add_whose_write_outlives_the_add_timeout_is_answered_at_the_deadline
     );
     server.stop().await.unwrap();
 }
+
+/// A gRPC call over its own HTTP/2 connection, whose request body is `body`; the
+/// answer's `grpc-status` (from the head, or the trailers) once it comes.
+async fn raw_grpc_call<B>(
+    address: std::net::SocketAddr,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: B,
+) -> tokio::task::JoinHandle<String>
+where
+    B: hyper::body::Body<Data = hyper::body::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt;
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let mut request =
+        http::Request::post(format!("http://{address}/count.v1.CountService/{method}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(body).unwrap();
+    tokio::spawn(async move {
+        let response = sender.send_request(request).await.unwrap();
+        if let Some(code) = response.headers().get("grpc-status") {
+            return code.to_str().unwrap().to_owned();
+        }
+        let collected = response.into_body().collect().await.unwrap();
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        trailers["grpc-status"].to_str().unwrap().to_owned()
+    })
+}
+
+/// A request body that never comes.
+fn never() -> http_body_util::StreamBody<
+    tokio_stream::Pending<Result<hyper::body::Frame<hyper::body::Bytes>, std::io::Error>>,
+> {
+    http_body_util::StreamBody::new(tokio_stream::pending())
+}
+
+/// Calls that send their headers and then nothing hold no call slot: another
+/// client's report and the API answer while 16 such calls are open with 4 slots, and
+/// those calls are ended (DEADLINE_EXCEEDED) once `--request-read-timeout` passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_whose_body_never_comes_hold_no_slot() {
+    let (_, counter) = memory();
+    let read_timeout = Duration::from_secs(3);
+    let config = ServerConfig::new()
+        .with_max_concurrent_calls(4)
+        .with_request_read_timeout(read_timeout);
+    let server = Running::start(config, counter).await;
+    let mut stalled = Vec::new();
+    for _ in 0..16 {
+        stalled.push(raw_grpc_call(server.address, "GetPeriodTotals", &[], never()).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let report = pb::GetPeriodTotalsRequest {
+        period: Some(common::date(2024, 3, 10)),
+    };
+    let mut client = server.client().await;
+    let answer = tokio::time::timeout(Duration::from_secs(2), client.get_period_totals(report))
+        .await
+        .expect("a report waited behind calls that sent nothing");
+    assert_eq!(answer.unwrap_err().code(), Code::NotFound);
+    let api = tokio::time::timeout(
+        Duration::from_secs(2),
+        server.get("/api/v1/totals?period=2024-03-10", &[]),
+    )
+    .await
+    .expect("the API waited behind calls that sent nothing");
+    assert_eq!(api.status, 200, "{}", api.body);
+    assert!(
+        started.elapsed() < read_timeout,
+        "answered only after the timeout"
+    );
+    for call in stalled {
+        let status = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("a call without a body was never ended")
+            .unwrap();
+        assert_eq!(status, "4", "DEADLINE_EXCEEDED");
+    }
+    let metrics = server.get("/metrics", &[]).await.body;
+    assert!(
+        metrics.contains("count_calls_timed_out_total 16"),
+        "{metrics}"
+    );
+    server.stop().await.unwrap();
+}
+
+/// A call's `grpc-timeout` is its deadline on the server too: a call waiting for a
+/// slot behind a held one is answered DEADLINE_EXCEEDED when it passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_timeout_ends_a_call_waiting_for_a_slot() {
+    let switch = Arc::new(Switch::default());
+    let config = ServerConfig::new().with_max_concurrent_calls(1);
+    let server = Running::start(config, switch.clone()).await;
+    switch.hold_reports(true);
+    let address = server.address;
+    let held = tokio::spawn(async move {
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        common::http1_get(tcp, &address.to_string(), "/api/v1/totals?period=2024", &[]).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // An empty GetTotals message: five bytes of gRPC framing.
+    let message = http_body_util::Full::new(hyper::body::Bytes::from_static(&[0, 0, 0, 0, 0]));
+    let started = Instant::now();
+    let call = raw_grpc_call(address, "GetTotals", &[("grpc-timeout", "500m")], message).await;
+    let status = tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .expect("the deadline was not kept")
+        .unwrap();
+    assert_eq!(status, "4", "DEADLINE_EXCEEDED");
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        started.elapsed()
+    );
+    switch.hold_reports(false);
+    assert_eq!(held.await.unwrap().status, 200);
+    server.stop().await.unwrap();
+}

@@ -21,9 +21,10 @@ pub(crate) fn client_deadline(metadata: &MetadataMap, started: Instant) -> Optio
     Some(started + (timeout - margin))
 }
 
-/// The gRPC wire form of a timeout: 1 to 8 ASCII digits and a unit (`H`ours,
-/// `M`inutes, `S`econds, `m`illiseconds, `u`microseconds, `n`anoseconds).
-fn parse_grpc_timeout(text: &str) -> Option<Duration> {
+/// The gRPC wire form of a timeout (a `grpc-timeout` header's value): 1 to 8 ASCII
+/// digits and a unit (`H`ours, `M`inutes, `S`econds, `m`illiseconds,
+/// `u`microseconds, `n`anoseconds); `None` for anything else.
+pub fn parse_grpc_timeout(text: &str) -> Option<Duration> {
     let (digits, unit) = text.split_at_checked(text.len().checked_sub(1)?)?;
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
 
+pub use deadline::parse_grpc_timeout;
 pub use scope::ClientScope;
 pub use stats::ServiceStats;
 

@@ -28,6 +28,10 @@ pub(crate) enum ApiError {
     },
     /// 500: the server failed to write the answer.
     Internal(&'static str),
+    /// 400: the request could not be read.
+    BadRequest(String),
+    /// 408: the request did not come in time.
+    Timeout(String),
 }
 
 impl ApiError {
@@ -93,6 +97,15 @@ impl IntoResponse for ApiError {
                 .into_response(),
             ApiError::Internal(message) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "error": message })),
+            )
+                .into_response(),
+            ApiError::BadRequest(message) => {
+                (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
+            }
+            ApiError::Timeout(message) => (
+                StatusCode::REQUEST_TIMEOUT,
+                [(header::CONNECTION, "close")],
                 Json(json!({ "error": message })),
             )
                 .into_response(),
