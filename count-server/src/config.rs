@@ -37,6 +37,7 @@ pub struct ServerConfig {
     pub(crate) max_connections: usize,
     pub(crate) header_read_timeout: Duration,
     pub(crate) request_read_timeout: Duration,
+    pub(crate) unready_after_failing_writes: Duration,
     pub(crate) tls: Option<TlsFiles>,
     pub(crate) shutdown_grace: Duration,
     pub(crate) add_timeout: Duration,
@@ -67,6 +68,7 @@ impl ServerConfig {
             max_connections: 4096,
             header_read_timeout: Duration::from_secs(10),
             request_read_timeout: Duration::from_secs(10),
+            unready_after_failing_writes: Duration::from_secs(10),
             tls: None,
             shutdown_grace: Duration::from_secs(20),
             add_timeout: Duration::from_secs(30),
@@ -172,6 +174,15 @@ impl ServerConfig {
     /// time. Default 10 s.
     pub fn with_request_read_timeout(mut self, timeout: Duration) -> Self {
         self.request_read_timeout = timeout;
+        self
+    }
+
+    /// How long every write may fail, none succeeding, before the server says it is
+    /// not ready (`/readyz` 503 with the reason, gRPC health NOT_SERVING): a backend
+    /// can answer its health check while a full disk or a corrupted file fails every
+    /// write. Ready again at the next write that succeeds. Default 10 s.
+    pub fn with_unready_after_failing_writes(mut self, after: Duration) -> Self {
+        self.unready_after_failing_writes = after;
         self
     }
 

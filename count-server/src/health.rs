@@ -1,15 +1,140 @@
 //! The backend's health, watched: a background task asks [`Counter::health`] every
 //! few seconds and sets the gRPC health service (SERVING / NOT_SERVING) and the
 //! `count_backend_up` figure from the answer. `/readyz` asks the backend itself.
+//!
+//! A backend can answer its health check while every write fails (a full disk, a
+//! corrupted file): so the counter the server writes through is [`WriteWatched`],
+//! whose health also fails once writes have failed for `--unready-after-failing-writes`
+//! with none succeeding since, and is well again at the next write that succeeds.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use count_core::{Counter, Error};
+use async_trait::async_trait;
+use count_core::{
+    Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Period, PeriodTotal,
+    TotalsQuery,
+};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+
+/// The outcome of the latest writes, shared with `/readyz` and `/metrics`.
+#[derive(Debug)]
+pub(crate) struct WriteHealth {
+    unready_after: Duration,
+    /// Since when writes have failed with none succeeding, and the last failure's kind.
+    failing: Mutex<Option<(Instant, &'static str)>>,
+    failures: AtomicU64,
+}
+
+impl WriteHealth {
+    pub(crate) fn new(unready_after: Duration) -> WriteHealth {
+        WriteHealth {
+            unready_after,
+            failing: Mutex::new(None),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    fn note(&self, outcome: &count_core::Result<()>) {
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        match outcome {
+            Ok(()) => *failing = None,
+            // A refused batch is the client's fault, not the storage's.
+            Err(
+                Error::InvalidInput { .. } | Error::BatchConflict { .. } | Error::LimitReached(_),
+            ) => {}
+            Err(error) => {
+                self.failures.fetch_add(1, Relaxed);
+                let kind = crate::http::error::kind_of(error);
+                let since = failing.map_or_else(Instant::now, |(since, _)| since);
+                *failing = Some((since, kind));
+            }
+        }
+    }
+
+    /// How long writes have failed with none succeeding since (zero when the last
+    /// write succeeded), and the last failure's kind.
+    pub(crate) fn failing_for(&self) -> (Duration, Option<&'static str>) {
+        let failing = *self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        failing.map_or((Duration::ZERO, None), |(since, kind)| {
+            (since.elapsed(), Some(kind))
+        })
+    }
+
+    /// Writes that failed for a reason of the storage's.
+    pub(crate) fn failures(&self) -> u64 {
+        self.failures.load(Relaxed)
+    }
+
+    /// Why the server is not ready for writes, when it is not.
+    pub(crate) fn unready_reason(&self) -> Option<String> {
+        let (failing, kind) = self.failing_for();
+        let kind = kind?;
+        (failing >= self.unready_after).then(|| {
+            format!(
+                "every write for {} s has failed ({kind}), none succeeding since \
+                 (--unready-after-failing-writes is {} s)",
+                failing.as_secs(),
+                self.unready_after.as_secs_f64()
+            )
+        })
+    }
+}
+
+/// The counter the server writes through: the backend's, its writes' outcomes noted
+/// in a [`WriteHealth`], its health failing while they fail.
+#[derive(Debug)]
+pub(crate) struct WriteWatched {
+    inner: Arc<dyn Counter>,
+    writes: Arc<WriteHealth>,
+}
+
+impl WriteWatched {
+    pub(crate) fn new(inner: Arc<dyn Counter>, writes: Arc<WriteHealth>) -> WriteWatched {
+        WriteWatched { inner, writes }
+    }
+}
+
+#[async_trait]
+impl Counter for WriteWatched {
+    async fn write(&self, batch: &Batch) -> count_core::Result<()> {
+        let outcome = self.inner.write(batch).await;
+        self.writes.note(&outcome);
+        outcome
+    }
+
+    async fn rollup(&self, day: Day) -> count_core::Result<Vec<DailyTotal>> {
+        self.inner.rollup(day).await
+    }
+
+    async fn daily_totals(&self, range: DateRange) -> count_core::Result<Vec<DailyTotal>> {
+        self.inner.daily_totals(range).await
+    }
+
+    async fn period_totals(&self, period: Period) -> count_core::Result<Vec<PeriodTotal>> {
+        self.inner.period_totals(period).await
+    }
+
+    async fn totals(&self, query: &TotalsQuery) -> count_core::Result<Vec<GroupedTotal>> {
+        self.inner.totals(query).await
+    }
+
+    async fn unrolled_days(&self, before: Day) -> count_core::Result<Vec<Day>> {
+        self.inner.unrolled_days(before).await
+    }
+
+    async fn health(&self) -> count_core::Result<()> {
+        self.inner.health().await?;
+        match self.writes.unready_reason() {
+            Some(reason) => Err(Error::unavailable(reason)),
+            None => Ok(()),
+        }
+    }
+}
 
 /// The last health check's outcome, shared with `/metrics`.
 #[derive(Debug, Default)]

@@ -97,6 +97,11 @@ struct Args {
     #[arg(long, env = "COUNT_REQUEST_READ_TIMEOUT", default_value_t = 10)]
     request_read_timeout: u64,
 
+    /// Seconds every write may fail, none succeeding, before /readyz answers 503 and
+    /// gRPC health NOT_SERVING (ready again at the next write that succeeds).
+    #[arg(long, env = "COUNT_UNREADY_AFTER_FAILING_WRITES", default_value_t = 10)]
+    unready_after_failing_writes: u64,
+
     /// Serve TLS (HTTP/2 and HTTP/1.1) with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "COUNT_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -132,6 +137,9 @@ impl Args {
             .with_max_connections(self.max_connections)
             .with_header_read_timeout(Duration::from_secs(self.header_read_timeout))
             .with_request_read_timeout(Duration::from_secs(self.request_read_timeout))
+            .with_unready_after_failing_writes(Duration::from_secs(
+                self.unready_after_failing_writes,
+            ))
             .with_shutdown_grace(Duration::from_secs(self.shutdown_grace))
             .with_add_timeout(Duration::from_secs(self.add_timeout));
         if let Some(url) = self.db_url {

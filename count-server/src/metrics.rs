@@ -20,7 +20,7 @@ use prometheus_client::registry::Registry;
 
 use crate::backend::Opened;
 use crate::connection::ConnectionFigures;
-use crate::health::BackendHealth;
+use crate::health::{BackendHealth, WriteHealth};
 use crate::limits::Limits;
 
 /// The content type of [`Metrics::render`]'s text.
@@ -56,6 +56,7 @@ pub(crate) struct Figures {
     pub(crate) rollups: Option<RollupScheduler>,
     pub(crate) backend: Opened,
     pub(crate) health: Arc<BackendHealth>,
+    pub(crate) writes: Arc<WriteHealth>,
     pub(crate) limits: Arc<Limits>,
     pub(crate) connections: Arc<ConnectionFigures>,
 }
@@ -264,6 +265,20 @@ impl Collector for Figures {
             "count_backend_health_checks_failed",
             "Health checks of the backend that failed or timed out.",
             health.checks_failed,
+        )?;
+        let (failing, _) = self.writes.failing_for();
+        gauge(
+            out,
+            "count_writes_failing_seconds",
+            "How long every write has failed with none succeeding since (0 while writes \
+             succeed); past --unready-after-failing-writes the server is not ready.",
+            failing.as_secs_f64(),
+        )?;
+        counter(
+            out,
+            "count_write_failures",
+            "Writes of counts the storage failed (refused input not included).",
+            self.writes.failures(),
         )?;
         let info = ConstGauge::new(1_i64);
         let mut encoder = out.encode_descriptor(

@@ -31,7 +31,7 @@ use crate::auth::{self, Expected};
 use crate::backend::{self, Migrations, Opened};
 use crate::config::ServerConfig;
 use crate::connection::{ConnectionFigures, Connections};
-use crate::health::{BackendHealth, HealthWatch};
+use crate::health::{BackendHealth, HealthWatch, WriteHealth, WriteWatched};
 use crate::http::{self, Api};
 use crate::incoming::Acceptor;
 use crate::limits::{self, Limits};
@@ -96,7 +96,10 @@ pub async fn serve_backend(
         Some(warning) => tracing::warn!("count-server: {warning}"),
         None => tracing::info!("count-server: counting into {}", opened.description),
     }
-    let counter = opened.counter.clone();
+    // Counts are written through the watch, so that health follows the writes.
+    let writes = Arc::new(WriteHealth::new(config.unready_after_failing_writes));
+    let counter: Arc<dyn Counter> =
+        Arc::new(WriteWatched::new(opened.counter.clone(), writes.clone()));
     let handler = CountV1Handler::builder(counter.clone())
         .add_timeout(config.add_timeout)
         .build();
@@ -127,11 +130,13 @@ pub async fn serve_backend(
             rollups,
             backend: opened,
             health,
+            writes: writes.clone(),
             limits: limits.clone(),
             connections: connection_figures.clone(),
         }),
         backend_timeout: config.backend_timeout,
         health_timeout: config.health_timeout(),
+        writes,
     });
     let app = router(&config, handler.clone(), health_service, api, limits)?;
     let connections = Arc::new(Connections::new(&config, app, tls, connection_figures));

@@ -28,6 +28,8 @@ pub(crate) enum ApiError {
     },
     /// 500: the server failed to write the answer.
     Internal(&'static str),
+    /// 503: every write has failed for a while; the reason says how long and why.
+    WritesFailing(String),
     /// 400: the request could not be read.
     BadRequest(String),
     /// 408: the request did not come in time.
@@ -98,6 +100,15 @@ impl IntoResponse for ApiError {
             ApiError::Internal(message) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Json(json!({ "error": message })),
+            )
+                .into_response(),
+            ApiError::WritesFailing(reason) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "error": "writes are failing",
+                    "kind": "writes_failing",
+                    "reason": reason,
+                })),
             )
                 .into_response(),
             ApiError::BadRequest(message) => {

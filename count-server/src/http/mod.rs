@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `GET /` | no | the dashboard page (it asks for the token and sends it itself) |
 //! | `GET /healthz` | no | 200 `ok` while the process serves (no backend call) |
-//! | `GET /readyz` | yes | 200 when the backend answers its health check in time, else 503 with the kind of failure |
+//! | `GET /readyz` | yes | 200 when the backend answers its health check in time and writes are not failing (see [`crate::health`]), else 503 with the kind of failure (and, for failing writes, the reason) |
 //! | `GET /metrics` | yes | the server's figures, Prometheus text format 0.0.4 |
 //! | `GET /api/v1/totals` | yes | totals as JSON or CSV; see [`TotalsParams::parse`] |
 
@@ -43,6 +43,8 @@ pub(crate) struct Api {
     pub(crate) backend_timeout: Duration,
     /// How long `/readyz` waits for the backend's health check.
     pub(crate) health_timeout: Duration,
+    /// Whether writes fail.
+    pub(crate) writes: Arc<crate::health::WriteHealth>,
 }
 
 /// The routes that need the token when one is set.
@@ -83,6 +85,9 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(api): State<Arc<Api>>) -> Response {
+    if let Some(reason) = api.writes.unready_reason() {
+        return ApiError::WritesFailing(reason).into_response();
+    }
     match crate::health::check(&*api.counter, api.health_timeout).await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(error) => {
