@@ -18,7 +18,7 @@ use std::task::{Context, Poll, ready};
 use http::{HeaderMap, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 
-use super::Config;
+use super::layer::Config;
 use crate::{CountKey, Method, Path, Status, Subject};
 
 /// What a request will be counted as, once it is known how it ended.
