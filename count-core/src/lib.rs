@@ -30,8 +30,8 @@ pub mod testkit;
 pub use model::{
     Batch, BatchDigest, BatchId, BucketCount, BucketWidth, CountKey, DailyTotal, DateRange, Day,
     Dimension, Endpoint, GroupedTotal, InternerUse, MAX_TIMESTAMP, MIN_TIMESTAMP, Method, Path,
-    Period, PeriodTotal, Status, StatusClass, StatusFilter, Subject, TotalsQuery, add_saturating,
-    check_timestamp, floor_second, sum_by_endpoint,
+    PathKind, Period, PeriodTotal, Status, StatusClass, StatusFilter, Subject, SubjectKind, Text,
+    TextKind, TotalsQuery, add_saturating, check_timestamp, floor_second, sum_by_endpoint,
 };
 
 pub use queue::{CountQueue, CountQueueBuilder, OVERFLOW_PATH, OVERFLOW_SUBJECT, Recorded, Stats};

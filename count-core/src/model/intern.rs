@@ -13,7 +13,10 @@ use crate::error::ShownValue;
 use crate::{Error, Result};
 
 /// The one heap copy of an interned text. Boxed again so a handle is a thin pointer.
-pub(crate) struct Interned(Box<str>);
+/// (`pub` only to be named by the sealed [`TextKind`](super::TextKind) machinery;
+/// the module is private.)
+#[derive(Debug)]
+pub struct Interned(Box<str>);
 
 impl Interned {
     pub(crate) fn as_str(&'static self) -> &'static str {
@@ -78,9 +81,11 @@ pub(crate) const fn entry_cost(len: usize) -> usize {
 }
 
 /// A set of texts of one kind (paths, subjects).
-pub(crate) struct Interner {
+pub struct Interner {
     /// `"path"`, `"subject"`: the field name in errors.
     kind: &'static str,
+    /// What a bounded set of such texts looks like, for the refusal past the cap.
+    bounded: &'static str,
     /// foldhash: a lookup is on the request path of the layer; SipHash costs several
     /// times more for a route-sized key.
     texts: papaya::HashMap<&'static str, &'static Interned, foldhash::fast::RandomState>,
@@ -94,10 +99,20 @@ pub(crate) struct Interner {
     refused: AtomicU64,
 }
 
+impl std::fmt::Debug for Interner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interner")
+            .field("kind", &self.kind)
+            .field("usage", &self.usage())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Interner {
-    pub(crate) fn new(kind: &'static str, limit: usize) -> Interner {
+    pub(crate) fn new(kind: &'static str, limit: usize, bounded: &'static str) -> Interner {
         Interner {
             kind,
+            bounded,
             texts: papaya::HashMap::with_hasher(foldhash::fast::RandomState::default()),
             adding: Mutex::new(()),
             limit,
@@ -144,11 +159,7 @@ impl Interner {
             } else {
                 "texts counted"
             };
-            let bounded = if self.kind == "path" {
-                "route templates"
-            } else {
-                "tenants, customers or API keys"
-            };
+            let bounded = self.bounded;
             return Err(Error::LimitReached(format!(
                 "cannot intern {} {}: the {} {what} so far take {} MiB, the limit \
                  ({}s are meant to be a bounded set, such as {bounded})",
@@ -179,19 +190,9 @@ impl Interner {
     }
 }
 
-/// Checks the text of a path or subject: not empty, at most `max_len` bytes, no
-/// control character.
-pub(crate) fn validate(kind: &'static str, text: &str, max_len: usize) -> Result<()> {
-    if text.is_empty() {
-        return Err(Error::invalid(
-            kind,
-            text,
-            format!("a {kind} may not be empty"),
-        ));
-    }
-    if text.len() > max_len {
-        return Err(too_long(kind, text, max_len));
-    }
+/// Checks the characters of a path or subject: no control character, nothing
+/// invisible. (Its length and emptiness are its kind's rules.)
+pub(crate) fn validate(kind: &'static str, text: &str) -> Result<()> {
     if let Some((at, c)) = text.char_indices().find(|(_, c)| c.is_control()) {
         return Err(Error::invalid(
             kind,
@@ -246,94 +247,13 @@ pub(crate) fn too_long(kind: &'static str, text: &str, max_len: usize) -> Error 
     )
 }
 
-/// The trait impls shared by the interned handles (`Path`, `Subject`): equality and
-/// hashing by address (equal text is one allocation), order and display by text.
-macro_rules! text_handle_impls {
-    ($handle:ident) => {
-        impl PartialEq for $handle {
-            fn eq(&self, other: &$handle) -> bool {
-                std::ptr::eq(self.0, other.0)
-            }
-        }
-
-        impl Eq for $handle {}
-
-        impl std::hash::Hash for $handle {
-            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-                std::ptr::hash(self.0, state);
-            }
-        }
-
-        impl PartialOrd for $handle {
-            fn partial_cmp(&self, other: &$handle) -> Option<std::cmp::Ordering> {
-                Some(self.cmp(other))
-            }
-        }
-
-        /// By text, byte for byte, so reports sort the same on every backend.
-        impl Ord for $handle {
-            fn cmp(&self, other: &$handle) -> std::cmp::Ordering {
-                self.as_str().cmp(other.as_str())
-            }
-        }
-
-        impl PartialEq<str> for $handle {
-            fn eq(&self, other: &str) -> bool {
-                self.as_str() == other
-            }
-        }
-
-        impl PartialEq<&str> for $handle {
-            fn eq(&self, other: &&str) -> bool {
-                self.as_str() == *other
-            }
-        }
-
-        impl AsRef<str> for $handle {
-            fn as_ref(&self) -> &str {
-                self.as_str()
-            }
-        }
-
-        impl std::str::FromStr for $handle {
-            type Err = crate::Error;
-
-            fn from_str(text: &str) -> crate::Result<$handle> {
-                $handle::new(text)
-            }
-        }
-
-        impl TryFrom<&str> for $handle {
-            type Error = crate::Error;
-
-            fn try_from(text: &str) -> crate::Result<$handle> {
-                $handle::new(text)
-            }
-        }
-
-        impl std::fmt::Display for $handle {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl std::fmt::Debug for $handle {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                std::fmt::Debug::fmt(self.as_str(), f)
-            }
-        }
-    };
-}
-
-pub(crate) use text_handle_impls;
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_cap_counts_whole_entries_and_refusals() {
-        let interner = Interner::new("thing", entry_cost(1) * 3);
+        let interner = Interner::new("thing", entry_cost(1) * 3, "things");
         for text in ["a", "b", "c"] {
             interner.insert(text, Budget::Counted).unwrap();
         }
@@ -354,7 +274,7 @@ mod tests {
 
         // Reading many stored texts, or filtering on many made-up ones, leaves the
         // counting budget as it was.
-        let fresh = Interner::new("thing", entry_cost(1) * 3);
+        let fresh = Interner::new("thing", entry_cost(1) * 3, "things");
         for i in 0..100 {
             fresh
                 .insert(&format!("stored {i}"), Budget::Stored)
@@ -368,7 +288,7 @@ mod tests {
 
     #[test]
     fn filters_are_refused_past_their_own_budget_only() {
-        let interner = Interner::new("thing", entry_cost(1) * 3);
+        let interner = Interner::new("thing", entry_cost(1) * 3, "things");
         let mut refused = None;
         for i in 0..FILTER_BYTES {
             if let Err(e) = interner.insert(&format!("made-up {i}"), Budget::Filter) {
@@ -392,10 +312,10 @@ mod tests {
             ("ac\u{202E}me", "U+202E"),
             ("a\u{2028}b", "U+2028"),
         ] {
-            let err = validate("subject", bad, 256).unwrap_err().to_string();
+            let err = validate("subject", bad).unwrap_err().to_string();
             assert!(err.contains(code) && err.contains("invisible"), "{err}");
         }
-        validate("subject", "ünï 😀 \u{00E9}", 256).unwrap();
+        validate("subject", "ünï 😀 \u{00E9}").unwrap();
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod method;
 mod path;
 mod status;
 mod subject;
+mod text;
 mod totals;
 
 pub use batch::{Batch, BatchDigest, BatchId, BucketCount};
@@ -27,9 +28,10 @@ pub use endpoint::Endpoint;
 pub use intern::InternerUse;
 pub use key::CountKey;
 pub use method::Method;
-pub use path::Path;
+pub use path::{Path, PathKind};
 pub use status::{Status, StatusClass, StatusFilter};
-pub use subject::Subject;
+pub use subject::{Subject, SubjectKind};
+pub use text::{Text, TextKind};
 pub use totals::{
     DailyTotal, Dimension, GroupedTotal, PeriodTotal, TotalsQuery, add_saturating, sum_by_endpoint,
 };

@@ -2,13 +2,13 @@
 //! `Copy` and recording it costs no reference count.
 
 use std::cell::Cell;
-use std::hash::BuildHasher;
 use std::sync::LazyLock;
+use std::thread::LocalKey;
 
-use super::intern::{self, Budget, Interned, Interner, InternerUse};
+use super::intern::Interner;
+use super::text::{RECENT_SLOTS, Recent, Text, TextKind, sealed};
 #[cfg(any(doc, test))]
 use crate::Error;
-use crate::Result;
 
 /// The route of a counted request: a template such as `/users/{id}`, or a gRPC method
 /// such as `/pkg.Service/Method`.
@@ -33,137 +33,44 @@ use crate::Result;
 /// assert!(Path::new("").is_err());
 /// # Ok::<(), count_core::Error>(())
 /// ```
-#[derive(Clone, Copy)]
-pub struct Path(&'static Interned);
+pub type Path = Text<PathKind>;
 
-impl Path {
-    /// The longest path accepted, in bytes.
-    pub const MAX_LEN: usize = 1024;
-    /// How much memory the process spends on distinct paths at most (each counted
-    /// with its real cost, allocator and map overhead included).
-    pub const MAX_INTERNED_BYTES: usize = 64 << 20;
-    /// How much memory texts first seen as report filters may take (apart from
-    /// [`Path::MAX_INTERNED_BYTES`]); see [`Path::for_filter`].
-    pub const MAX_FILTER_BYTES: usize = intern::FILTER_BYTES;
+/// The rules of a [`Path`]: at most 1,024 bytes, not empty, no control or invisible
+/// character; 64 MiB of distinct paths at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PathKind {}
 
-    /// Checks `text` and returns its interned `Path`.
-    ///
-    /// Finding a path that is already interned takes no lock (and no check: it was
-    /// checked when it was first interned).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidInput`] for an empty path, one over [`Path::MAX_LEN`] bytes, or
-    /// one holding a control character; [`Error::LimitReached`] for a new path once
-    /// [`Path::MAX_INTERNED_BYTES`] are in use.
-    pub fn new(text: &str) -> Result<Path> {
-        if text.len() > Path::MAX_LEN {
-            // Refused before any lookup, which would hash all of it (a server may be
-            // sent paths of megabytes).
-            return Err(intern::too_long("path", text, Path::MAX_LEN));
-        }
-        let hash = RECENT_HASHER.hash_one(text);
-        let slot = (hash % RECENT_SLOTS as u64) as usize;
-        let recent = RECENT.try_with(|recent| recent[slot].get()).ok().flatten();
-        if let Some((seen, path)) = recent
-            && seen == hash
-            && path.as_str() == text
-        {
-            return Ok(path);
-        }
-        let path = Path::intern(text, Budget::Counted)?;
-        let _ = RECENT.try_with(|recent| recent[slot].set(Some((hash, path))));
-        Ok(path)
+impl TextKind for PathKind {
+    const NAME: &'static str = "path";
+    const MAX_LEN: usize = 1024;
+    const MAX_INTERNED_BYTES: usize = 64 << 20;
+    const EMPTY_RULE: &'static str = "a path may not be empty";
+    const BOUNDED_SET: &'static str = "route templates";
+}
+
+impl sealed::Sealed for PathKind {
+    fn interner() -> &'static Interner {
+        &PATHS
     }
 
-    /// Checks `text` against the rules of [`Path::new`] without interning it: for a
-    /// caller that holds texts before deciding to count them (a stream that may yet be
-    /// refused must not fill the interner).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidInput`] when `text` breaks a rule of [`Path::new`].
-    pub fn check(text: &str) -> Result<()> {
-        if text.len() > Path::MAX_LEN {
-            return Err(intern::too_long("path", text, Path::MAX_LEN));
-        }
-        if PATHS.get(text).is_some() {
-            return Ok(());
-        }
-        intern::validate("path", text, Path::MAX_LEN)
-    }
-
-    /// Like [`Path::new`], for a path a backend reads back from its storage: interned
-    /// even past [`Path::MAX_INTERNED_BYTES`], so that reports keep working when no
-    /// new path can be counted. (Stored paths were capped when they were counted.)
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidInput`] when `text` breaks a rule of [`Path::new`].
-    pub fn from_storage(text: &str) -> Result<Path> {
-        Path::intern(text, Budget::Stored)
-    }
-
-    /// Like [`Path::new`], for a value a report is filtered by: a path already
-    /// interned (counted, or read back from storage) is found; a new one is interned
-    /// on a budget of its own ([`Path::MAX_FILTER_BYTES`]), so that queries
-    /// for made-up paths never stop new ones from being counted.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidInput`] when `text` breaks a rule of [`Path::new`];
-    /// [`Error::LimitReached`] for a new text once the filter budget is spent.
-    pub fn for_filter(text: &str) -> Result<Path> {
-        Path::intern(text, Budget::Filter)
-    }
-
-    /// The path of `text` if it is interned already; never adds one.
-    pub(crate) fn lookup(text: &str) -> Option<Path> {
-        if text.len() > Path::MAX_LEN {
-            return None;
-        }
-        PATHS.get(text).map(Path)
-    }
-
-    fn intern(text: &str, budget: Budget) -> Result<Path> {
-        if let Some(found) = PATHS.get(text) {
-            return Ok(Path(found));
-        }
-        intern::validate("path", text, Path::MAX_LEN)?;
-        PATHS.insert(text, budget).map(Path)
-    }
-
-    /// The path's text.
-    pub fn as_str(self) -> &'static str {
-        self.0.as_str()
-    }
-
-    /// What the path interner holds.
-    pub fn interned() -> InternerUse {
-        PATHS.usage()
+    fn recent() -> &'static LocalKey<Recent> {
+        &RECENT
     }
 }
 
-static PATHS: LazyLock<Interner> =
-    LazyLock::new(|| Interner::new("path", Path::MAX_INTERNED_BYTES));
-
-/// Slots of the per-thread cache of recent lookups.
-const RECENT_SLOTS: usize = 64;
-
-/// The cache's hasher: fixed, so every thread's cache agrees (the slot only narrows
-/// the search; a hit is confirmed by comparing the text).
-static RECENT_HASHER: foldhash::fast::FixedState =
-    foldhash::fast::FixedState::with_seed(0x7061_7468);
+static PATHS: LazyLock<Interner> = LazyLock::new(|| {
+    Interner::new(
+        PathKind::NAME,
+        PathKind::MAX_INTERNED_BYTES,
+        PathKind::BOUNDED_SET,
+    )
+});
 
 thread_local! {
-    /// Recent lookups by the hash of the text looked up: the layer looks up the same
-    /// few routes (axum's `MatchedPath`, a gRPC method) over and over, and the
-    /// interner's concurrent map costs several times more than this.
-    static RECENT: [Cell<Option<(u64, Path)>>; RECENT_SLOTS] =
-        const { [const { Cell::new(None) }; RECENT_SLOTS] };
+    /// Recent lookups: the layer looks up the same few routes (axum's `MatchedPath`,
+    /// a gRPC method) over and over.
+    static RECENT: Recent = const { [const { Cell::new(None) }; RECENT_SLOTS] };
 }
-
-intern::text_handle_impls!(Path);
 
 #[cfg(test)]
 mod tests {
@@ -242,7 +149,7 @@ mod tests {
     fn check_applies_the_rules_without_interning() {
         assert!(Path::check("/a\0").is_err() && Path::check("").is_err());
         Path::check("/checked/only").unwrap();
-        assert!(PATHS.get("/checked/only").is_none());
+        assert!(Path::lookup("/checked/only").is_none());
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //! id), interned like a [`Path`](super::Path).
 
 use std::cell::Cell;
-use std::hash::BuildHasher;
 use std::sync::LazyLock;
+use std::thread::LocalKey;
 
-use super::intern::{self, Budget, Interned, Interner, InternerUse};
-use crate::{Error, Result};
+use super::intern::Interner;
+use super::text::{RECENT_SLOTS, Recent, Text, TextKind, sealed};
 
 /// The caller a request is counted for: an opaque id of the application's choosing,
 /// such as a tenant, a customer or an API key's id (never the secret itself).
@@ -37,145 +37,46 @@ use crate::{Error, Result};
 /// assert!(Subject::new("line\nbreak").is_err());
 /// # Ok::<(), count_core::Error>(())
 /// ```
-#[derive(Clone, Copy)]
-pub struct Subject(&'static Interned);
+pub type Subject = Text<SubjectKind>;
 
-impl Subject {
-    /// The longest subject accepted, in bytes.
-    pub const MAX_LEN: usize = 256;
-    /// How much memory the process spends on distinct subjects at most.
-    pub const MAX_INTERNED_BYTES: usize = 64 << 20;
-    /// How much memory texts first seen as report filters may take (apart from
-    /// [`Subject::MAX_INTERNED_BYTES`]); see [`Subject::for_filter`].
-    pub const MAX_FILTER_BYTES: usize = intern::FILTER_BYTES;
+/// The rules of a [`Subject`]: at most 256 bytes, not empty (leave it out to count
+/// without one), no control or invisible character; 64 MiB of distinct subjects at
+/// most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubjectKind {}
 
-    /// Checks `text` and returns its interned `Subject`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidInput`] for an empty subject (leave the subject out to mean
-    /// "none"), one over [`Subject::MAX_LEN`] bytes, or one holding a control
-    /// character; [`Error::LimitReached`] for a new subject once
-    /// [`Subject::MAX_INTERNED_BYTES`] are in use.
-    pub fn new(text: &str) -> Result<Subject> {
-        if text.len() > Subject::MAX_LEN {
-            // Refused before hashing all of it.
-            return Err(intern::too_long("subject", text, Subject::MAX_LEN));
-        }
-        // A subject usually comes from a request (a header, a token's claim): a new
-        // string each time, so the cache is keyed by the text's hash, not its address.
-        let hash = RECENT_HASHER.hash_one(text);
-        let slot = (hash % RECENT_SLOTS as u64) as usize;
-        let recent = RECENT.try_with(|recent| recent[slot].get()).ok().flatten();
-        if let Some((seen, subject)) = recent
-            && seen == hash
-            && subject.as_str() == text
-        {
-            return Ok(subject);
-        }
-        let subject = Subject::intern(text, Budget::Counted)?;
-        let _ = RECENT.try_with(|recent| recent[slot].set(Some((hash, subject))));
-        Ok(subject)
+impl TextKind for SubjectKind {
+    const NAME: &'static str = "subject";
+    const MAX_LEN: usize = 256;
+    const MAX_INTERNED_BYTES: usize = 64 << 20;
+    const EMPTY_RULE: &'static str =
+        "a subject may not be empty: leave it out to count without one";
+    const BOUNDED_SET: &'static str = "tenants, customers or API keys";
+}
+
+impl sealed::Sealed for SubjectKind {
+    fn interner() -> &'static Interner {
+        &SUBJECTS
     }
 
-    /// Checks `text` against the rules of [`Subject::new`] without interning it.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidInput`] when `text` breaks a rule of [`Subject::new`].
-    pub fn check(text: &str) -> Result<()> {
-        if text.len() > Subject::MAX_LEN {
-            return Err(intern::too_long("subject", text, Subject::MAX_LEN));
-        }
-        if text.is_empty() {
-            return Err(empty(text));
-        }
-        intern::validate("subject", text, Subject::MAX_LEN)
-    }
-
-    /// Like [`Subject::new`], for a subject a backend reads back from its storage:
-    /// interned even past the cap, so that reports keep working.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidInput`] when `text` breaks a rule of [`Subject::new`].
-    pub fn from_storage(text: &str) -> Result<Subject> {
-        Subject::intern(text, Budget::Stored)
-    }
-
-    /// Like [`Subject::new`], for a value a report is filtered by: a subject already
-    /// interned (counted, or read back from storage) is found; a new one is interned
-    /// on a budget of its own ([`Subject::MAX_FILTER_BYTES`]), so that queries
-    /// for made-up subjects never stop new ones from being counted.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidInput`] when `text` breaks a rule of [`Subject::new`];
-    /// [`Error::LimitReached`] for a new text once the filter budget is spent.
-    pub fn for_filter(text: &str) -> Result<Subject> {
-        Subject::intern(text, Budget::Filter)
-    }
-
-    /// The subject of `text` if it is interned already; never adds one.
-    pub(crate) fn lookup(text: &str) -> Option<Subject> {
-        if text.len() > Subject::MAX_LEN {
-            return None;
-        }
-        SUBJECTS.get(text).map(Subject)
-    }
-
-    fn intern(text: &str, budget: Budget) -> Result<Subject> {
-        if text.len() > Subject::MAX_LEN {
-            return Err(intern::too_long("subject", text, Subject::MAX_LEN));
-        }
-        if let Some(found) = SUBJECTS.get(text) {
-            return Ok(Subject(found));
-        }
-        if text.is_empty() {
-            return Err(empty(text));
-        }
-        intern::validate("subject", text, Subject::MAX_LEN)?;
-        SUBJECTS.insert(text, budget).map(Subject)
-    }
-
-    /// The subject's text.
-    pub fn as_str(self) -> &'static str {
-        self.0.as_str()
-    }
-
-    /// What the subject interner holds.
-    pub fn interned() -> InternerUse {
-        SUBJECTS.usage()
+    fn recent() -> &'static LocalKey<Recent> {
+        &RECENT
     }
 }
 
-fn empty(text: &str) -> Error {
-    Error::invalid(
-        "subject",
-        text,
-        "a subject may not be empty: leave it out to count without one",
+static SUBJECTS: LazyLock<Interner> = LazyLock::new(|| {
+    Interner::new(
+        SubjectKind::NAME,
+        SubjectKind::MAX_INTERNED_BYTES,
+        SubjectKind::BOUNDED_SET,
     )
-}
-
-/// Slots of the per-thread cache of recent lookups.
-const RECENT_SLOTS: usize = 64;
-
-/// The cache's hasher: fixed, so every thread's cache agrees (the slot only narrows
-/// the search; a hit is confirmed by comparing the text).
-static RECENT_HASHER: foldhash::fast::FixedState =
-    foldhash::fast::FixedState::with_seed(0x0063_6f75_6e74);
+});
 
 thread_local! {
-    /// Recent lookups by the hash of the text looked up: the interner's map is a
-    /// shared, concurrent one, and finding a text there costs several times more.
-    static RECENT: [Cell<Option<(u64, Subject)>>; RECENT_SLOTS] =
-        const { [const { Cell::new(None) }; RECENT_SLOTS] };
+    /// Recent lookups: a subject usually comes from a request (a header, a token's
+    /// claim), a new string each time, so the cache is keyed by the text's hash.
+    static RECENT: Recent = const { [const { Cell::new(None) }; RECENT_SLOTS] };
 }
-
-static SUBJECTS: LazyLock<Interner> =
-    LazyLock::new(|| Interner::new("subject", Subject::MAX_INTERNED_BYTES));
-
-intern::text_handle_impls!(Subject);
 
 #[cfg(test)]
 mod tests {
@@ -215,6 +116,6 @@ mod tests {
     fn check_applies_the_rules_without_interning() {
         assert!(Subject::check("").is_err() && Subject::check("a\nb").is_err());
         Subject::check("checked-only-never-interned").unwrap();
-        assert!(SUBJECTS.get("checked-only-never-interned").is_none());
+        assert!(Subject::lookup("checked-only-never-interned").is_none());
     }
 }
