@@ -10,7 +10,7 @@ use crate::open::{self, ConnectionSettings};
 use crate::readers::Readers;
 use crate::schema::{self, MIGRATIONS};
 use crate::writer::Writer;
-use crate::{Inner, OpenedFile, SqliteCounter};
+use crate::{Inner, SqliteCounter};
 
 /// What an acknowledged write survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -135,38 +135,43 @@ impl SqliteCounterBuilder {
         };
         let (writer, readers, file) = match location {
             Location::Memory => {
-                let writer = Writer::start(|| {
-                    let mut conn = open::memory()?;
-                    schema::migrate(&mut conn, MIGRATIONS, ":memory:")?;
-                    Ok(conn)
-                })
+                let writer = Writer::start(
+                    || {
+                        let mut conn = open::memory()?;
+                        schema::migrate(&mut conn, MIGRATIONS, ":memory:")?;
+                        Ok(conn)
+                    },
+                    None,
+                )
                 .await?;
                 (writer, None, None)
             }
             Location::File(path) => {
                 let (opened, migrate) = (path.clone(), self.migrate);
-                let writer = Writer::start(move || {
-                    let mut conn = open::writer(&opened, &settings, migrate)?;
-                    let shown = open::shown(&opened);
-                    if migrate {
-                        schema::migrate(&mut conn, MIGRATIONS, &shown)?;
-                    } else {
-                        schema::check(&conn, MIGRATIONS, &shown)?;
-                    }
-                    Ok(conn)
-                })
+                let writer = Writer::start(
+                    move || {
+                        let mut conn = open::writer(&opened, &settings, migrate)?;
+                        let shown = open::shown(&opened);
+                        if migrate {
+                            schema::migrate(&mut conn, MIGRATIONS, &shown)?;
+                        } else {
+                            schema::check(&conn, MIGRATIONS, &shown)?;
+                        }
+                        Ok(conn)
+                    },
+                    Some(path.clone()),
+                )
                 .await?;
                 tracing::info!(database = %path.display(), durability = ?self.durability, "count: counting into SQLite");
                 let readers = Readers::new(path.clone(), self.busy_timeout, self.read_connections);
-                let identity = open::identity(&path);
-                (writer, Some(readers), Some(OpenedFile { path, identity }))
+                (writer, Some(readers), Some(path))
             }
         };
         Ok(SqliteCounter {
             inner: Arc::new(Inner {
                 writer,
                 readers,
-                file,
+                path: file,
                 names: Arc::default(),
                 rollup_chunk: self.rollup_chunk,
                 batch_retention: self.batch_retention,

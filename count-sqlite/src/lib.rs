@@ -26,7 +26,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use count_core::jiff::Timestamp;
 use count_core::{
-    Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Period, PeriodTotal, Result,
+    Batch, Counter, DailyTotal, DateRange, Day, GroupedTotal, Period, PeriodTotal, Result,
     TotalsQuery,
 };
 use rusqlite::Connection;
@@ -53,17 +53,11 @@ struct Inner {
     writer: Writer,
     /// `None` for an in-memory database, which only its writer's connection sees.
     readers: Option<Readers>,
-    file: Option<OpenedFile>,
+    /// `None` for an in-memory database.
+    path: Option<PathBuf>,
     names: Arc<KeyNames>,
     rollup_chunk: usize,
     batch_retention: Duration,
-}
-
-/// The file a counter opened, and which file that was.
-#[derive(Debug)]
-struct OpenedFile {
-    path: PathBuf,
-    identity: Option<(u64, u64)>,
 }
 
 impl SqliteCounter {
@@ -85,7 +79,7 @@ impl SqliteCounter {
 
     /// The database file, absolute; `None` for `sqlite::memory:`.
     pub fn path(&self) -> Option<&Path> {
-        self.inner.file.as_ref().map(|f| f.path.as_path())
+        self.inner.path.as_deref()
     }
 }
 
@@ -110,7 +104,7 @@ impl Inner {
         loop {
             let step = self
                 .writer
-                .run(move |db| rollup::step(&mut db.conn, day, limit))
+                .run(move |db| rollup::step(&mut db.conn, db.files.as_ref(), day, limit))
                 .await;
             match step {
                 Err(e) if e.is_retryable() && attempt < 3 => {
@@ -174,17 +168,13 @@ impl Counter for SqliteCounter {
     /// opened (counts written to a deleted or replaced file would be seen by no one).
     async fn health(&self) -> Result<()> {
         let inner = &*self.inner;
-        inner.writer.run(|db| reports::check(&db.conn)).await?;
-        inner.read(reports::check).await?;
-        match &inner.file {
-            Some(file) if open::identity(&file.path) != file.identity => {
-                Err(Error::unavailable(format!(
-                    "the database file {} was deleted or replaced after it was opened: \
-                     counts would be written to a file no one sees; restart to open it again",
-                    file.path.display()
-                )))
-            }
-            _ => Ok(()),
-        }
+        inner
+            .writer
+            .run(|db| {
+                reports::check(&db.conn)?;
+                db.still_opened()
+            })
+            .await?;
+        inner.read(reports::check).await
     }
 }

@@ -179,16 +179,72 @@ fn open_failed(shown: &str, e: rusqlite::Error) -> Error {
     Error::invalid("database", shown, rule)
 }
 
+/// The database file a writer opened, and its log: which files they were then. A
+/// commit into a file deleted or replaced since would be seen by no one and lost at
+/// the next open, so every write checks them first (a `stat` each).
+#[derive(Debug)]
+pub(crate) struct OpenedFiles {
+    database: (PathBuf, Option<(u64, u64)>),
+    /// `None` when there was no `-wal` at the open (not in WAL mode).
+    log: Option<(PathBuf, (u64, u64))>,
+}
+
+impl OpenedFiles {
+    /// The files at `path` and `path-wal` as they are now, once the writer opened them.
+    pub(crate) fn record(path: &Path) -> OpenedFiles {
+        let log = wal_of(path);
+        OpenedFiles {
+            database: (path.to_owned(), identity(path)),
+            log: identity(&log).map(|id| (log, id)),
+        }
+    }
+
+    /// Checks that the files at the paths are still the ones opened.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] naming the file deleted or replaced since the open
+    /// (retryable: it works again once the file is put back).
+    pub(crate) fn check(&self) -> Result<()> {
+        let (path, opened) = &self.database;
+        if identity(path) != *opened {
+            return Err(replaced("the database file", path));
+        }
+        match &self.log {
+            Some((log, opened)) if identity(log) != Some(*opened) => {
+                Err(replaced("the database's write-ahead log", log))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn replaced(what: &str, path: &Path) -> Error {
+    Error::unavailable(format!(
+        "{what} {} was deleted or replaced since it was opened: nothing was written \
+         (counts committed there would be lost); put it back, or restart to open the \
+         file now at that path",
+        path.display()
+    ))
+}
+
+/// The write-ahead log beside the database at `path`: `path-wal`.
+pub(crate) fn wal_of(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
 /// What identifies the file behind a path: a file deleted or replaced after it was
 /// opened has another identity (or none).
 #[cfg(unix)]
-pub(crate) fn identity(path: &Path) -> Option<(u64, u64)> {
+fn identity(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Elsewhere the check is skipped.
 #[cfg(not(unix))]
-pub(crate) fn identity(_path: &Path) -> Option<(u64, u64)> {
+fn identity(_path: &Path) -> Option<(u64, u64)> {
     None
 }

@@ -15,6 +15,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::error::{classify, commit_failed, writer_stopped};
+use crate::open::OpenedFiles;
 use crate::write::{self, KeyIds};
 
 /// At most this many waiting batches share one transaction...
@@ -34,6 +35,8 @@ pub(crate) struct Writer {
 pub(crate) struct Db {
     pub(crate) conn: Connection,
     keys: KeyIds,
+    /// `None` for an in-memory database.
+    pub(crate) files: Option<OpenedFiles>,
 }
 
 type Reply = oneshot::Sender<Result<()>>;
@@ -45,13 +48,15 @@ enum Command {
 
 impl Writer {
     /// Starts the thread, which opens the database with `open`; returns once it is
-    /// open.
+    /// open. `file` is the database's file, checked before every commit (`None` in
+    /// memory).
     ///
     /// # Errors
     ///
     /// `open`'s error; [`Error::Unavailable`] when no thread can be started.
     pub(crate) async fn start(
         open: impl FnOnce() -> Result<Connection> + Send + 'static,
+        file: Option<std::path::PathBuf>,
     ) -> Result<Writer> {
         let (commands, received) = mpsc::channel();
         let (opened, opening) = oneshot::channel();
@@ -63,6 +68,7 @@ impl Writer {
                     Db {
                         conn,
                         keys: KeyIds::default(),
+                        files: file.as_deref().map(OpenedFiles::record),
                     }
                     .serve(&received);
                 }
@@ -114,6 +120,15 @@ impl Writer {
 }
 
 impl Db {
+    /// Checks that the files opened are still the ones at their paths.
+    ///
+    /// # Errors
+    ///
+    /// As [`OpenedFiles::check`].
+    pub(crate) fn still_opened(&self) -> Result<()> {
+        self.files.as_ref().map_or(Ok(()), OpenedFiles::check)
+    }
+
     fn serve(mut self, commands: &mpsc::Receiver<Command>) {
         let mut held = None;
         while let Some(command) = held.take().or_else(|| commands.recv().ok()) {
@@ -200,6 +215,11 @@ impl Db {
                     return Err(e);
                 }
             }
+        }
+        if let Some(Err(e)) = self.files.as_ref().map(OpenedFiles::check) {
+            drop(tx);
+            self.keys.rolled_back();
+            return Err(e);
         }
         match tx.commit() {
             Ok(()) => {
