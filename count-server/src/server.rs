@@ -124,7 +124,7 @@ pub async fn serve_backend(
         metrics: Metrics::new(Figures {
             handler: handler.clone(),
             rollups,
-            backend: opened,
+            backend: opened.clone(),
             health,
             limits: limits.clone(),
             connections: connection_figures.clone(),
@@ -192,6 +192,7 @@ pub async fn serve_backend(
     if let Some(task) = rollup_task {
         task.stop().await;
     }
+    opened.stop().await;
     tracing::info!(stats = ?handler.stats(), "count-server: stopped");
     Ok(())
 }

@@ -830,3 +830,43 @@ async fn totals_rollup_and_migrate_on_postgresql() {
     let run = cli(&["totals", "--db-url", &url, "--backend", "cockroach"], &[]);
     assert_ne!(run.code, 0, "{run:#?}");
 }
+
+/// `path` with `suffix` appended: the `-wal` beside a SQLite database.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// A server stopped cleanly leaves every count in the database file itself, not in
+/// its `-wal`: a plain copy of the file alone holds them.
+#[tokio::test]
+async fn a_clean_stop_leaves_every_count_in_the_sqlite_file_itself() {
+    let dir = scratch("stop");
+    let path = dir.join("count.db");
+    let spawned = Spawned::start(&["--db-path", path.to_str().unwrap()], &[]);
+    let today = Day::today();
+    let counts = known_counts(today);
+    let client = GrpcCounter::builder(&spawned.url())
+        .connect()
+        .await
+        .unwrap();
+    send(&client, &counts).await;
+    drop(client);
+    spawned.stop();
+    let wal = beside(&path, "-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "counts left in {}",
+        wal.display()
+    );
+    let copy = dir.join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    let ask = &asks(today)[0];
+    let run = ask.run("json", &["--db-path", copy.to_str().unwrap()], &[]);
+    assert_exit(&run, 0);
+    assert_eq!(
+        run.stdout,
+        totals_json(&ask.query, &expected(&counts, &ask.query))
+    );
+}

@@ -77,6 +77,26 @@ impl SqliteCounter {
         SqliteCounterBuilder::new(url)
     }
 
+    /// Copies every commit from the write-ahead log (`count.db-wal`) into the
+    /// database file and empties the log, so that the file alone holds every count:
+    /// what a clean stop calls, after its last write. The writer runs it by itself
+    /// when the last clone is dropped, but a process may exit before that thread
+    /// gets to it; awaiting this one is sure. The counter keeps working after it
+    /// (later writes go to the log again).
+    ///
+    /// A copy of a database that is being written is not consistent: use
+    /// [`backup`](SqliteCounter::backup) for that.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when another connection (another process's) kept part of
+    /// the log from being copied: nothing is lost, it stays in the log.
+    ///
+    /// [`Error::Unavailable`]: count_core::Error::Unavailable
+    pub async fn checkpoint(&self) -> Result<()> {
+        self.inner.writer.run(|db| db.checkpoint()).await
+    }
+
     /// The database file, absolute; `None` for `sqlite::memory:`.
     pub fn path(&self) -> Option<&Path> {
         self.inner.path.as_deref()

@@ -129,6 +129,33 @@ impl Db {
         self.files.as_ref().map_or(Ok(()), OpenedFiles::check)
     }
 
+    /// Copies every commit in the write-ahead log into the database file and empties
+    /// the log (SQLite's `wal_checkpoint(TRUNCATE)`): the file alone then holds every
+    /// count, so a plain copy of it does too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when another connection's read or write kept part of
+    /// the log from being copied (it stays in the log, nothing is lost); the
+    /// database's error otherwise.
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        let doing = "checkpointing the write-ahead log";
+        // (busy, pages in the log, pages copied); -1 when not in WAL mode.
+        let (busy, log, copied): (i64, i64, i64) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .map_err(|e| classify(doing, e))?;
+        if busy != 0 {
+            return Err(Error::unavailable(format!(
+                "{doing}: another connection was reading or writing; {copied} of {log} \
+                 pages were copied into the database file, the rest stay in the log"
+            )));
+        }
+        Ok(())
+    }
+
     fn serve(mut self, commands: &mpsc::Receiver<Command>) {
         let mut held = None;
         while let Some(command) = held.take().or_else(|| commands.recv().ok()) {
@@ -153,6 +180,12 @@ impl Db {
                     self.guarded(|db| db.write_group(group));
                 }
             }
+        }
+        // The last clone is gone: leave the counts in the database file, not in the
+        // log (a read connection closing last cannot checkpoint, so SQLite would
+        // leave them there).
+        if let Err(e) = self.checkpoint() {
+            tracing::warn!(error = %e, "count: stopping the SQLite writer");
         }
     }
 

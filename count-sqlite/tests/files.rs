@@ -85,3 +85,44 @@ async fn writes_into_a_moved_or_deleted_file_are_refused_until_it_is_back() {
     assert!(matches!(err, Error::Unavailable { .. }), "{err}");
     assert!(counter.health().await.is_err());
 }
+
+/// The counts of a file's bytes alone, copied elsewhere (without its `-wal`).
+async fn total_of_a_copy(path: &Path, on: &str) -> u64 {
+    let copy = tempfile::tempdir().unwrap();
+    let copied = copy.path().join("copy.db");
+    std::fs::copy(path, &copied).unwrap();
+    let counter = SqliteCounter::connect(&url_of(&copied)).await.unwrap();
+    total(&counter, on).await
+}
+
+/// Whether the log beside `path` is gone or empty.
+fn log_is_empty(path: &Path) -> bool {
+    std::fs::metadata(beside(path, "-wal")).map_or(true, |m| m.len() == 0)
+}
+
+/// After a checkpoint, or once the last clone is dropped, the log is empty and a
+/// plain copy of the database file holds every count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_checkpoint_or_the_last_drop_a_copy_of_the_file_holds_every_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("count.db");
+    let counter = SqliteCounter::connect(&url_of(&path)).await.unwrap();
+    let t = "2025-04-04T04:00:00Z";
+    counter.write(&batch(&[("/a", t, 3)])).await.unwrap();
+    total(&counter, "2025-04-04").await; // a read connection open beside the writer
+    assert!(!log_is_empty(&path), "the counts are in the log at first");
+    counter.checkpoint().await.unwrap();
+    assert!(log_is_empty(&path));
+    assert_eq!(total_of_a_copy(&path, "2025-04-04").await, 3);
+
+    counter.write(&batch(&[("/a", t, 4)])).await.unwrap();
+    total(&counter, "2025-04-04").await;
+    drop(counter);
+    // The writer thread checkpoints as it stops, on its own time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !log_is_empty(&path) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(log_is_empty(&path), "the last drop left counts in the log");
+    assert_eq!(total_of_a_copy(&path, "2025-04-04").await, 7);
+}
