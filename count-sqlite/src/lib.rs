@@ -26,7 +26,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use count_core::jiff::Timestamp;
 use count_core::{
-    Batch, Counter, DailyTotal, DateRange, Day, GroupedTotal, Period, PeriodTotal, Result,
+    Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Period, PeriodTotal, Result,
     TotalsQuery,
 };
 use rusqlite::Connection;
@@ -50,7 +50,8 @@ pub struct SqliteCounter {
 
 #[derive(Debug)]
 struct Inner {
-    writer: Writer,
+    /// `None` for a counter opened read-only.
+    writer: Option<Writer>,
     /// `None` for an in-memory database, which only its writer's connection sees.
     readers: Option<Readers>,
     /// `None` for an in-memory database.
@@ -94,7 +95,7 @@ impl SqliteCounter {
     ///
     /// [`Error::Unavailable`]: count_core::Error::Unavailable
     pub async fn checkpoint(&self) -> Result<()> {
-        self.inner.writer.run(|db| db.checkpoint()).await
+        self.inner.writer()?.run(|db| db.checkpoint()).await
     }
 
     /// The database file, absolute; `None` for `sqlite::memory:`.
@@ -104,6 +105,23 @@ impl SqliteCounter {
 }
 
 impl Inner {
+    /// The writer thread.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] naming the file for a counter opened read-only.
+    fn writer(&self) -> Result<&Writer> {
+        self.writer.as_ref().ok_or_else(|| {
+            let shown = self.path.as_deref().map(open::shown).unwrap_or_default();
+            Error::invalid(
+                "database",
+                shown,
+                "was opened read-only: it is not written, rolled up or checkpointed \
+                 (open it without read_only to count into it)",
+            )
+        })
+    }
+
     /// Runs `read` on a read connection, or on the writer for an in-memory database.
     async fn read<T: Send + 'static>(
         &self,
@@ -111,7 +129,7 @@ impl Inner {
     ) -> Result<T> {
         match &self.readers {
             Some(readers) => readers.run(read).await,
-            None => self.writer.run(move |db| read(&db.conn)).await,
+            None => self.writer()?.run(move |db| read(&db.conn)).await,
         }
     }
 
@@ -123,7 +141,7 @@ impl Inner {
         let mut attempt = 0;
         loop {
             let step = self
-                .writer
+                .writer()?
                 .run(move |db| rollup::step(&mut db.conn, db.files.as_ref(), day, limit))
                 .await;
             match step {
@@ -141,7 +159,7 @@ impl Inner {
 #[async_trait]
 impl Counter for SqliteCounter {
     async fn write(&self, batch: &Batch) -> Result<()> {
-        self.inner.writer.write(batch).await
+        self.inner.writer()?.write(batch).await
     }
 
     async fn rollup(&self, day: Day) -> Result<Vec<DailyTotal>> {
@@ -150,7 +168,7 @@ impl Counter for SqliteCounter {
         let retention = i64::try_from(inner.batch_retention.as_secs()).unwrap_or(i64::MAX);
         let before = Timestamp::now().as_second().saturating_sub(retention);
         inner
-            .writer
+            .writer()?
             .run(move |db| rollup::prune_batches(&db.conn, before))
             .await?;
         self.daily_totals(DateRange::day(day)).await
@@ -188,13 +206,14 @@ impl Counter for SqliteCounter {
     /// opened (counts written to a deleted or replaced file would be seen by no one).
     async fn health(&self) -> Result<()> {
         let inner = &*self.inner;
-        inner
-            .writer
-            .run(|db| {
-                reports::check(&db.conn)?;
-                db.still_opened()
-            })
-            .await?;
+        if let Some(writer) = &inner.writer {
+            writer
+                .run(|db| {
+                    reports::check(&db.conn)?;
+                    db.still_opened()
+                })
+                .await?;
+        }
         inner.read(reports::check).await
     }
 }

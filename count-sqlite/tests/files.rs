@@ -126,3 +126,123 @@ async fn after_a_checkpoint_or_the_last_drop_a_copy_of_the_file_holds_every_coun
     assert!(log_is_empty(&path), "the last drop left counts in the log");
     assert_eq!(total_of_a_copy(&path, "2025-04-04").await, 7);
 }
+
+/// A file and when it was last changed.
+fn bytes_and_mtime(path: &Path) -> (Vec<u8>, std::time::SystemTime) {
+    let modified = std::fs::metadata(path).unwrap().modified().unwrap();
+    (std::fs::read(path).unwrap(), modified)
+}
+
+fn read_only(path: &Path) -> count_sqlite::SqliteCounterBuilder {
+    SqliteCounter::builder(&url_of(path)).read_only(true)
+}
+
+/// A database written and stopped cleanly: no `-wal`, no `-shm` beside it.
+async fn stopped_database(path: &Path, n: u64) {
+    let counter = SqliteCounter::connect(&url_of(path)).await.unwrap();
+    counter
+        .write(&batch(&[("/r", "2025-05-05T05:00:00Z", n)]))
+        .await
+        .unwrap();
+    counter.checkpoint().await.unwrap();
+    drop(counter);
+    // The last connection to close removes the log and the shared memory (the
+    // writer thread closes its own on its time).
+    let gone = || !beside(path, "-wal").exists() && !beside(path, "-shm").exists();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !gone() && std::time::Instant::now() < deadline {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute_batch("SELECT count(*) FROM sqlite_schema")
+            .unwrap();
+        drop(conn);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(gone());
+}
+
+/// Read-only, a database is read and nothing is changed: not its bytes, not its
+/// time, and nothing is created beside it; writes are refused naming the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_open_reads_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("count.db");
+    stopped_database(&path, 5).await;
+    let before = bytes_and_mtime(&path);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+
+    let counter = read_only(&path).connect().await.unwrap();
+    assert_eq!(total(&counter, "2025-05-05").await, 5);
+    assert_eq!(total(&counter, "2025-05-05").await, 5);
+    counter.health().await.unwrap();
+    for err in [
+        counter
+            .write(&batch(&[("/r", "2025-05-05T05:00:00Z", 1)]))
+            .await
+            .unwrap_err(),
+        counter.rollup(day("2025-05-05")).await.unwrap_err(),
+        counter.checkpoint().await.unwrap_err(),
+    ] {
+        let text = err.to_string();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{text}");
+        assert!(
+            text.contains(&path.display().to_string()) && text.contains("read-only"),
+            "{text}"
+        );
+    }
+    drop(counter);
+    assert_eq!(bytes_and_mtime(&path), before, "the file was changed");
+    for suffix in ["-wal", "-shm", "-journal"] {
+        assert!(!beside(&path, suffix).exists(), "{suffix} was created");
+    }
+}
+
+/// Beside a running writer, a read-only counter reads what it commits, also after
+/// its first read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_counter_reads_what_a_running_writer_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("count.db");
+    stopped_database(&path, 5).await;
+    let reading = read_only(&path).connect().await.unwrap();
+    assert_eq!(total(&reading, "2025-05-05").await, 5);
+    let writing = SqliteCounter::connect(&url_of(&path)).await.unwrap();
+    let t = "2025-05-05T06:00:00Z";
+    writing.write(&batch(&[("/r", t, 2)])).await.unwrap();
+    assert_eq!(total(&reading, "2025-05-05").await, 7);
+    writing.write(&batch(&[("/r", t, 3)])).await.unwrap();
+    assert_eq!(total(&reading, "2025-05-05").await, 10);
+}
+
+/// Read-only, a missing file is not found and a file without this version's schema
+/// is refused, and neither is created or changed; memory cannot be read-only.
+#[tokio::test]
+async fn a_read_only_open_refuses_what_it_cannot_read_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("sub/count.db");
+    let err = read_only(&missing).connect().await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err}");
+    assert!(err.to_string().contains(&missing.display().to_string()));
+    assert!(!dir.path().join("sub").exists());
+
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let err = read_only(&empty).connect().await.unwrap_err().to_string();
+    assert!(err.contains("has no count schema"), "{err}");
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
+
+    let text = dir.path().join("notes.db");
+    std::fs::write(&text, b"not a database, but long enough to have a header ...........")
+        .unwrap();
+    let err = read_only(&text).connect().await.unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput { .. }) && err.to_string().contains("not a SQLite"),
+        "{err}"
+    );
+
+    let err = SqliteCounter::builder("sqlite::memory:")
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only"), "{err}");
+}
