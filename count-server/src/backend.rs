@@ -63,8 +63,14 @@ pub enum Migrations {
     #[default]
     Apply,
     /// Change nothing: connect, and fail with a clear error when the schema is not at
-    /// the version this build expects (what a read-only command or a check does).
+    /// the version this build expects (what a command that writes counts but must not
+    /// change the schema does: a rollup).
     Check,
+    /// As [`Migrations::Check`], for a command that only reads (totals, a check, a
+    /// backup): a SQLite file is opened read-only, so a user who may read it but not
+    /// write it or its directory can, and nothing is created beside it. The other
+    /// backends connect as with [`Migrations::Check`].
+    ReadOnly,
 }
 
 /// A counter [`open`] made, with what an operator needs to know about it.
@@ -239,8 +245,8 @@ pub fn sqlite_url(path: &Path) -> Result<String> {
 /// [`Error::InvalidInput`] for a URL of no known scheme, a `backend` the URL cannot
 /// be, or a database that is not the forced backend; the backend's own errors when
 /// it cannot be opened (unreachable, refused, a schema not at this build's version
-/// with [`Migrations::Check`]); with [`Migrations::Check`], [`Error::NotFound`] for a
-/// SQLite file that does not exist (it is not created).
+/// without [`Migrations::Apply`]); without [`Migrations::Apply`], [`Error::NotFound`]
+/// for a SQLite file that does not exist (it is not created).
 pub async fn open(url: &str, backend: Backend, migrations: Migrations) -> Result<Opened> {
     let scheme = Scheme::of(url)?;
     let migrate = migrations == Migrations::Apply;
@@ -252,7 +258,7 @@ pub async fn open(url: &str, backend: Backend, migrations: Migrations) -> Result
             cockroach: None,
             sqlite: None,
         }),
-        (Scheme::Sqlite, Backend::Auto | Backend::Sqlite) => open_sqlite(url, migrate).await,
+        (Scheme::Sqlite, Backend::Auto | Backend::Sqlite) => open_sqlite(url, migrations).await,
         (Scheme::Postgres, Backend::Postgres) => open_postgres(url, migrate).await,
         (Scheme::Postgres, Backend::Cockroach) => open_cockroach(url, migrate).await,
         (Scheme::Postgres, Backend::Auto) => match open_cockroach(url, migrate).await {
@@ -270,12 +276,12 @@ pub async fn open(url: &str, backend: Backend, migrations: Migrations) -> Result
     }
 }
 
-async fn open_sqlite(url: &str, migrate: bool) -> Result<Opened> {
-    if !migrate {
-        // count-sqlite's open migrates: check first, changing nothing.
-        crate::sqlite_check::check(url).await?;
-    }
-    let counter = SqliteCounter::builder(url).connect().await?;
+async fn open_sqlite(url: &str, migrations: Migrations) -> Result<Opened> {
+    let counter = SqliteCounter::builder(url)
+        .migrate(migrations == Migrations::Apply)
+        .read_only(migrations == Migrations::ReadOnly)
+        .connect()
+        .await?;
     let description = match counter.path() {
         Some(path) => format!("SQLite file {}", path.display()),
         None => SQLITE_MEMORY.to_owned(),

@@ -183,7 +183,6 @@ mod limits;
 pub mod logging;
 mod metrics;
 mod server;
-mod sqlite_check;
 mod tls;
 
 pub use config::ServerConfig;

@@ -34,8 +34,20 @@ struct Run {
 /// Runs `count-server args...` with `env` and nothing inherited that configures it
 /// (the default database file is looked for in an empty directory).
 fn cli(args: &[&str], env: &[(&str, &str)]) -> Run {
+    run_as(None, args, env)
+}
+
+/// [`cli`], as `user` when given (through `runuser`: the tests run as root).
+fn run_as(user: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Run {
     let home = scratch("home");
-    let mut command = Command::new(BINARY);
+    let mut command = match user {
+        Some(user) => {
+            let mut runuser = Command::new("runuser");
+            runuser.args(["-u", user, "--", BINARY]);
+            runuser
+        }
+        None => Command::new(BINARY),
+    };
     command
         .args(args)
         .env_remove("DB_URL")
@@ -869,4 +881,109 @@ async fn a_clean_stop_leaves_every_count_in_the_sqlite_file_itself() {
         run.stdout,
         totals_json(&ask.query, &expected(&counts, &ask.query))
     );
+}
+
+/// Whether the tests run as root (then permissions stop no one, and a read-only
+/// test runs the binary as `nobody`).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}
+
+/// Reading needs no write access: as a user who may read a SQLite file but not
+/// write it or its directory, `totals` and `migrate --check` work, with or without
+/// the `-wal` and `-shm` a server leaves, and nothing is changed or created.
+#[tokio::test]
+async fn totals_read_a_sqlite_file_the_user_may_not_write() {
+    if !is_root() {
+        eprintln!("skipped: needs root, to run count-server as nobody (runuser)");
+        return;
+    }
+    let today = Day::today();
+    let counts = known_counts(today);
+    let dir = scratch("read-only");
+    let path = dir.join("count.db");
+    let url = backend::sqlite_url(&path).unwrap();
+    let opened = backend::open(&url, Backend::Auto, Migrations::Apply)
+        .await
+        .unwrap();
+    send(opened.counter.as_ref(), &counts).await;
+    opened.stop().await;
+    // Root's, as a server running as root leaves them: the directory 0755, the files
+    // 0644.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = path.to_str().unwrap();
+    let ask = &asks(today)[0];
+    let reference = totals_json(&ask.query, &expected(&counts, &ask.query));
+    let mut running = Some(opened);
+    for server_running in [true, false] {
+        if !server_running {
+            // Stopped: the writer, closing last, removes the -wal and the -shm.
+            drop(running.take());
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while beside(&path, "-wal").exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        for file in [path.clone(), beside(&path, "-wal"), beside(&path, "-shm")] {
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            }
+        }
+        let before = std::fs::read(&path).unwrap();
+        let mut args = vec!["totals", "--db-path", db, "--format", "json"];
+        args.extend(ask.cli.iter().map(String::as_str));
+        let run = run_as(Some("nobody"), &args, &[]);
+        assert_exit(&run, 0);
+        assert_eq!(run.stdout, reference, "server running: {server_running}");
+        let check = ["migrate", "--check", "--db-path", db];
+        assert_exit(&run_as(Some("nobody"), &check, &[]), 0);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(beside(&path, "-wal").exists(), server_running);
+        assert_eq!(beside(&path, "-shm").exists(), server_running);
+    }
+}
+
+/// `--db-url sqlite:FILE` and `--db-path FILE` are one source: `migrate` creates a
+/// missing file either way, and a read or a check of a missing file exits 3 either
+/// way.
+#[test]
+fn a_sqlite_file_named_by_url_or_by_path_is_one_source() {
+    let dir = scratch("spellings");
+    for (n, spelling) in ["url", "path"].into_iter().enumerate() {
+        let path = dir.join(format!("new-{n}.db"));
+        let url = format!("sqlite:{}", path.display());
+        let source = |args: &[&'static str]| -> Vec<String> {
+            let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            match spelling {
+                "url" => all.extend(["--db-url".to_owned(), url.clone()]),
+                _ => all.extend(["--db-path".to_owned(), path.display().to_string()]),
+            }
+            all
+        };
+        let run_with = |args: &[&'static str]| {
+            let all = source(args);
+            cli(&all.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+        };
+        for args in [&["migrate", "--check"][..], &["totals"], &["rollup"]] {
+            let run = run_with(args);
+            assert_exit(&run, 3);
+            assert!(
+                run.stderr.contains(path.to_str().unwrap()),
+                "{spelling}: {run:#?}"
+            );
+            assert!(!path.exists(), "{spelling}: {args:?} created the file");
+        }
+        let run = run_with(&["migrate"]);
+        assert_exit(&run, 0);
+        assert!(
+            path.is_file(),
+            "{spelling}: migrate did not create the file"
+        );
+        assert_exit(&run_with(&["migrate", "--check"]), 0);
+        assert_exit(&run_with(&["totals"]), 0);
+    }
 }

@@ -231,8 +231,11 @@ async fn a_read_only_open_refuses_what_it_cannot_read_and_creates_nothing() {
     assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
 
     let text = dir.path().join("notes.db");
-    std::fs::write(&text, b"not a database, but long enough to have a header ...........")
-        .unwrap();
+    std::fs::write(
+        &text,
+        b"not a database, but long enough to have a header ...........",
+    )
+    .unwrap();
     let err = read_only(&text).connect().await.unwrap_err();
     assert!(
         matches!(err, Error::InvalidInput { .. }) && err.to_string().contains("not a SQLite"),

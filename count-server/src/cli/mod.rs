@@ -9,7 +9,7 @@
 //! | 0 | done |
 //! | 1 | the backend or the server failed or could not be reached |
 //! | 2 | a bad or missing argument (also clap's code for usage errors) |
-//! | 3 | not found: no database file at `--db-path` |
+//! | 3 | not found: no SQLite file at `--db-path` or `--db-url sqlite:...` |
 //! | 4 | the database's schema is not this version's: migrations are missing, or a newer version of count wrote it |
 //! | 5 | the server refused the access token |
 
@@ -35,7 +35,7 @@ macro_rules! exit_codes {
   0  done
   1  the backend or the server failed or could not be reached
   2  a bad or missing argument
-  3  not found: no database file at --db-path (or the server's default file)
+  3  not found: no SQLite file at --db-path or --db-url sqlite:... (or the server's default file)
   4  the database's schema is not this version's (missing migrations: `count-server migrate`; a newer one: upgrade count)
   5  the server refused the access token"
     };
