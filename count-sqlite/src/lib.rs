@@ -3,6 +3,7 @@
 
 // In the order a count flows: where the file is and how it is opened, its schema,
 // the writer thread that applies batches and rollup steps, and the reads.
+mod backup;
 mod builder;
 mod error;
 mod location;
@@ -96,6 +97,28 @@ impl SqliteCounter {
     /// [`Error::Unavailable`]: count_core::Error::Unavailable
     pub async fn checkpoint(&self) -> Result<()> {
         self.inner.writer()?.run(|db| db.checkpoint()).await
+    }
+
+    /// Writes a consistent copy of the database into the new file `dest`, while
+    /// writes go on: the way to back up a database in use (a plain copy of the file
+    /// misses what is still in its `-wal`, and may be torn). SQLite's online backup
+    /// API, in one read transaction: the copy holds every count committed before the
+    /// backup started, and whole batches only. Writes neither wait for it nor undo
+    /// it. `dest` is written only once the copy is whole.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] naming `dest` when it exists (a backup never
+    /// overwrites) or cannot be written; the database's error otherwise.
+    pub async fn backup(&self, dest: impl AsRef<Path>) -> Result<()> {
+        let dest = std::path::absolute(dest.as_ref()).map_err(|e| {
+            Error::invalid(
+                "backup file",
+                dest.as_ref().display().to_string(),
+                e.to_string(),
+            )
+        })?;
+        self.inner.read(move |conn| backup::copy(conn, &dest)).await
     }
 
     /// The database file, absolute; `None` for `sqlite::memory:`.

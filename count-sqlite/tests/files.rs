@@ -249,3 +249,60 @@ async fn a_read_only_open_refuses_what_it_cannot_read_and_creates_nothing() {
         .unwrap_err();
     assert!(err.to_string().contains("read-only"), "{err}");
 }
+
+/// A backup taken while a writer writes is one snapshot: it holds every batch
+/// acknowledged before it started, and whole batches only (each writes the same
+/// count to two endpoints, so a torn copy would show them apart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_while_writes_go_on_holds_every_count_written_before_it_exactly() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("count.db");
+    let counter = SqliteCounter::connect(&url_of(&path)).await.unwrap();
+    let t = "2025-06-06T06:00:00Z";
+    let (stop, written) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let writing = tokio::spawn({
+        let (counter, stop, written) = (counter.clone(), stop.clone(), written.clone());
+        async move {
+            while !stop.load(Ordering::Relaxed) {
+                let both = batch(&[("/a", t, 1), ("/b", t, 1)]);
+                counter.write(&both).await.unwrap();
+                written.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    while written.load(Ordering::SeqCst) < 200 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let before = written.load(Ordering::SeqCst);
+    let dest = dir.path().join("backup.db");
+    counter.backup(&dest).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    stop.store(true, Ordering::Relaxed);
+    writing.await.unwrap();
+    let after = written.load(Ordering::SeqCst);
+    assert!(after > before, "the writes went on during the backup");
+
+    assert!(!beside(&dest, "-wal").exists() && !beside(&dest, ".partial").exists());
+    let copy = read_only(&dest).connect().await.unwrap();
+    let rows = copy
+        .daily_totals(DateRange::day(day("2025-06-06")))
+        .await
+        .unwrap();
+    let totals: Vec<u64> = rows.iter().map(|r| r.total).collect();
+    assert_eq!(totals.len(), 2, "{rows:?}");
+    assert_eq!(totals[0], totals[1], "a torn copy: {rows:?}");
+    assert!(
+        (before..=after).contains(&totals[0]),
+        "{before} ≤ {} ≤ {after}",
+        totals[0]
+    );
+    assert_eq!(total(&counter, "2025-06-06").await, 2 * after);
+
+    let err = counter.backup(&dest).await.unwrap_err();
+    assert!(err.to_string().contains("exists"), "{err}");
+}
