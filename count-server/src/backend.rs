@@ -102,6 +102,11 @@ impl Opened {
         }
     }
 
+    /// The SQLite counter, when it is one (for a backup).
+    pub(crate) fn sqlite(&self) -> Option<&SqliteCounter> {
+        self.sqlite.as_ref()
+    }
+
     /// What a clean stop does after the last write: a SQLite database's write-ahead
     /// log is checkpointed into the file, so the file alone holds every count (a
     /// copy of it too). Nothing to do for the other backends. A failure is logged:

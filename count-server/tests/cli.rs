@@ -741,7 +741,7 @@ async fn totals_csv_quotes_cells_a_spreadsheet_would_run() {
 
 #[test]
 fn help_gives_examples_and_the_exit_codes() {
-    for command in ["totals", "rollup", "migrate"] {
+    for command in ["totals", "rollup", "migrate", "backup"] {
         let run = cli(&[command, "--help"], &[]);
         assert_exit(&run, 0);
         for part in [
@@ -986,4 +986,57 @@ fn a_sqlite_file_named_by_url_or_by_path_is_one_source() {
         assert_exit(&run_with(&["migrate", "--check"]), 0);
         assert_exit(&run_with(&["totals"]), 0);
     }
+}
+
+/// `count-server backup` copies a database a server is running on, whole; refuses
+/// to overwrite without --force, and a source that is not SQLite.
+#[tokio::test]
+async fn backup_copies_a_running_servers_database_whole() {
+    let dir = scratch("backup");
+    let path = dir.join("count.db");
+    let spawned = Spawned::start(&["--db-path", path.to_str().unwrap()], &[]);
+    let today = Day::today();
+    let counts = known_counts(today);
+    let client = GrpcCounter::builder(&spawned.url())
+        .connect()
+        .await
+        .unwrap();
+    send(&client, &counts).await;
+
+    let dest = dir.join("backup.db");
+    let (db, to) = (path.to_str().unwrap(), dest.to_str().unwrap());
+    let run = cli(&["backup", "--db-path", db, to], &[]);
+    assert_exit(&run, 0);
+    assert_eq!(
+        run.stdout,
+        format!("SQLite file {db}: backed up into {to}.\n")
+    );
+    let ask = &asks(today)[0];
+    let reference = totals_json(&ask.query, &expected(&counts, &ask.query));
+    let mut totals = vec!["totals", "--db-path", to, "--format", "json"];
+    totals.extend(ask.cli.iter().map(String::as_str));
+    let run = cli(&totals, &[]);
+    assert_exit(&run, 0);
+    assert_eq!(run.stdout, reference);
+
+    let run = cli(&["backup", "--db-url", &format!("sqlite:{db}"), to], &[]);
+    assert_exit(&run, 2);
+    assert!(
+        run.stderr.contains(to) && run.stderr.contains("exists"),
+        "{run:#?}"
+    );
+    send(&client, &counts).await;
+    assert_exit(&cli(&["backup", "--force", "--db-path", db, to], &[]), 0);
+    let run = cli(&totals, &[]);
+    assert_exit(&run, 0);
+    assert_ne!(run.stdout, reference, "--force wrote the new counts");
+    drop(client);
+    spawned.stop();
+
+    let run = cli(&["backup", "--db-url", "memory:", to], &[]);
+    assert_exit(&run, 2);
+    assert!(run.stderr.contains("is not SQLite"), "{run:#?}");
+    let missing = dir.join("missing.db");
+    let run = cli(&["backup", "--db-path", missing.to_str().unwrap(), to], &[]);
+    assert_exit(&run, 3);
 }
