@@ -63,8 +63,14 @@ pub enum Migrations {
     #[default]
     Apply,
     /// Change nothing: connect, and fail with a clear error when the schema is not at
-    /// the version this build expects (what a read-only command or a check does).
+    /// the version this build expects (what a command that writes counts but must not
+    /// change the schema does: a rollup).
     Check,
+    /// As [`Migrations::Check`], for a command that only reads (totals, a check, a
+    /// backup): a SQLite file is opened read-only, so a user who may read it but not
+    /// write it or its directory can, and nothing is created beside it. The other
+    /// backends connect as with [`Migrations::Check`].
+    ReadOnly,
 }
 
 /// A counter [`open`] made, with what an operator needs to know about it.
@@ -80,6 +86,8 @@ pub struct Opened {
     pub description: String,
     /// Kept to read its retry figures.
     cockroach: Option<CockroachCounter>,
+    /// Kept to checkpoint its log at a clean stop.
+    sqlite: Option<SqliteCounter>,
 }
 
 impl Opened {
@@ -90,6 +98,24 @@ impl Opened {
             backend: Backend::Auto,
             description: description.into(),
             cockroach: None,
+            sqlite: None,
+        }
+    }
+
+    /// The SQLite counter, when it is one (for a backup).
+    pub(crate) fn sqlite(&self) -> Option<&SqliteCounter> {
+        self.sqlite.as_ref()
+    }
+
+    /// What a clean stop does after the last write: a SQLite database's write-ahead
+    /// log is checkpointed into the file, so the file alone holds every count (a
+    /// copy of it too). Nothing to do for the other backends. A failure is logged:
+    /// nothing is lost, the counts stay in the log.
+    pub async fn stop(&self) {
+        if let Some(sqlite) = &self.sqlite
+            && let Err(e) = sqlite.checkpoint().await
+        {
+            tracing::warn!(error = %e, "count-server: stopping: the SQLite log was not emptied");
         }
     }
 
@@ -224,8 +250,8 @@ pub fn sqlite_url(path: &Path) -> Result<String> {
 /// [`Error::InvalidInput`] for a URL of no known scheme, a `backend` the URL cannot
 /// be, or a database that is not the forced backend; the backend's own errors when
 /// it cannot be opened (unreachable, refused, a schema not at this build's version
-/// with [`Migrations::Check`]); with [`Migrations::Check`], [`Error::NotFound`] for a
-/// SQLite file that does not exist (it is not created).
+/// without [`Migrations::Apply`]); without [`Migrations::Apply`], [`Error::NotFound`]
+/// for a SQLite file that does not exist (it is not created).
 pub async fn open(url: &str, backend: Backend, migrations: Migrations) -> Result<Opened> {
     let scheme = Scheme::of(url)?;
     let migrate = migrations == Migrations::Apply;
@@ -235,8 +261,9 @@ pub async fn open(url: &str, backend: Backend, migrations: Migrations) -> Result
             backend: Backend::Memory,
             description: "memory".to_owned(),
             cockroach: None,
+            sqlite: None,
         }),
-        (Scheme::Sqlite, Backend::Auto | Backend::Sqlite) => open_sqlite(url, migrate).await,
+        (Scheme::Sqlite, Backend::Auto | Backend::Sqlite) => open_sqlite(url, migrations).await,
         (Scheme::Postgres, Backend::Postgres) => open_postgres(url, migrate).await,
         (Scheme::Postgres, Backend::Cockroach) => open_cockroach(url, migrate).await,
         (Scheme::Postgres, Backend::Auto) => match open_cockroach(url, migrate).await {
@@ -254,21 +281,22 @@ pub async fn open(url: &str, backend: Backend, migrations: Migrations) -> Result
     }
 }
 
-async fn open_sqlite(url: &str, migrate: bool) -> Result<Opened> {
-    if !migrate {
-        // count-sqlite's open migrates: check first, changing nothing.
-        crate::sqlite_check::check(url).await?;
-    }
-    let counter = SqliteCounter::builder(url).connect().await?;
+async fn open_sqlite(url: &str, migrations: Migrations) -> Result<Opened> {
+    let counter = SqliteCounter::builder(url)
+        .migrate(migrations == Migrations::Apply)
+        .read_only(migrations == Migrations::ReadOnly)
+        .connect()
+        .await?;
     let description = match counter.path() {
         Some(path) => format!("SQLite file {}", path.display()),
         None => SQLITE_MEMORY.to_owned(),
     };
     Ok(Opened {
-        counter: Arc::new(counter),
+        counter: Arc::new(counter.clone()),
         backend: Backend::Sqlite,
         description,
         cockroach: None,
+        sqlite: Some(counter),
     })
 }
 
@@ -279,6 +307,7 @@ async fn open_postgres(url: &str, migrate: bool) -> Result<Opened> {
         backend: Backend::Postgres,
         description: format!("PostgreSQL at {}", server_of(url)),
         cockroach: None,
+        sqlite: None,
     })
 }
 
@@ -292,6 +321,7 @@ async fn open_cockroach(url: &str, migrate: bool) -> Result<Opened> {
         backend: Backend::Cockroach,
         description: format!("CockroachDB at {}", server_of(url)),
         cockroach: Some(counter),
+        sqlite: None,
     })
 }
 

@@ -188,7 +188,6 @@ mod limits;
 pub mod logging;
 mod metrics;
 mod server;
-mod sqlite_check;
 mod tls;
 
 pub use config::ServerConfig;

@@ -128,7 +128,7 @@ pub async fn serve_backend(
         metrics: Metrics::new(Figures {
             handler: handler.clone(),
             rollups,
-            backend: opened,
+            backend: opened.clone(),
             health,
             writes: writes.clone(),
             limits: limits.clone(),
@@ -198,6 +198,7 @@ pub async fn serve_backend(
     if let Some(task) = rollup_task {
         task.stop().await;
     }
+    opened.stop().await;
     tracing::info!(stats = ?handler.stats(), "count-server: stopped");
     Ok(())
 }

@@ -34,8 +34,20 @@ struct Run {
 /// Runs `count-server args...` with `env` and nothing inherited that configures it
 /// (the default database file is looked for in an empty directory).
 fn cli(args: &[&str], env: &[(&str, &str)]) -> Run {
+    run_as(None, args, env)
+}
+
+/// [`cli`], as `user` when given (through `runuser`: the tests run as root).
+fn run_as(user: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Run {
     let home = scratch("home");
-    let mut command = Command::new(BINARY);
+    let mut command = match user {
+        Some(user) => {
+            let mut runuser = Command::new("runuser");
+            runuser.args(["-u", user, "--", BINARY]);
+            runuser
+        }
+        None => Command::new(BINARY),
+    };
     command
         .args(args)
         .env_remove("DB_URL")
@@ -729,7 +741,7 @@ async fn totals_csv_quotes_cells_a_spreadsheet_would_run() {
 
 #[test]
 fn help_gives_examples_and_the_exit_codes() {
-    for command in ["totals", "rollup", "migrate"] {
+    for command in ["totals", "rollup", "migrate", "backup"] {
         let run = cli(&[command, "--help"], &[]);
         assert_exit(&run, 0);
         for part in [
@@ -829,4 +841,202 @@ async fn totals_rollup_and_migrate_on_postgresql() {
     // A forced backend the database is not.
     let run = cli(&["totals", "--db-url", &url, "--backend", "cockroach"], &[]);
     assert_ne!(run.code, 0, "{run:#?}");
+}
+
+/// `path` with `suffix` appended: the `-wal` beside a SQLite database.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// A server stopped cleanly leaves every count in the database file itself, not in
+/// its `-wal`: a plain copy of the file alone holds them.
+#[tokio::test]
+async fn a_clean_stop_leaves_every_count_in_the_sqlite_file_itself() {
+    let dir = scratch("stop");
+    let path = dir.join("count.db");
+    let spawned = Spawned::start(&["--db-path", path.to_str().unwrap()], &[]);
+    let today = Day::today();
+    let counts = known_counts(today);
+    let client = GrpcCounter::builder(&spawned.url())
+        .connect()
+        .await
+        .unwrap();
+    send(&client, &counts).await;
+    drop(client);
+    spawned.stop();
+    let wal = beside(&path, "-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "counts left in {}",
+        wal.display()
+    );
+    let copy = dir.join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    let ask = &asks(today)[0];
+    let run = ask.run("json", &["--db-path", copy.to_str().unwrap()], &[]);
+    assert_exit(&run, 0);
+    assert_eq!(
+        run.stdout,
+        totals_json(&ask.query, &expected(&counts, &ask.query))
+    );
+}
+
+/// Whether the tests run as root (then permissions stop no one, and a read-only
+/// test runs the binary as `nobody`).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}
+
+/// Reading needs no write access: as a user who may read a SQLite file but not
+/// write it or its directory, `totals` and `migrate --check` work, with or without
+/// the `-wal` and `-shm` a server leaves, and nothing is changed or created.
+#[tokio::test]
+async fn totals_read_a_sqlite_file_the_user_may_not_write() {
+    if !is_root() {
+        eprintln!("skipped: needs root, to run count-server as nobody (runuser)");
+        return;
+    }
+    let today = Day::today();
+    let counts = known_counts(today);
+    let dir = scratch("read-only");
+    let path = dir.join("count.db");
+    let url = backend::sqlite_url(&path).unwrap();
+    let opened = backend::open(&url, Backend::Auto, Migrations::Apply)
+        .await
+        .unwrap();
+    send(opened.counter.as_ref(), &counts).await;
+    opened.stop().await;
+    // Root's, as a server running as root leaves them: the directory 0755, the files
+    // 0644.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = path.to_str().unwrap();
+    let ask = &asks(today)[0];
+    let reference = totals_json(&ask.query, &expected(&counts, &ask.query));
+    let mut running = Some(opened);
+    for server_running in [true, false] {
+        if !server_running {
+            // Stopped: the writer, closing last, removes the -wal and the -shm.
+            drop(running.take());
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while beside(&path, "-wal").exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        for file in [path.clone(), beside(&path, "-wal"), beside(&path, "-shm")] {
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            }
+        }
+        let before = std::fs::read(&path).unwrap();
+        let mut args = vec!["totals", "--db-path", db, "--format", "json"];
+        args.extend(ask.cli.iter().map(String::as_str));
+        let run = run_as(Some("nobody"), &args, &[]);
+        assert_exit(&run, 0);
+        assert_eq!(run.stdout, reference, "server running: {server_running}");
+        let check = ["migrate", "--check", "--db-path", db];
+        assert_exit(&run_as(Some("nobody"), &check, &[]), 0);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(beside(&path, "-wal").exists(), server_running);
+        assert_eq!(beside(&path, "-shm").exists(), server_running);
+    }
+}
+
+/// `--db-url sqlite:FILE` and `--db-path FILE` are one source: `migrate` creates a
+/// missing file either way, and a read or a check of a missing file exits 3 either
+/// way.
+#[test]
+fn a_sqlite_file_named_by_url_or_by_path_is_one_source() {
+    let dir = scratch("spellings");
+    for (n, spelling) in ["url", "path"].into_iter().enumerate() {
+        let path = dir.join(format!("new-{n}.db"));
+        let url = format!("sqlite:{}", path.display());
+        let source = |args: &[&'static str]| -> Vec<String> {
+            let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            match spelling {
+                "url" => all.extend(["--db-url".to_owned(), url.clone()]),
+                _ => all.extend(["--db-path".to_owned(), path.display().to_string()]),
+            }
+            all
+        };
+        let run_with = |args: &[&'static str]| {
+            let all = source(args);
+            cli(&all.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+        };
+        for args in [&["migrate", "--check"][..], &["totals"], &["rollup"]] {
+            let run = run_with(args);
+            assert_exit(&run, 3);
+            assert!(
+                run.stderr.contains(path.to_str().unwrap()),
+                "{spelling}: {run:#?}"
+            );
+            assert!(!path.exists(), "{spelling}: {args:?} created the file");
+        }
+        let run = run_with(&["migrate"]);
+        assert_exit(&run, 0);
+        assert!(
+            path.is_file(),
+            "{spelling}: migrate did not create the file"
+        );
+        assert_exit(&run_with(&["migrate", "--check"]), 0);
+        assert_exit(&run_with(&["totals"]), 0);
+    }
+}
+
+/// `count-server backup` copies a database a server is running on, whole; refuses
+/// to overwrite without --force, and a source that is not SQLite.
+#[tokio::test]
+async fn backup_copies_a_running_servers_database_whole() {
+    let dir = scratch("backup");
+    let path = dir.join("count.db");
+    let spawned = Spawned::start(&["--db-path", path.to_str().unwrap()], &[]);
+    let today = Day::today();
+    let counts = known_counts(today);
+    let client = GrpcCounter::builder(&spawned.url())
+        .connect()
+        .await
+        .unwrap();
+    send(&client, &counts).await;
+
+    let dest = dir.join("backup.db");
+    let (db, to) = (path.to_str().unwrap(), dest.to_str().unwrap());
+    let run = cli(&["backup", "--db-path", db, to], &[]);
+    assert_exit(&run, 0);
+    assert_eq!(
+        run.stdout,
+        format!("SQLite file {db}: backed up into {to}.\n")
+    );
+    let ask = &asks(today)[0];
+    let reference = totals_json(&ask.query, &expected(&counts, &ask.query));
+    let mut totals = vec!["totals", "--db-path", to, "--format", "json"];
+    totals.extend(ask.cli.iter().map(String::as_str));
+    let run = cli(&totals, &[]);
+    assert_exit(&run, 0);
+    assert_eq!(run.stdout, reference);
+
+    let run = cli(&["backup", "--db-url", &format!("sqlite:{db}"), to], &[]);
+    assert_exit(&run, 2);
+    assert!(
+        run.stderr.contains(to) && run.stderr.contains("exists"),
+        "{run:#?}"
+    );
+    send(&client, &counts).await;
+    assert_exit(&cli(&["backup", "--force", "--db-path", db, to], &[]), 0);
+    let run = cli(&totals, &[]);
+    assert_exit(&run, 0);
+    assert_ne!(run.stdout, reference, "--force wrote the new counts");
+    drop(client);
+    spawned.stop();
+
+    let run = cli(&["backup", "--db-url", "memory:", to], &[]);
+    assert_exit(&run, 2);
+    assert!(run.stderr.contains("is not SQLite"), "{run:#?}");
+    let missing = dir.join("missing.db");
+    let run = cli(&["backup", "--db-path", missing.to_str().unwrap(), to], &[]);
+    assert_exit(&run, 3);
 }

@@ -10,7 +10,7 @@ use crate::open::{self, ConnectionSettings};
 use crate::readers::Readers;
 use crate::schema::{self, MIGRATIONS};
 use crate::writer::Writer;
-use crate::{Inner, OpenedFile, SqliteCounter};
+use crate::{Inner, SqliteCounter};
 
 /// What an acknowledged write survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,6 +48,7 @@ pub struct SqliteCounterBuilder {
     rollup_chunk: usize,
     batch_retention: Duration,
     migrate: bool,
+    read_only: bool,
 }
 
 impl SqliteCounterBuilder {
@@ -60,6 +61,7 @@ impl SqliteCounterBuilder {
             rollup_chunk: 250_000,
             batch_retention: Duration::from_secs(7 * 86_400),
             migrate: true,
+            read_only: false,
         }
     }
 
@@ -112,6 +114,17 @@ impl SqliteCounterBuilder {
         self
     }
 
+    /// Whether the counter only reads: the file is opened read-only, so a process
+    /// that may read the file but not write it (or its directory) can report from
+    /// it. Nothing is created, migrated or changed, not even beside the file (no
+    /// `-wal`, no `-shm`); the schema must be exactly this version's, as without
+    /// [`migrate`](Self::migrate); writes and rollups are refused
+    /// ([`Error::InvalidInput`]). Default false. (Not for `sqlite::memory:`.)
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
     /// Opens the database (creating the file and its directories if missing), and
     /// brings its schema up to date (or, without [`migrate`](Self::migrate), checks
     /// it).
@@ -121,9 +134,10 @@ impl SqliteCounterBuilder {
     /// [`Error::InvalidInput`] naming the URL or the file and the rule: a URL of
     /// another form, a directory, a place where the file cannot be created or written,
     /// a file that is not a SQLite database or holds another application's tables, a
-    /// database written by a newer version of count (without `migrate`: also no
-    /// schema or an older one), no read connection; [`Error::NotFound`] for a
-    /// missing file without `migrate`. Other failures as SQLite reports them.
+    /// database written by a newer version of count (without `migrate` or read-only:
+    /// also no schema or an older one), no read connection, an in-memory database
+    /// read-only; [`Error::NotFound`] for a missing file without `migrate` or
+    /// read-only. Other failures as SQLite reports them.
     pub async fn connect(self) -> Result<SqliteCounter> {
         let location = Location::parse(&self.url)?;
         if self.read_connections == 0 {
@@ -133,40 +147,68 @@ impl SqliteCounterBuilder {
             durability: self.durability,
             busy_timeout: self.busy_timeout,
         };
-        let (writer, readers, file) = match location {
+        let (writer, readers, path) = match location {
+            Location::Memory if self.read_only => {
+                return Err(Error::invalid(
+                    "url",
+                    &self.url,
+                    "an in-memory database cannot be opened read-only: it starts empty",
+                ));
+            }
             Location::Memory => {
-                let writer = Writer::start(|| {
-                    let mut conn = open::memory()?;
-                    schema::migrate(&mut conn, MIGRATIONS, ":memory:")?;
-                    Ok(conn)
-                })
+                let writer = Writer::start(
+                    || {
+                        let mut conn = open::memory()?;
+                        schema::migrate(&mut conn, MIGRATIONS, ":memory:")?;
+                        Ok(conn)
+                    },
+                    None,
+                )
                 .await?;
-                (writer, None, None)
+                (Some(writer), None, None)
             }
             Location::File(path) => {
-                let (opened, migrate) = (path.clone(), self.migrate);
-                let writer = Writer::start(move || {
-                    let mut conn = open::writer(&opened, &settings, migrate)?;
-                    let shown = open::shown(&opened);
-                    if migrate {
-                        schema::migrate(&mut conn, MIGRATIONS, &shown)?;
-                    } else {
-                        schema::check(&conn, MIGRATIONS, &shown)?;
-                    }
-                    Ok(conn)
-                })
-                .await?;
-                tracing::info!(database = %path.display(), durability = ?self.durability, "count: counting into SQLite");
-                let readers = Readers::new(path.clone(), self.busy_timeout, self.read_connections);
-                let identity = open::identity(&path);
-                (writer, Some(readers), Some(OpenedFile { path, identity }))
+                let (read_only, migrate) = (self.read_only, self.migrate && !self.read_only);
+                if !migrate {
+                    // The schema checked on a read-only connection: nothing is changed
+                    // (not even the journal mode) unless it is this version's.
+                    let shown = open::shown(&path);
+                    Readers::new(path.clone(), self.busy_timeout, 1, true)
+                        .run(move |conn| schema::check(conn, MIGRATIONS, &shown))
+                        .await?;
+                }
+                let writer = if read_only {
+                    None
+                } else {
+                    let opened = path.clone();
+                    let writer = Writer::start(
+                        move || {
+                            let mut conn = open::writer(&opened, &settings, migrate)?;
+                            if migrate {
+                                schema::migrate(&mut conn, MIGRATIONS, &open::shown(&opened))?;
+                            }
+                            Ok(conn)
+                        },
+                        Some(path.clone()),
+                    )
+                    .await?;
+                    tracing::info!(database = %path.display(), durability = ?self.durability, "count: counting into SQLite");
+                    Some(writer)
+                };
+                let readers = Readers::new(
+                    path.clone(),
+                    self.busy_timeout,
+                    self.read_connections,
+                    read_only,
+                );
+                (writer, Some(readers), Some(path))
             }
         };
         Ok(SqliteCounter {
             inner: Arc::new(Inner {
                 writer,
                 readers,
-                file,
+                path,
                 names: Arc::default(),
                 rollup_chunk: self.rollup_chunk,
                 batch_retention: self.batch_retention,

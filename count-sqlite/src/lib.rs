@@ -3,6 +3,7 @@
 
 // In the order a count flows: where the file is and how it is opened, its schema,
 // the writer thread that applies batches and rollup steps, and the reads.
+mod backup;
 mod builder;
 mod error;
 mod location;
@@ -50,20 +51,15 @@ pub struct SqliteCounter {
 
 #[derive(Debug)]
 struct Inner {
-    writer: Writer,
+    /// `None` for a counter opened read-only.
+    writer: Option<Writer>,
     /// `None` for an in-memory database, which only its writer's connection sees.
     readers: Option<Readers>,
-    file: Option<OpenedFile>,
+    /// `None` for an in-memory database.
+    path: Option<PathBuf>,
     names: Arc<KeyNames>,
     rollup_chunk: usize,
     batch_retention: Duration,
-}
-
-/// The file a counter opened, and which file that was.
-#[derive(Debug)]
-struct OpenedFile {
-    path: PathBuf,
-    identity: Option<(u64, u64)>,
 }
 
 impl SqliteCounter {
@@ -83,13 +79,72 @@ impl SqliteCounter {
         SqliteCounterBuilder::new(url)
     }
 
+    /// Copies every commit from the write-ahead log (`count.db-wal`) into the
+    /// database file and empties the log, so that the file alone holds every count:
+    /// what a clean stop calls, after its last write. The writer runs it by itself
+    /// when the last clone is dropped, but a process may exit before that thread
+    /// gets to it; awaiting this one is sure. The counter keeps working after it
+    /// (later writes go to the log again).
+    ///
+    /// A copy of a database that is being written is not consistent: use
+    /// [`backup`](SqliteCounter::backup) for that.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when another connection (another process's) kept part of
+    /// the log from being copied: nothing is lost, it stays in the log.
+    ///
+    /// [`Error::Unavailable`]: count_core::Error::Unavailable
+    pub async fn checkpoint(&self) -> Result<()> {
+        self.inner.writer()?.run(|db| db.checkpoint()).await
+    }
+
+    /// Writes a consistent copy of the database into the new file `dest`, while
+    /// writes go on: the way to back up a database in use (a plain copy of the file
+    /// misses what is still in its `-wal`, and may be torn). SQLite's online backup
+    /// API, in one read transaction: the copy holds every count committed before the
+    /// backup started, and whole batches only. Writes neither wait for it nor undo
+    /// it. `dest` is written only once the copy is whole.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] naming `dest` when it exists (a backup never
+    /// overwrites) or cannot be written; the database's error otherwise.
+    pub async fn backup(&self, dest: impl AsRef<Path>) -> Result<()> {
+        let dest = std::path::absolute(dest.as_ref()).map_err(|e| {
+            Error::invalid(
+                "backup file",
+                dest.as_ref().display().to_string(),
+                e.to_string(),
+            )
+        })?;
+        self.inner.read(move |conn| backup::copy(conn, &dest)).await
+    }
+
     /// The database file, absolute; `None` for `sqlite::memory:`.
     pub fn path(&self) -> Option<&Path> {
-        self.inner.file.as_ref().map(|f| f.path.as_path())
+        self.inner.path.as_deref()
     }
 }
 
 impl Inner {
+    /// The writer thread.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] naming the file for a counter opened read-only.
+    fn writer(&self) -> Result<&Writer> {
+        self.writer.as_ref().ok_or_else(|| {
+            let shown = self.path.as_deref().map(open::shown).unwrap_or_default();
+            Error::invalid(
+                "database",
+                shown,
+                "was opened read-only: it is not written, rolled up or checkpointed \
+                 (open it without read_only to count into it)",
+            )
+        })
+    }
+
     /// Runs `read` on a read connection, or on the writer for an in-memory database.
     async fn read<T: Send + 'static>(
         &self,
@@ -97,7 +152,7 @@ impl Inner {
     ) -> Result<T> {
         match &self.readers {
             Some(readers) => readers.run(read).await,
-            None => self.writer.run(move |db| read(&db.conn)).await,
+            None => self.writer()?.run(move |db| read(&db.conn)).await,
         }
     }
 
@@ -109,8 +164,8 @@ impl Inner {
         let mut attempt = 0;
         loop {
             let step = self
-                .writer
-                .run(move |db| rollup::step(&mut db.conn, day, limit))
+                .writer()?
+                .run(move |db| rollup::step(&mut db.conn, db.files.as_ref(), day, limit))
                 .await;
             match step {
                 Err(e) if e.is_retryable() && attempt < 3 => {
@@ -127,7 +182,7 @@ impl Inner {
 #[async_trait]
 impl Counter for SqliteCounter {
     async fn write(&self, batch: &Batch) -> Result<()> {
-        self.inner.writer.write(batch).await
+        self.inner.writer()?.write(batch).await
     }
 
     async fn rollup(&self, day: Day) -> Result<Vec<DailyTotal>> {
@@ -136,7 +191,7 @@ impl Counter for SqliteCounter {
         let retention = i64::try_from(inner.batch_retention.as_secs()).unwrap_or(i64::MAX);
         let before = Timestamp::now().as_second().saturating_sub(retention);
         inner
-            .writer
+            .writer()?
             .run(move |db| rollup::prune_batches(&db.conn, before))
             .await?;
         self.daily_totals(DateRange::day(day)).await
@@ -174,17 +229,14 @@ impl Counter for SqliteCounter {
     /// opened (counts written to a deleted or replaced file would be seen by no one).
     async fn health(&self) -> Result<()> {
         let inner = &*self.inner;
-        inner.writer.run(|db| reports::check(&db.conn)).await?;
-        inner.read(reports::check).await?;
-        match &inner.file {
-            Some(file) if open::identity(&file.path) != file.identity => {
-                Err(Error::unavailable(format!(
-                    "the database file {} was deleted or replaced after it was opened: \
-                     counts would be written to a file no one sees; restart to open it again",
-                    file.path.display()
-                )))
-            }
-            _ => Ok(()),
+        if let Some(writer) = &inner.writer {
+            writer
+                .run(|db| {
+                    reports::check(&db.conn)?;
+                    db.still_opened()
+                })
+                .await?;
         }
+        inner.read(reports::check).await
     }
 }

@@ -42,20 +42,17 @@ pub(crate) fn writer(
             "no SQLite database at {shown} (open it with migrations on to create it)"
         )));
     }
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_failed(&shown, e))?;
+    let failed = |e| open_failed(&shown, e, "writing");
+    let conn = Connection::open_with_flags(path, flags).map_err(failed)?;
     // SQLite falls back to read-only, silently, on a file it may not write.
-    if conn
-        .is_readonly(rusqlite::MAIN_DB)
-        .map_err(|e| open_failed(&shown, e))?
-    {
+    if conn.is_readonly(rusqlite::MAIN_DB).map_err(failed)? {
         return Err(Error::invalid(
             "database",
             &shown,
             "is read-only for this process: count writes to it (make it writable, or name another file)",
         ));
     }
-    conn.busy_timeout(settings.busy_timeout)
-        .map_err(|e| open_failed(&shown, e))?;
+    conn.busy_timeout(settings.busy_timeout).map_err(failed)?;
     // The first statement to read the file: where a file that is not SQLite shows.
     // Switching to WAL may answer busy at once, without the busy handler (another
     // process opening or recovering the file at the same moment): retried as long as
@@ -63,7 +60,7 @@ pub(crate) fn writer(
     let mode: String = retry_busy(settings.busy_timeout, || {
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
     })
-    .map_err(|e| open_failed(&shown, e))?;
+    .map_err(failed)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::invalid(
             "database",
@@ -72,11 +69,11 @@ pub(crate) fn writer(
         ));
     }
     conn.pragma_update(None, "synchronous", settings.durability.synchronous())
-        .map_err(|e| open_failed(&shown, e))?;
+        .map_err(failed)?;
     // A checkpoint truncates the log back to this size, so one large transaction
     // does not leave a large file behind.
     conn.pragma_update(None, "journal_size_limit", 64 << 20)
-        .map_err(|e| open_failed(&shown, e))?;
+        .map_err(failed)?;
     Ok(conn)
 }
 
@@ -102,6 +99,68 @@ pub(crate) fn reader(path: &Path, busy_timeout: Duration) -> Result<Connection> 
     conn.busy_timeout(busy_timeout)
         .map_err(|e| classify(&doing(), e))?;
     Ok(conn)
+}
+
+/// A connection that only reads the database at `path` and changes nothing, for a
+/// counter opened read-only: it needs no write access to the file or its directory,
+/// and creates nothing beside the file. `true` with it when it may be kept for later
+/// reads.
+///
+/// A WAL database is read through its `-wal` and `-shm`, which SQLite would create
+/// when missing (they are gone after a clean stop), and cannot when the directory is
+/// not writable. Without a `-wal` no process is writing the file (a writer keeps its
+/// log open), so the file alone is the whole database: it is read as it is
+/// (`immutable`), for one read only, since a writer may start later.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] for a missing file; [`Error::InvalidInput`] naming the path for
+/// a file that cannot be read or is not a SQLite database; others as SQLite reports
+/// them.
+pub(crate) fn read_only(path: &Path, busy_timeout: Duration) -> Result<(Connection, bool)> {
+    let shown = shown(path);
+    if !path.is_file() {
+        return Err(Error::NotFound(format!("no SQLite database at {shown}")));
+    }
+    let failed = |e| open_failed(&shown, e, "reading");
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let file_alone = is_wal(path) && !wal_of(path).exists();
+    let conn = if file_alone {
+        let uri = format!("file:{}?immutable=1", uri_path(path));
+        Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+    } else {
+        Connection::open_with_flags(path, flags)
+    }
+    .map_err(failed)?;
+    conn.busy_timeout(busy_timeout).map_err(failed)?;
+    // The first read: where a file that is not SQLite shows.
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
+        .map_err(failed)?;
+    Ok((conn, !file_alone))
+}
+
+/// Whether the file at `path` says it is in WAL mode (its header's read and write
+/// versions are 2).
+fn is_wal(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0; 20];
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut header))
+        .is_ok_and(|()| header[18] == 2 && header[19] == 2)
+}
+
+/// `path` as the path of a `file:` URI: every byte but unreserved ones and `/`
+/// percent-encoded (a `?`, `#` or `%` in a file name must not be read as URI syntax).
+fn uri_path(path: &Path) -> String {
+    let mut uri = String::new();
+    for &byte in path.as_os_str().as_encoded_bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri
 }
 
 /// `attempt`, again every 10 ms while it answers busy or locked, for up to `timeout`.
@@ -163,14 +222,20 @@ fn prepare(path: &Path) -> Result<()> {
     }
 }
 
-/// An open that failed: the common causes said plainly, naming the path.
-fn open_failed(shown: &str, e: rusqlite::Error) -> Error {
+/// An open for `access` (reading, writing) that failed: the common causes said
+/// plainly, naming the path.
+fn open_failed(shown: &str, e: rusqlite::Error, access: &str) -> Error {
     let rule = match e.sqlite_error_code() {
         Some(ErrorCode::NotADatabase) => format!("is not a SQLite database ({e})"),
         Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => {
+            let able = if access == "reading" {
+                "readable"
+            } else {
+                "writable"
+            };
             format!(
-                "cannot be opened for writing ({e}): check that the file and its directory \
-                 are writable by this process"
+                "cannot be opened for {access} ({e}): check that the file and its directory \
+                 are {able} by this process"
             )
         }
         Some(ErrorCode::DatabaseCorrupt) => format!("is damaged ({e})"),
@@ -179,16 +244,72 @@ fn open_failed(shown: &str, e: rusqlite::Error) -> Error {
     Error::invalid("database", shown, rule)
 }
 
+/// The database file a writer opened, and its log: which files they were then. A
+/// commit into a file deleted or replaced since would be seen by no one and lost at
+/// the next open, so every write checks them first (a `stat` each).
+#[derive(Debug)]
+pub(crate) struct OpenedFiles {
+    database: (PathBuf, Option<(u64, u64)>),
+    /// `None` when there was no `-wal` at the open (not in WAL mode).
+    log: Option<(PathBuf, (u64, u64))>,
+}
+
+impl OpenedFiles {
+    /// The files at `path` and `path-wal` as they are now, once the writer opened them.
+    pub(crate) fn record(path: &Path) -> OpenedFiles {
+        let log = wal_of(path);
+        OpenedFiles {
+            database: (path.to_owned(), identity(path)),
+            log: identity(&log).map(|id| (log, id)),
+        }
+    }
+
+    /// Checks that the files at the paths are still the ones opened.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] naming the file deleted or replaced since the open
+    /// (retryable: it works again once the file is put back).
+    pub(crate) fn check(&self) -> Result<()> {
+        let (path, opened) = &self.database;
+        if identity(path) != *opened {
+            return Err(replaced("the database file", path));
+        }
+        match &self.log {
+            Some((log, opened)) if identity(log) != Some(*opened) => {
+                Err(replaced("the database's write-ahead log", log))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn replaced(what: &str, path: &Path) -> Error {
+    Error::unavailable(format!(
+        "{what} {} was deleted or replaced since it was opened: nothing was written \
+         (counts committed there would be lost); put it back, or restart to open the \
+         file now at that path",
+        path.display()
+    ))
+}
+
+/// The write-ahead log beside the database at `path`: `path-wal`.
+pub(crate) fn wal_of(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
 /// What identifies the file behind a path: a file deleted or replaced after it was
 /// opened has another identity (or none).
 #[cfg(unix)]
-pub(crate) fn identity(path: &Path) -> Option<(u64, u64)> {
+fn identity(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Elsewhere the check is skipped.
 #[cfg(not(unix))]
-pub(crate) fn identity(_path: &Path) -> Option<(u64, u64)> {
+fn identity(_path: &Path) -> Option<(u64, u64)> {
     None
 }

@@ -22,17 +22,25 @@ pub(crate) struct Readers {
 struct Shared {
     path: PathBuf,
     busy_timeout: Duration,
+    /// Whether the counter was opened read-only (see [`open::read_only`]).
+    read_only: bool,
     /// One permit per connection: at most this many reads at once.
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl Readers {
-    pub(crate) fn new(path: PathBuf, busy_timeout: Duration, connections: usize) -> Readers {
+    pub(crate) fn new(
+        path: PathBuf,
+        busy_timeout: Duration,
+        connections: usize,
+        read_only: bool,
+    ) -> Readers {
         Readers {
             shared: Arc::new(Shared {
                 path,
                 busy_timeout,
+                read_only,
                 permits: Arc::new(Semaphore::new(connections)),
                 idle: Mutex::new(Vec::with_capacity(connections)),
             }),
@@ -57,18 +65,21 @@ impl Readers {
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let idle = shared.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let conn = match idle {
-                Some(conn) => conn,
-                None => open::reader(&shared.path, shared.busy_timeout)?,
+            let (conn, reusable) = match idle {
+                Some(conn) => (conn, true),
+                None if shared.read_only => open::read_only(&shared.path, shared.busy_timeout)?,
+                None => (open::reader(&shared.path, shared.busy_timeout)?, true),
             };
             let result = read(&conn);
             // A connection is kept for reuse only after a read that returned: a panic
             // drops it with whatever statement it was in.
-            shared
-                .idle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(conn);
+            if reusable {
+                shared
+                    .idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(conn);
+            }
             result
         });
         task.await

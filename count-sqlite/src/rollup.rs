@@ -12,6 +12,7 @@ use count_core::{Day, Error, Result};
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{classify, commit_failed};
+use crate::open::OpenedFiles;
 use crate::packed;
 use crate::sum::{self, saturating_add};
 
@@ -38,8 +39,14 @@ pub(crate) struct Step {
 ///
 /// # Errors
 ///
-/// The database's; nothing of the step is kept then.
-pub(crate) fn step(conn: &mut Connection, day: Day, limit: usize) -> Result<Step> {
+/// The database's, or `files`' when they were deleted or replaced since the open;
+/// nothing of the step is kept then.
+pub(crate) fn step(
+    conn: &mut Connection,
+    files: Option<&OpenedFiles>,
+    day: Day,
+    limit: usize,
+) -> Result<Step> {
     let doing = |what: &str| format!("rolling up {day}: {what}");
     let d = day.unix_day();
     let tx = conn
@@ -106,6 +113,7 @@ pub(crate) fn step(conn: &mut Connection, day: Day, limit: usize) -> Result<Step
             "read {buckets} raw buckets but the same range held {deleted}; nothing was changed"
         ))));
     }
+    files.map_or(Ok(()), OpenedFiles::check)?;
     tx.commit()
         .map_err(|e| commit_failed(&doing("committing a step"), e))?;
     Ok(Step { counts, more })

@@ -173,20 +173,31 @@ pub(crate) fn check(conn: &Connection, migrations: &[Migration], shown: &str) ->
             Some(rusqlite::ErrorCode::Unknown) => Error::invalid(
                 "schema",
                 shown,
-                "has no count schema (no count_migrations table): open it with migrations on to create it",
+                "is not migrated: it has no count schema (no count_migrations table); open it \
+                 with migrations on to create it",
             ),
             _ => classify(&format!("checking the schema of {shown}"), e),
         })?;
     match current.unwrap_or(0) {
         current if current > latest => Err(newer(shown, current, latest)),
-        current if current < latest => Err(Error::invalid(
-            "schema",
-            shown,
-            format!(
-                "is at schema version {current} and this version of count needs {latest}: \
-                 open it with migrations on to migrate it"
-            ),
-        )),
+        current if current < latest => {
+            let missing: Vec<String> = migrations
+                .iter()
+                .filter(|m| m.version > current)
+                .map(|m| format!("{} ({})", m.version, m.name))
+                .collect();
+            Err(Error::invalid(
+                "schema",
+                shown,
+                format!(
+                    "is not migrated (at schema version {current}): missing migration{} {}; \
+                     this version of count needs {latest}: open it with migrations on to \
+                     migrate it",
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing.join(", ")
+                ),
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -288,7 +299,9 @@ mod tests {
         let later = [MIGRATIONS[0], V2];
         let err = check(&conn, &later, "t.db").unwrap_err().to_string();
         assert!(
-            err.contains("is at schema version 1") && err.contains("needs 2"),
+            err.contains("at schema version 1")
+                && err.contains("missing migration 2 (a label per key);")
+                && err.contains("needs 2"),
             "{err}"
         );
         migrate(&mut conn, &later, "t.db").unwrap();

@@ -15,6 +15,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::error::{classify, commit_failed, writer_stopped};
+use crate::open::OpenedFiles;
 use crate::write::{self, KeyIds};
 
 /// At most this many waiting batches share one transaction...
@@ -34,6 +35,8 @@ pub(crate) struct Writer {
 pub(crate) struct Db {
     pub(crate) conn: Connection,
     keys: KeyIds,
+    /// `None` for an in-memory database.
+    pub(crate) files: Option<OpenedFiles>,
 }
 
 type Reply = oneshot::Sender<Result<()>>;
@@ -45,13 +48,15 @@ enum Command {
 
 impl Writer {
     /// Starts the thread, which opens the database with `open`; returns once it is
-    /// open.
+    /// open. `file` is the database's file, checked before every commit (`None` in
+    /// memory).
     ///
     /// # Errors
     ///
     /// `open`'s error; [`Error::Unavailable`] when no thread can be started.
     pub(crate) async fn start(
         open: impl FnOnce() -> Result<Connection> + Send + 'static,
+        file: Option<std::path::PathBuf>,
     ) -> Result<Writer> {
         let (commands, received) = mpsc::channel();
         let (opened, opening) = oneshot::channel();
@@ -63,6 +68,7 @@ impl Writer {
                     Db {
                         conn,
                         keys: KeyIds::default(),
+                        files: file.as_deref().map(OpenedFiles::record),
                     }
                     .serve(&received);
                 }
@@ -114,6 +120,42 @@ impl Writer {
 }
 
 impl Db {
+    /// Checks that the files opened are still the ones at their paths.
+    ///
+    /// # Errors
+    ///
+    /// As [`OpenedFiles::check`].
+    pub(crate) fn still_opened(&self) -> Result<()> {
+        self.files.as_ref().map_or(Ok(()), OpenedFiles::check)
+    }
+
+    /// Copies every commit in the write-ahead log into the database file and empties
+    /// the log (SQLite's `wal_checkpoint(TRUNCATE)`): the file alone then holds every
+    /// count, so a plain copy of it does too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unavailable`] when another connection's read or write kept part of
+    /// the log from being copied (it stays in the log, nothing is lost); the
+    /// database's error otherwise.
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        let doing = "checkpointing the write-ahead log";
+        // (busy, pages in the log, pages copied); -1 when not in WAL mode.
+        let (busy, log, copied): (i64, i64, i64) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .map_err(|e| classify(doing, e))?;
+        if busy != 0 {
+            return Err(Error::unavailable(format!(
+                "{doing}: another connection was reading or writing; {copied} of {log} \
+                 pages were copied into the database file, the rest stay in the log"
+            )));
+        }
+        Ok(())
+    }
+
     fn serve(mut self, commands: &mpsc::Receiver<Command>) {
         let mut held = None;
         while let Some(command) = held.take().or_else(|| commands.recv().ok()) {
@@ -138,6 +180,12 @@ impl Db {
                     self.guarded(|db| db.write_group(group));
                 }
             }
+        }
+        // The last clone is gone: leave the counts in the database file, not in the
+        // log (a read connection closing last cannot checkpoint, so SQLite would
+        // leave them there).
+        if let Err(e) = self.checkpoint() {
+            tracing::warn!(error = %e, "count: stopping the SQLite writer");
         }
     }
 
@@ -200,6 +248,11 @@ impl Db {
                     return Err(e);
                 }
             }
+        }
+        if let Some(Err(e)) = self.files.as_ref().map(OpenedFiles::check) {
+            drop(tx);
+            self.keys.rolled_back();
+            return Err(e);
         }
         match tx.commit() {
             Ok(()) => {

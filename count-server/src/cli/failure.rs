@@ -45,8 +45,9 @@ impl fmt::Display for Failure {
 
 impl From<count_core::Error> for Failure {
     /// Sorts a backend's error: a schema that is not current is
-    /// [`Failure::SchemaNotCurrent`], another refused value a usage error, a refused
-    /// token [`Failure::Refused`], anything else a backend failure.
+    /// [`Failure::SchemaNotCurrent`], a missing database file [`Failure::NotFound`],
+    /// another refused value a usage error, a refused token [`Failure::Refused`],
+    /// anything else a backend failure.
     fn from(error: count_core::Error) -> Failure {
         if crate::backend::is_schema_not_current(&error) {
             let message = error.to_string();
@@ -58,6 +59,7 @@ impl From<count_core::Error> for Failure {
             });
         }
         match &error {
+            count_core::Error::NotFound(_) => Failure::NotFound(error.to_string()),
             count_core::Error::InvalidInput { .. } => Failure::Usage(error.to_string()),
             count_core::Error::Backend { source, .. } => {
                 match source

@@ -18,7 +18,7 @@ Exit codes:
   0  the schema is current (after applying what was missing, without --check)
   1  the database failed or could not be reached
   2  a bad or missing argument
-  3  not found: no database file at --db-path (with --check)
+  3  not found: no SQLite file at --db-path or --db-url sqlite:... (with --check)
   4  with --check: migrations are missing (named on standard error); also without
      --check: the schema was written by a newer version of count";
 
@@ -36,7 +36,7 @@ pub struct MigrateArgs {
 
 pub(super) async fn run(args: MigrateArgs) -> Result<(), Failure> {
     // A check first, also without --check: it tells what the apply will add.
-    let missing = match args.database.open(Migrations::Check).await {
+    let missing = match args.database.open(Migrations::ReadOnly).await {
         Ok(opened) => {
             return super::print(&format!("{}: the schema is current.\n", opened.description));
         }

@@ -1,5 +1,6 @@
 //! The operator commands of `count-server`: print totals, roll up days, apply or
-//! check the schema's migrations, from a running server or straight from a database.
+//! check the schema's migrations, from a running server or straight from a database;
+//! back up a SQLite database.
 //!
 //! Each command prints its result on standard output and its errors on standard
 //! error, and ends with an exit code scripts can rely on:
@@ -9,10 +10,11 @@
 //! | 0 | done |
 //! | 1 | the backend or the server failed or could not be reached |
 //! | 2 | a bad or missing argument (also clap's code for usage errors) |
-//! | 3 | not found: no database file at `--db-path` |
+//! | 3 | not found: no SQLite file at `--db-path` or `--db-url sqlite:...` |
 //! | 4 | the database's schema is not this version's: migrations are missing, or a newer version of count wrote it |
 //! | 5 | the server refused the access token |
 
+mod backup;
 mod failure;
 mod migrate;
 mod rollup;
@@ -22,6 +24,7 @@ mod totals;
 
 use std::process::ExitCode;
 
+pub use backup::BackupArgs;
 use failure::Failure;
 pub use migrate::MigrateArgs;
 pub use rollup::RollupArgs;
@@ -35,7 +38,7 @@ macro_rules! exit_codes {
   0  done
   1  the backend or the server failed or could not be reached
   2  a bad or missing argument
-  3  not found: no database file at --db-path (or the server's default file)
+  3  not found: no SQLite file at --db-path or --db-url sqlite:... (or the server's default file)
   4  the database's schema is not this version's (missing migrations: `count-server migrate`; a newer one: upgrade count)
   5  the server refused the access token"
     };
@@ -49,6 +52,8 @@ pub const HELP: &str = concat!(
   count-server totals --server http://localhost:7777 --month 2026-11
   count-server rollup --db-path /var/lib/count/count.db
   count-server migrate --check --db-url postgresql://count@db/count
+  count-server backup --db-path /var/lib/count/count.db /backups/count.db
+    (the way to back up a SQLite database, also while the server runs)
 
 ",
     exit_codes!()
@@ -69,6 +74,10 @@ pub enum Command {
     /// Apply the database's schema migrations, or check that none is missing.
     #[command(after_help = migrate::HELP)]
     Migrate(MigrateArgs),
+    /// Copy a SQLite database into a new file, consistently, also while a server
+    /// writes to it: the way to back one up (a plain copy misses what is in its -wal).
+    #[command(after_help = backup::HELP)]
+    Backup(BackupArgs),
 }
 
 /// Runs `command`: its output goes to standard output, a failure is printed on
@@ -79,6 +88,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Totals(args) => totals::run(args).await,
         Command::Rollup(args) => rollup::run(args).await,
         Command::Migrate(args) => migrate::run(args).await,
+        Command::Backup(args) => backup::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

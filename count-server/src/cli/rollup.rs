@@ -5,6 +5,7 @@ use count_core::{Day, add_saturating};
 use super::failure::Failure;
 use super::source::Source;
 use super::table::thousands;
+use crate::backend::Migrations;
 
 pub(super) const HELP: &str = concat!(
     "\
@@ -33,7 +34,7 @@ pub struct RollupArgs {
 }
 
 pub(super) async fn run(args: RollupArgs) -> Result<(), Failure> {
-    let counter = args.source.open().await?;
+    let counter = args.source.open(Migrations::Check).await?;
     let days = match args.day {
         Some(day) => vec![day],
         None => counter.unrolled_days(Day::today()).await?,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use count_core::Counter;
+use count_core::{Counter, Error};
 use count_grpc::GrpcCounter;
 use tonic::transport::{Certificate, ClientTlsConfig};
 
@@ -58,11 +58,12 @@ pub struct Database {
 }
 
 impl Source {
-    /// Connects to the server, or opens the database without changing its schema.
-    pub(crate) async fn open(&self) -> Result<Arc<dyn Counter>, Failure> {
+    /// Connects to the server, or opens the database without changing its schema:
+    /// [`Migrations::ReadOnly`] for a command that only reads.
+    pub(crate) async fn open(&self, migrations: Migrations) -> Result<Arc<dyn Counter>, Failure> {
         match self.server.as_deref().filter(|url| !url.is_empty()) {
             Some(url) => Ok(Arc::new(self.connect(url).await?)),
-            None => Ok(self.database.open(Migrations::Check).await?.counter),
+            None => Ok(self.database.open(migrations).await?.counter),
         }
     }
 
@@ -103,37 +104,25 @@ impl Source {
 }
 
 impl Database {
-    /// The database's URL: `--db-url` or `--db-path`, else the server's default
-    /// SQLite file (the server's rule, [`Location::choose`]: both is a usage error).
-    ///
-    /// With `must_exist`, a SQLite file that does not exist is [`Failure::NotFound`]:
-    /// only `migrate` may create a database.
-    fn url(&self, must_exist: bool) -> Result<String, Failure> {
-        let location = Location::choose(self.db_url.as_deref(), self.db_path.as_deref())?;
-        let path = match location {
-            Location::Url(url) => return Ok(url),
-            Location::DefaultFile(path) if must_exist && !path.is_file() => {
-                return Err(Failure::NotFound(format!(
-                    "no database file at {} (the server's default): say where the \
-                     counts are with --server URL, --db-url URL or --db-path FILE",
-                    path.display()
-                )));
-            }
-            Location::File(path) | Location::DefaultFile(path) => path,
-        };
-        if must_exist && !path.is_file() {
-            return Err(Failure::NotFound(format!(
-                "no database file at {}: --db-path must name an existing SQLite file",
-                path.display()
-            )));
-        }
-        Ok(sqlite_url(&path)?)
-    }
-
-    /// Opens the database; [`Migrations::Check`] refuses a schema that is not current
-    /// and a SQLite file that does not exist.
+    /// Opens the database the options name: `--db-url` or `--db-path`, else the
+    /// server's default SQLite file (the server's rule, [`Location::choose`]: both is
+    /// a usage error). A SQLite file goes the same way whichever names it: without
+    /// [`Migrations::Apply`], a missing one is [`Failure::NotFound`] (only `migrate`
+    /// creates a database) and a schema that is not current refused.
     pub(crate) async fn open(&self, migrations: Migrations) -> Result<Opened, Failure> {
-        let url = self.url(migrations == Migrations::Check)?;
-        Ok(crate::backend::open(&url, self.backend, migrations).await?)
+        let location = Location::choose(self.db_url.as_deref(), self.db_path.as_deref())?;
+        let url = match &location {
+            Location::Url(url) => url.clone(),
+            Location::File(path) | Location::DefaultFile(path) => sqlite_url(path)?,
+        };
+        match crate::backend::open(&url, self.backend, migrations).await {
+            Err(Error::NotFound(message)) if matches!(location, Location::DefaultFile(_)) => {
+                Err(Failure::NotFound(format!(
+                    "{message} (the server's default file): say where the counts are with \
+                     --server URL, --db-url URL or --db-path FILE"
+                )))
+            }
+            opened => Ok(opened?),
+        }
     }
 }

@@ -8,6 +8,7 @@ use count_core::{
 
 use super::failure::Failure;
 use super::source::Source;
+use crate::backend::Migrations;
 
 pub(super) const HELP: &str = concat!(
     "\
@@ -152,7 +153,7 @@ impl TotalsArgs {
 
 pub(super) async fn run(args: TotalsArgs) -> Result<(), Failure> {
     let (query, filters) = args.query()?;
-    let counter = args.source.open().await?;
+    let counter = args.source.open(Migrations::ReadOnly).await?;
     let rows = filters.totals(&*counter, query).await?;
     let out = match args.format {
         Format::Table => super::table::render(&query, &rows),

@@ -19,14 +19,15 @@ use count_core::{CountQueue, Counter};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("DB_URL").unwrap_or_else(|_| "sqlite:count-axum-app.db".into());
+    // For SQLite, also the handle that empties its log at the end.
+    let mut sqlite = None;
     let (counter, storage): (Arc<dyn Counter>, String) = if url == "memory:" {
         let memory = count_memory::MemoryCounter::new();
         (Arc::new(memory), "memory (lost on exit)".into())
     } else if url.starts_with("sqlite:") {
-        (
-            Arc::new(count_sqlite::SqliteCounter::connect(&url).await?),
-            url,
-        )
+        let opened = count_sqlite::SqliteCounter::connect(&url).await?;
+        sqlite = Some(opened.clone());
+        (Arc::new(opened), url)
     } else {
         let pg = count_pg::PgCounter::connect(&url).await?;
         (Arc::new(pg), "PostgreSQL".into())
@@ -45,5 +46,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     queue.shutdown().await?;
+    // Every count into the database file itself, out of its -wal: a copy of the file
+    // then holds them all.
+    if let Some(sqlite) = sqlite {
+        sqlite.checkpoint().await?;
+    }
     Ok(())
 }

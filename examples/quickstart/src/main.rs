@@ -13,6 +13,7 @@ use count_core::{
     CountKey, CountQueue, Counter, DateRange, Day, Dimension, Method, Path, RollupScheduler,
     Status, Subject, TotalsQuery,
 };
+use count_sqlite::SqliteCounter;
 
 /// Requests each run records: yesterday's, then today's.
 const YESTERDAY: u32 = 30_000;
@@ -26,13 +27,15 @@ async fn main() {
     }
 }
 
-async fn open(url: &str) -> count_core::Result<Arc<dyn Counter>> {
+/// The counter `url` names, and for SQLite the handle that empties its log at the end.
+async fn open(url: &str) -> count_core::Result<(Arc<dyn Counter>, Option<SqliteCounter>)> {
     Ok(if url == "memory:" {
-        Arc::new(count_memory::MemoryCounter::new())
+        (Arc::new(count_memory::MemoryCounter::new()), None)
     } else if url.starts_with("sqlite:") {
-        Arc::new(count_sqlite::SqliteCounter::connect(url).await?)
+        let sqlite = SqliteCounter::connect(url).await?;
+        (Arc::new(sqlite.clone()), Some(sqlite))
     } else {
-        Arc::new(count_pg::PgCounter::connect(url).await?)
+        (Arc::new(count_pg::PgCounter::connect(url).await?), None)
     })
 }
 
@@ -40,7 +43,7 @@ async fn run() -> count_core::Result<()> {
     let url = std::env::var("DB_URL").unwrap_or_else(|_| "sqlite:count-quickstart.db".into());
     let shown = url.split('@').next_back().unwrap_or_default();
     println!("counting into {shown}");
-    let counter = open(&url).await?;
+    let (counter, sqlite) = open(&url).await?;
     let queue = CountQueue::builder(counter.clone()).build()?;
 
     // Routes, callers and outcomes are checked and interned once; recording one is a
@@ -140,5 +143,11 @@ async fn run() -> count_core::Result<()> {
             " (run it again: they stay)"
         }
     );
-    queue.shutdown().await
+    queue.shutdown().await?;
+    // Every count into the database file itself, out of its -wal: a copy of the file
+    // then holds them all.
+    match sqlite {
+        Some(sqlite) => sqlite.checkpoint().await,
+        None => Ok(()),
+    }
 }

@@ -1,0 +1,66 @@
+//! A consistent copy of a database while it is written: SQLite's online backup API.
+
+use std::path::{Path, PathBuf};
+
+use count_core::{Error, Result};
+use rusqlite::Connection;
+use rusqlite::backup::{Backup, StepResult};
+
+use crate::error::classify;
+
+/// Copies `source`'s database into the new file `dest`, in one step: one read
+/// transaction, so the copy is one committed snapshot, and in WAL mode writes go on
+/// beside it (a backup in several steps would start again after each write, and
+/// might never end while writes go on). The copy is written to `dest.partial` and
+/// renamed into place once whole: `dest` never holds half a copy.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] naming `dest` when it exists or cannot be written; the
+/// database's error otherwise (nothing is left at `dest` then).
+pub(crate) fn copy(source: &Connection, dest: &Path) -> Result<()> {
+    let shown = dest.display().to_string();
+    let refuse = |rule: String| Error::invalid("backup file", &shown, rule);
+    if dest.symlink_metadata().is_ok() {
+        return Err(refuse(
+            "exists: a backup is written to a new file (name another, or remove it first)".into(),
+        ));
+    }
+    let partial = with_suffix(dest, ".partial");
+    // What a backup that failed before may have left.
+    let _ = std::fs::remove_file(&partial);
+    let copied = (|| {
+        let mut copy =
+            Connection::open(&partial).map_err(|e| refuse(format!("cannot be created ({e})")))?;
+        let doing = format!("backing up into {shown}");
+        let backup = Backup::new(source, &mut copy).map_err(|e| classify(&doing, e))?;
+        match backup.step(-1).map_err(|e| classify(&doing, e))? {
+            StepResult::Done => {}
+            other => {
+                return Err(Error::unavailable(format!(
+                    "{doing}: the database was busy ({other:?}); try again"
+                )));
+            }
+        }
+        drop(backup);
+        // Closed before the rename: the copy is whole in its file then.
+        copy.close()
+            .map_err(|(_, e)| refuse(format!("cannot be written ({e})")))?;
+        std::fs::rename(&partial, dest).map_err(|e| {
+            refuse(format!(
+                "cannot be put in place from {}: {e}",
+                partial.display()
+            ))
+        })
+    })();
+    if copied.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    copied
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
