@@ -173,3 +173,108 @@ async fn sqlite_files_and_memory_open_without_a_database_server() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// OK means durably written in the file the server was started on: once that file
+/// (and its `-wal` and `-shm`) is deleted, a unit `Add` and an `AddCounts` are
+/// answered UNAVAILABLE with nothing acknowledged, and `/readyz` is 503; once the
+/// file is back, writes are acknowledged again and survive a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_into_a_deleted_sqlite_file_are_never_acknowledged() {
+    use common::{GET, NOON, add};
+    use count_core::{DateRange, Day};
+    use count_grpc::proto::count::v1 as pb;
+
+    let dir = common::temp_dir("deleted-file");
+    let file = dir.join("count.db");
+    let url = backend::sqlite_url(&file).unwrap();
+    let opened = backend::open(&url, Backend::Auto, Migrations::Apply)
+        .await
+        .unwrap();
+    let server = Running::start_backend(ServerConfig::new(), opened).await;
+    let mut client = server.client().await;
+    let unit = |n: i64| {
+        let messages: Vec<_> = (0..n).map(|i| add(GET, "/kept", NOON + i)).collect();
+        let mut request = tonic::Request::new(tokio_stream::iter(messages));
+        request.set_timeout(std::time::Duration::from_secs(5));
+        request
+    };
+    let batch = |seq: u64, n: u64| pb::AddCountsRequest {
+        batch_id: Some(pb::BatchId {
+            writer: vec![9; 16],
+            seq,
+        }),
+        counts: vec![pb::BucketCount {
+            method: GET,
+            path: "/kept".into(),
+            bucket: Some(prost_types::Timestamp {
+                seconds: NOON,
+                nanos: 0,
+            }),
+            n,
+            subject: None,
+            status: None,
+        }],
+    };
+    client.add(unit(3)).await.unwrap();
+
+    let aside = dir.join("aside");
+    std::fs::create_dir(&aside).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let name = format!("count.db{suffix}");
+        std::fs::rename(dir.join(&name), aside.join(&name)).unwrap();
+    }
+    let status = client.add(unit(7)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    let status = client.add_counts(batch(1, 11)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(server.get("/readyz", &[]).await.status, 503);
+
+    for suffix in ["", "-wal", "-shm"] {
+        let name = format!("count.db{suffix}");
+        std::fs::rename(aside.join(&name), dir.join(&name)).unwrap();
+    }
+    client.add_counts(batch(2, 5)).await.unwrap();
+    let day = Day::new(2024, 3, 10).unwrap();
+    let sum = |totals: Vec<count_core::DailyTotal>| totals.iter().map(|t| t.total).sum::<u64>();
+    let copy = dir.join("copy.db");
+    std::fs::copy(dir.join("count.db"), &copy).unwrap();
+    let _ = std::fs::copy(dir.join("count.db-wal"), dir.join("copy.db-wal"));
+    let copied = backend::open(
+        &backend::sqlite_url(&copy).unwrap(),
+        Backend::Auto,
+        Migrations::Apply,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sum(copied
+            .counter
+            .daily_totals(DateRange::day(day))
+            .await
+            .unwrap()),
+        3 + 5,
+        "what was acknowledged is in the file itself"
+    );
+
+    // Deleted, as the review did: nothing is acknowledged into the unlinked file.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.join(format!("count.db{suffix}")));
+    }
+    let status = client.add(unit(7)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    let status = client.add_counts(batch(3, 11)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(server.get("/readyz", &[]).await.status, 503);
+    server.stop().await.unwrap();
+
+    // Nothing of the unlinked file's is reported as if it were stored.
+    let reopened = backend::open(&url, Backend::Auto, Migrations::Apply)
+        .await
+        .unwrap();
+    let total = sum(reopened
+        .counter
+        .daily_totals(DateRange::day(day))
+        .await
+        .unwrap());
+    assert_eq!(total, 0, "the file was deleted: the new one holds nothing");
+}
