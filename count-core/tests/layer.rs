@@ -294,7 +294,7 @@ async fn grpc_calls_a_route_serves_count_under_the_method_with_their_status() {
     );
 }
 
-/// Regression (issue 10.6): a gRPC content type sent to URLs no route serves is one
+/// A gRPC content type sent to URLs no route serves is one
 /// `(unmatched)` endpoint, never an endpoint per URL.
 #[tokio::test]
 async fn grpc_calls_no_route_serves_are_unmatched_whatever_the_content_type() {
@@ -556,7 +556,7 @@ async fn a_panicking_handler_and_a_dropped_request_are_counted_without_a_status(
     );
 }
 
-/// Regression: an interceptor that refuses calls answers every made-up method with an
+/// An interceptor that refuses calls answers every made-up method with an
 /// error, trailers-only; none of them becomes an endpoint. A real method becomes one
 /// once it answers, and its refusals are its own afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

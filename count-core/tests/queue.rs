@@ -626,7 +626,7 @@ async fn threads_recording_at_once_lose_nothing() {
     );
 }
 
-/// Regression (issue 10.4): threads recording while `shutdown` runs. Every record
+/// Threads recording while `shutdown` runs. Every record
 /// that answered `Queued` is written once `shutdown` returns `Ok`.
 #[test]
 fn records_racing_shutdown_are_written() {
@@ -679,7 +679,7 @@ fn records_racing_shutdown_are_written() {
     }
 }
 
-/// Regression (issue 10.5): a backend whose write panics does not end counting: the
+/// A backend whose write panics does not end counting: the
 /// panic is counted, and the batch is kept and written by a later attempt.
 #[tokio::test]
 async fn a_backend_that_panics_is_contained_and_retried() {
@@ -709,7 +709,7 @@ async fn a_backend_that_panics_is_contained_and_retried() {
     );
 }
 
-/// Regression (issue 10.5): when the runtime the flusher runs on is shut down, the
+/// When the runtime the flusher runs on is shut down, the
 /// queue closes: `record` answers `DroppedClosed`, and `flush`/`shutdown` fail saying
 /// how many counts were never written (`Stats::lost`) and how many were in a write
 /// still in flight, which may yet land (`Stats::in_doubt`).
@@ -806,7 +806,7 @@ async fn shutdown_gives_up_on_a_hung_write_at_its_timeout() {
     assert_eq!((stats.in_doubt, stats.lost, stats.pending), (1, 0, 0));
 }
 
-/// Regression (issue 10.3): a batch the backend refuses for good is counted as lost
+/// A batch the backend refuses for good is counted as lost
 /// with its error, and the counts behind it are written.
 #[tokio::test]
 async fn a_batch_refused_for_good_is_lost_loudly_and_counting_goes_on() {

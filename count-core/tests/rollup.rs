@@ -158,7 +158,7 @@ impl Counter for FailingDay {
     }
 }
 
-/// Regression (issue 10.2): a day whose rollup fails does not stop the scheduler: the
+/// A day whose rollup fails does not stop the scheduler: the
 /// later days are rolled up, the failure is counted, and the day is rolled up once it
 /// can be.
 #[tokio::test]

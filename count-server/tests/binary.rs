@@ -570,7 +570,7 @@ async fn serving_without_a_token_to_the_network_warns() {
 }
 
 /// SIGTERM with a stream that is never closed: the server exits once the grace
-/// period is over, every time (whether it did used to depend on a race).
+/// period is over, every time, however the stop races the stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_a_held_stream_exits_after_the_grace_period() {
     let home = temp_dir("binary-grace");

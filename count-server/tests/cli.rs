@@ -1030,6 +1030,13 @@ async fn backup_copies_a_running_servers_database_whole() {
     let run = cli(&totals, &[]);
     assert_exit(&run, 0);
     assert_ne!(run.stdout, reference, "--force wrote the new counts");
+    // Never over the running database itself, its log or its index.
+    for own in [db.to_owned(), format!("{db}-wal"), format!("{db}-shm")] {
+        let run = cli(&["backup", "--force", "--db-path", db, &own], &[]);
+        assert_exit(&run, 2);
+        assert!(run.stderr.contains("is the database's own"), "{run:#?}");
+    }
+    send(&client, &counts).await;
     drop(client);
     spawned.stop();
 

@@ -118,8 +118,8 @@ async fn the_rollup_scheduler_runs_unless_turned_off() {
 }
 
 /// The grace period is enforced every time: a stream held open past it never keeps the
-/// server up. Repeated, because whether the grace timer started used to depend on
-/// which of two tasks finished first.
+/// server up, whichever of the server's tasks finishes first (repeated, to meet both
+/// orders).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_stream_never_keeps_the_server_past_the_grace_period() {
     let grace = Duration::from_millis(300);

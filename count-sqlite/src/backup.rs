@@ -11,8 +11,9 @@ use crate::error::classify;
 /// Copies `source`'s database into the new file `dest`, in one step: one read
 /// transaction, so the copy is one committed snapshot, and in WAL mode writes go on
 /// beside it (a backup in several steps would start again after each write, and
-/// might never end while writes go on). The copy is written to `dest.partial` and
-/// renamed into place once whole: `dest` never holds half a copy.
+/// might never end while writes go on). The copy is written to a file of this call's
+/// own beside `dest` and linked into place once whole, never over a file: `dest`
+/// never holds half a copy, and two backups at once cannot mix.
 ///
 /// # Errors
 ///
@@ -26,9 +27,10 @@ pub(crate) fn copy(source: &Connection, dest: &Path) -> Result<()> {
             "exists: a backup is written to a new file (name another, or remove it first)".into(),
         ));
     }
-    let partial = with_suffix(dest, ".partial");
-    // What a backup that failed before may have left.
-    let _ = std::fs::remove_file(&partial);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let partial = with_suffix(dest, &format!(".partial-{}-{nanos}", std::process::id()));
     let copied = (|| {
         let mut copy =
             Connection::open(&partial).map_err(|e| refuse(format!("cannot be created ({e})")))?;
@@ -46,16 +48,19 @@ pub(crate) fn copy(source: &Connection, dest: &Path) -> Result<()> {
         // Closed before the rename: the copy is whole in its file then.
         copy.close()
             .map_err(|(_, e)| refuse(format!("cannot be written ({e})")))?;
-        std::fs::rename(&partial, dest).map_err(|e| {
-            refuse(format!(
+        // A link, not a rename: it fails, rather than replaces, a file that
+        // appeared at `dest` meanwhile.
+        std::fs::hard_link(&partial, dest).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                refuse("was created while the backup ran: a backup is written to a new file".into())
+            }
+            _ => refuse(format!(
                 "cannot be put in place from {}: {e}",
                 partial.display()
-            ))
+            )),
         })
     })();
-    if copied.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
+    let _ = std::fs::remove_file(&partial);
     copied
 }
 

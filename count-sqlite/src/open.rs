@@ -252,15 +252,22 @@ pub(crate) struct OpenedFiles {
     database: (PathBuf, Option<(u64, u64)>),
     /// `None` when there was no `-wal` at the open (not in WAL mode).
     log: Option<(PathBuf, (u64, u64))>,
+    /// The WAL index, shared by every process on the file: one that opens the file
+    /// after it was replaced makes a new one, and the two then write to the log
+    /// without each other's lock. `None` when there was none at the open.
+    index: Option<(PathBuf, (u64, u64))>,
 }
 
 impl OpenedFiles {
-    /// The files at `path` and `path-wal` as they are now, once the writer opened them.
+    /// The files at `path`, `path-wal` and `path-shm` as they are now, once the writer
+    /// opened them.
     pub(crate) fn record(path: &Path) -> OpenedFiles {
         let log = wal_of(path);
+        let index = with_suffix(path, "-shm");
         OpenedFiles {
             database: (path.to_owned(), identity(path)),
             log: identity(&log).map(|id| (log, id)),
+            index: identity(&index).map(|id| (index, id)),
         }
     }
 
@@ -275,9 +282,14 @@ impl OpenedFiles {
         if identity(path) != *opened {
             return Err(replaced("the database file", path));
         }
-        match &self.log {
-            Some((log, opened)) if identity(log) != Some(*opened) => {
-                Err(replaced("the database's write-ahead log", log))
+        if let Some((log, opened)) = &self.log
+            && identity(log) != Some(*opened)
+        {
+            return Err(replaced("the database's write-ahead log", log));
+        }
+        match &self.index {
+            Some((index, opened)) if identity(index) != Some(*opened) => {
+                Err(replaced("the database's write-ahead log index", index))
             }
             _ => Ok(()),
         }
@@ -295,8 +307,13 @@ fn replaced(what: &str, path: &Path) -> Error {
 
 /// The write-ahead log beside the database at `path`: `path-wal`.
 pub(crate) fn wal_of(path: &Path) -> PathBuf {
+    with_suffix(path, "-wal")
+}
+
+/// `path` with `suffix` added to its file name (SQLite's `-wal`, `-shm`).
+pub(crate) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push("-wal");
+    name.push(suffix);
     PathBuf::from(name)
 }
 

@@ -73,6 +73,21 @@ async fn writes_into_a_moved_or_deleted_file_are_refused_until_it_is_back() {
     );
     std::fs::hard_link(&kept, &wal).unwrap();
     counter.write(&batch(&[("/a", t, 1000)])).await.unwrap();
+
+    // The log's index deleted: a process opening the file now would make a new one
+    // and write to the log without this one's lock.
+    let shm = beside(&path, "-shm");
+    let kept_shm = dir.path().join("kept-shm");
+    std::fs::hard_link(&shm, &kept_shm).unwrap();
+    std::fs::remove_file(&shm).unwrap();
+    let err = counter.write(&lost).await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&shm.display().to_string()),
+        "{err}"
+    );
+    std::fs::hard_link(&kept_shm, &shm).unwrap();
+    std::fs::remove_file(&kept_shm).unwrap();
     counter.rollup(day("2025-03-03")).await.unwrap();
     assert_eq!(total(&counter, "2025-03-03").await, 1101);
 

@@ -1,7 +1,7 @@
 //! `count-server backup`: a consistent copy of a SQLite database, also while a
 //! server writes to it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::failure::Failure;
 use super::source::Database;
@@ -50,10 +50,12 @@ pub(super) async fn run(args: BackupArgs) -> Result<(), Failure> {
         )));
     };
     let dest = &args.dest;
+    if let Some(source) = sqlite.path() {
+        refuse_the_source(source, dest)?;
+    }
     if args.force && dest.is_file() {
         // Copied beside it first, so a failed backup leaves the old one.
-        let fresh = PathBuf::from(format!("{}.new", dest.display()));
-        let _ = std::fs::remove_file(&fresh);
+        let fresh = PathBuf::from(format!("{}.new-{}", dest.display(), std::process::id()));
         sqlite.backup(&fresh).await?;
         std::fs::rename(&fresh, dest)
             .map_err(|e| Failure::Usage(format!("cannot replace {}: {e}", dest.display())))?;
@@ -65,4 +67,39 @@ pub(super) async fn run(args: BackupArgs) -> Result<(), Failure> {
         opened.description,
         dest.display()
     ))
+}
+
+/// Refuses a DEST that is the database itself, or its `-wal` or `-shm`: replacing
+/// one of those under a running server would lose what it acknowledges.
+fn refuse_the_source(source: &Path, dest: &Path) -> Result<(), Failure> {
+    let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let dest_absolute = absolute(dest);
+    let dest_file = std::fs::metadata(dest).ok();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", source.display()));
+        let same_path = absolute(&file) == dest_absolute;
+        let same_file = match (&dest_file, std::fs::metadata(&file)) {
+            (Some(dest), Ok(file)) => same_inode(dest, &file),
+            _ => false,
+        };
+        if same_path || same_file {
+            return Err(Failure::Usage(format!(
+                "the backup file {} is the database's own {}: name a new file",
+                dest.display(),
+                if suffix.is_empty() { "file" } else { suffix }
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+#[cfg(not(unix))]
+fn same_inode(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    false
 }
