@@ -168,10 +168,10 @@ impl ServerConfig {
     }
 
     /// How long a call other than an `Add` stream (a unary count.v1 call, an
-    /// `/api/*` request) may take to send its request body, from its start: it takes
-    /// one of `--max-concurrent-calls` slots only once its body has begun to come,
-    /// and is ended (`DEADLINE_EXCEEDED`, HTTP 408) when the body is not whole in
-    /// time. Default 10 s.
+    /// `/api/*` request) may go without sending any of its request body: before the
+    /// first part, and between parts. Its body is read whole before it takes one of
+    /// `--max-concurrent-calls` slots, and a call whose body stops coming is ended
+    /// (`DEADLINE_EXCEEDED`, HTTP 408). Default 10 s.
     pub fn with_request_read_timeout(mut self, timeout: Duration) -> Self {
         self.request_read_timeout = timeout;
         self
@@ -180,7 +180,8 @@ impl ServerConfig {
     /// How long every write may fail, none succeeding, before the server says it is
     /// not ready (`/readyz` 503 with the reason, gRPC health NOT_SERVING): a backend
     /// can answer its health check while a full disk or a corrupted file fails every
-    /// write. Ready again at the next write that succeeds. Default 10 s.
+    /// write. Ready again at the next write that succeeds, or once no write has
+    /// failed for as long. Default 10 s.
     pub fn with_unready_after_failing_writes(mut self, after: Duration) -> Self {
         self.unready_after_failing_writes = after;
         self

@@ -5,7 +5,10 @@
 //! A backend can answer its health check while every write fails (a full disk, a
 //! corrupted file): so the counter the server writes through is [`WriteWatched`],
 //! whose health also fails once writes have failed for `--unready-after-failing-writes`
-//! with none succeeding since, and is well again at the next write that succeeds.
+//! with none succeeding since. It is well again at the next write that succeeds, or
+//! once no write has failed for that long: an unready server gets no traffic from a
+//! load balancer, so it must not wait for a write to tell it the disk was freed (if
+//! writes still fail, it turns unready again).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -25,9 +28,16 @@ use tonic_health::server::HealthReporter;
 #[derive(Debug)]
 pub(crate) struct WriteHealth {
     unready_after: Duration,
-    /// Since when writes have failed with none succeeding, and the last failure's kind.
-    failing: Mutex<Option<(Instant, &'static str)>>,
-    failures: AtomicU64,
+    /// While writes fail: since when (none succeeding since), the last failure, and
+    /// its kind.
+    failing: Mutex<Option<Failing>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failing {
+    since: Instant,
+    last: Instant,
+    kind: &'static str,
 }
 
 impl WriteHealth {
@@ -35,7 +45,6 @@ impl WriteHealth {
         WriteHealth {
             unready_after,
             failing: Mutex::new(None),
-            failures: AtomicU64::new(0),
         }
     }
 
@@ -48,26 +57,29 @@ impl WriteHealth {
                 Error::InvalidInput { .. } | Error::BatchConflict { .. } | Error::LimitReached(_),
             ) => {}
             Err(error) => {
-                self.failures.fetch_add(1, Relaxed);
-                let kind = crate::http::error::kind_of(error);
-                let since = failing.map_or_else(Instant::now, |(since, _)| since);
-                *failing = Some((since, kind));
+                let now = Instant::now();
+                // A failure long after the last one starts a new spell.
+                let since = failing
+                    .filter(|f| now - f.last < self.unready_after)
+                    .map_or(now, |f| f.since);
+                *failing = Some(Failing {
+                    since,
+                    last: now,
+                    kind: crate::http::error::kind_of(error),
+                });
             }
         }
     }
 
     /// How long writes have failed with none succeeding since (zero when the last
-    /// write succeeded), and the last failure's kind.
+    /// write succeeded, or none failed for `--unready-after-failing-writes`), and the
+    /// last failure's kind.
     pub(crate) fn failing_for(&self) -> (Duration, Option<&'static str>) {
         let failing = *self.failing.lock().unwrap_or_else(|e| e.into_inner());
-        failing.map_or((Duration::ZERO, None), |(since, kind)| {
-            (since.elapsed(), Some(kind))
-        })
-    }
-
-    /// Writes that failed for a reason of the storage's.
-    pub(crate) fn failures(&self) -> u64 {
-        self.failures.load(Relaxed)
+        match failing {
+            Some(f) if f.last.elapsed() < self.unready_after => (f.since.elapsed(), Some(f.kind)),
+            _ => (Duration::ZERO, None),
+        }
     }
 
     /// Why the server is not ready for writes, when it is not.

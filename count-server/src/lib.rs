@@ -44,8 +44,8 @@
 //! | `--max-add-streams` | `COUNT_MAX_ADD_STREAMS` | 1024 | `Add` streams open at once over all connections; one more is refused RESOURCE_EXHAUSTED |
 //! | `--max-connections` | `COUNT_MAX_CONNECTIONS` | 4096 | connections open at once; more wait in the listen backlog |
 //! | `--header-read-timeout` | `COUNT_HEADER_READ_TIMEOUT` | 10 | seconds a new connection may take to send its first request (TLS handshake included), and an HTTP/1.1 connection each request head; closed after |
-//! | `--unready-after-failing-writes` | `COUNT_UNREADY_AFTER_FAILING_WRITES` | 10 | seconds every write may fail, none succeeding, before `/readyz` answers 503 (with the reason) and gRPC health NOT_SERVING; ready again at the next write that succeeds |
-//! | `--request-read-timeout` | `COUNT_REQUEST_READ_TIMEOUT` | 10 | seconds a call other than `Add` may take to send its request body; it takes a `--max-concurrent-calls` slot only once the body has begun, and is ended (`DEADLINE_EXCEEDED`, HTTP 408) when it is not whole in time. A gRPC call's `grpc-timeout` is its deadline |
+//! | `--unready-after-failing-writes` | `COUNT_UNREADY_AFTER_FAILING_WRITES` | 10 | seconds every write may fail, none succeeding, before `/readyz` answers 503 (with the reason) and gRPC health NOT_SERVING; ready again at the next write that succeeds, or once none has failed for as long |
+//! | `--request-read-timeout` | `COUNT_REQUEST_READ_TIMEOUT` | 10 | seconds a call other than `Add` may go without sending any of its request body (before the first part, between parts); its body is read whole before it takes a `--max-concurrent-calls` slot, and it is ended (`DEADLINE_EXCEEDED`, HTTP 408) when the body stops coming. A gRPC call's `grpc-timeout` is its deadline |
 //! | `--tls-cert`, `--tls-key` | `COUNT_TLS_CERT`, `COUNT_TLS_KEY` | none | serve TLS (ALPN `h2` and `http/1.1`) with these PEM files |
 //! | `--shutdown-grace` | `COUNT_SHUTDOWN_GRACE` | 20 | seconds calls in progress may take after SIGTERM/SIGINT |
 //! | `--add-timeout` | `COUNT_ADD_TIMEOUT` | 30 | seconds an `Add` call may take when its client sets no deadline |
@@ -159,8 +159,7 @@
 //! | `count_open_connections` | gauge | connections open now |
 //! | `count_connections_timed_out_total` | counter | connections closed for sending no request (head) within `--header-read-timeout` |
 //! | `count_writes_failing_seconds` | gauge | how long every write has failed with none succeeding since (0 while writes succeed) |
-//! | `count_write_failures_total` | counter | writes of counts the storage failed (refused input not included) |
-//! | `count_calls_timed_out_total` | counter | calls other than `Add` ended because their request body did not come within `--request-read-timeout`, or their `grpc-timeout` passed |
+//! | `count_calls_timed_out_total` | counter | calls other than `Add` ended because their request body stopped coming (`--request-read-timeout`), or their `grpc-timeout` passed |
 //! | `count_connection_errors_total` | counter | connections that ended in an error (logged at warn once every 10 s at most); clients going away are not counted |
 //! | `count_backend_up` | gauge | 1 when the last health check passed, else 0 |
 //! | `count_backend_health_checks_failed_total` | counter | health checks failed or timed out |

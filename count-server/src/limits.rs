@@ -11,29 +11,28 @@
 //! stream past the cap is refused rather than left waiting, maybe for ever. The
 //! limits apply after the token check: a caller without the token holds nothing.
 //!
-//! A call takes a slot only once its request body has begun to come (a GET's empty
-//! body counts as come), and the whole body must come within
-//! `--request-read-timeout` of the call's start: a peer that sends headers and then
-//! nothing holds no slot, and one that stalls mid-body holds one for that long at
-//! most. A gRPC call's `grpc-timeout` is its deadline, as gRPC servers keep it:
-//! waiting for a slot and running both end there, with `DEADLINE_EXCEEDED`.
+//! A call takes a slot only once its whole request body has come (a GET's empty body
+//! at once), read into memory before: a peer that sends headers, or part of a body,
+//! and then nothing holds no slot. Each part of the body must come within
+//! `--request-read-timeout` of the one before (of the call's start for the first),
+//! else the call is ended; a body is at most `--max-message-bytes` (plus gRPC's 5-byte
+//! prefix), and the bodies being read share a budget of memory
+//! ([`body_budget`]). A gRPC call's `grpc-timeout` is its deadline, as gRPC servers keep
+//! it: reading, waiting for a slot and running all end there, with
+//! `DEADLINE_EXCEEDED`.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
-use tokio::sync::Semaphore;
-use tokio::time::{Instant, Sleep};
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::time::Instant;
 
 use crate::http::error::ApiError;
 
@@ -45,9 +44,33 @@ pub(crate) struct Limits {
     max_add_streams: usize,
     refused_add_streams: AtomicU64,
     request_read_timeout: Duration,
+    /// The largest request body of a call.
+    max_body: usize,
+    /// Bytes of the bodies being read, before their calls take a slot.
+    body_budget: Semaphore,
     /// Calls ended because their request did not come in time, or their deadline
     /// passed.
     timed_out_calls: AtomicU64,
+}
+
+/// The memory the request bodies being read may take together: four of the largest,
+/// and 64 MiB at least.
+pub(crate) fn body_budget(max_body: usize) -> usize {
+    max_body
+        .saturating_mul(4)
+        .clamp(64 << 20, Semaphore::MAX_PERMITS)
+}
+
+/// Why a call's body was not read.
+enum Unread {
+    /// A part did not come within the read timeout.
+    Idle,
+    /// The bodies being read took all their memory for a read timeout.
+    NoRoom,
+    /// Over the largest body.
+    TooLarge,
+    /// The client broke it off.
+    Broken(axum::Error),
 }
 
 /// Which limit a request comes under.
@@ -78,13 +101,18 @@ impl Limits {
         max_calls: usize,
         max_add_streams: usize,
         request_read_timeout: Duration,
+        max_message_bytes: usize,
     ) -> Limits {
+        // A gRPC message is a 5-byte prefix and the message.
+        let max_body = max_message_bytes.saturating_add(5);
         Limits {
             calls: Semaphore::new(max_calls),
             add_streams: Semaphore::new(max_add_streams),
             max_add_streams,
             refused_add_streams: AtomicU64::new(0),
             request_read_timeout,
+            max_body,
+            body_budget: Semaphore::new(body_budget(max_body)),
             timed_out_calls: AtomicU64::new(0),
         }
     }
@@ -94,13 +122,13 @@ impl Limits {
         self.refused_add_streams.load(Relaxed)
     }
 
-    /// Calls ended because their request body did not come within
-    /// `--request-read-timeout` or their `grpc-timeout` passed.
+    /// Calls ended because their request body stopped coming
+    /// (`--request-read-timeout`) or their `grpc-timeout` passed.
     pub(crate) fn timed_out_calls(&self) -> u64 {
         self.timed_out_calls.load(Relaxed)
     }
 
-    /// Runs a call (not an `Add` stream) once its body has begun to come, in a slot,
+    /// Runs a call (not an `Add` stream) once its whole body has come, in a slot,
     /// within its deadline.
     async fn call(&self, request: Request, next: Next) -> Response {
         let started = Instant::now();
@@ -108,19 +136,34 @@ impl Limits {
         let deadline = grpc
             .then(|| grpc_deadline(request.headers(), started))
             .flatten();
-        let read_by = started + self.request_read_timeout;
         let (parts, body) = request.into_parts();
-        let body = match tokio::time::timeout_at(read_by, TimedBody::begun(body, read_by)).await {
-            Ok(Ok(body)) => body,
-            Ok(Err(error)) => return body_failed(grpc, &error),
-            Err(_) => {
+        let read = match deadline {
+            None => self.read(body).await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, self.read(body)).await {
+                Ok(read) => read,
+                Err(_) => return self.timed_out(grpc, "its deadline (grpc-timeout) passed"),
+            },
+        };
+        // The body's share of the budget is held until the call ends.
+        let (body, _room) = match read {
+            Ok(read) => read,
+            Err(Unread::Idle) => {
                 return self.timed_out(
                     grpc,
-                    "its request body did not come within --request-read-timeout",
+                    "its request body stopped coming (nothing within --request-read-timeout)",
                 );
             }
+            Err(Unread::NoRoom) => {
+                return self.timed_out(
+                    grpc,
+                    "the request bodies being read filled their memory for a whole \
+                     --request-read-timeout; try again",
+                );
+            }
+            Err(Unread::TooLarge) => return self.too_large(grpc),
+            Err(Unread::Broken(error)) => return body_failed(grpc, &error),
         };
-        let request = Request::from_parts(parts, Body::new(body));
+        let request = Request::from_parts(parts, Body::from(body));
         let run = async {
             // The semaphore is never closed.
             let _slot = self.calls.acquire().await;
@@ -132,6 +175,62 @@ impl Limits {
                 Ok(response) => response,
                 Err(_) => self.timed_out(grpc, "its deadline (grpc-timeout) passed"),
             },
+        }
+    }
+
+    /// Reads `body` whole, each part within the read timeout, taking its bytes from
+    /// the budget.
+    async fn read(&self, mut body: Body) -> Result<(Bytes, Option<SemaphorePermit<'_>>), Unread> {
+        let timeout = self.request_read_timeout;
+        let mut read = Vec::new();
+        let mut room: Option<SemaphorePermit<'_>> = None;
+        if let Some(length) = body.size_hint().exact()
+            && length > self.max_body as u64
+        {
+            return Err(Unread::TooLarge);
+        }
+        loop {
+            let frame = match tokio::time::timeout(timeout, body.frame()).await {
+                Err(_) => return Err(Unread::Idle),
+                Ok(None) => break,
+                Ok(Some(Err(error))) => return Err(Unread::Broken(error)),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            // Trailers of a request mean nothing here.
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if read.len() + data.len() > self.max_body {
+                return Err(Unread::TooLarge);
+            }
+            if data.is_empty() {
+                continue;
+            }
+            // A part is at most max_body, within the semaphore's count.
+            let part = u32::try_from(data.len()).unwrap_or(u32::MAX);
+            let taken = tokio::time::timeout(timeout, self.body_budget.acquire_many(part))
+                .await
+                .map_err(|_| Unread::NoRoom)?
+                .expect("the budget is never closed");
+            match &mut room {
+                Some(room) => room.merge(taken),
+                None => room = Some(taken),
+            }
+            read.extend_from_slice(&data);
+        }
+        Ok((Bytes::from(read), room))
+    }
+
+    fn too_large(&self, grpc: bool) -> Response {
+        let message = format!(
+            "the request is larger than the largest this server takes ({} bytes, \
+             --max-message-bytes)",
+            self.max_body - 5
+        );
+        if grpc {
+            tonic::Status::resource_exhausted(message).into_http::<Body>()
+        } else {
+            ApiError::TooLarge(message).into_response()
         }
     }
 
@@ -160,68 +259,6 @@ fn body_failed(grpc: bool, error: &axum::Error) -> Response {
         tonic::Status::cancelled(message).into_http::<Body>()
     } else {
         ApiError::BadRequest(message).into_response()
-    }
-}
-
-/// A request body that must end by a deadline (else it ends in an error), its first
-/// frame already read.
-struct TimedBody {
-    first: Option<Frame<Bytes>>,
-    rest: Body,
-    deadline: Pin<Box<Sleep>>,
-}
-
-impl TimedBody {
-    /// Waits until `body` has begun to come (its first frame, or its end).
-    async fn begun(mut body: Body, deadline: Instant) -> Result<TimedBody, axum::Error> {
-        let first = if body.is_end_stream() {
-            None
-        } else {
-            body.frame().await.transpose()?
-        };
-        Ok(TimedBody {
-            first,
-            rest: body,
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
-        })
-    }
-}
-
-impl http_body::Body for TimedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        if let Some(first) = self.first.take() {
-            return Poll::Ready(Some(Ok(first)));
-        }
-        if let Poll::Ready(frame) = Pin::new(&mut self.rest).poll_frame(cx) {
-            return Poll::Ready(frame);
-        }
-        ready!(self.deadline.as_mut().poll(cx));
-        Poll::Ready(Some(Err(axum::Error::new(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "the request body did not come within --request-read-timeout",
-        )))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.rest.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let mut hint = self.rest.size_hint();
-        if let Some(data) = self.first.as_ref().and_then(Frame::data_ref) {
-            let extra = data.len() as u64;
-            hint.set_lower(hint.lower() + extra);
-            if let Some(upper) = hint.upper() {
-                hint.set_upper(upper + extra);
-            }
-        }
-        hint
     }
 }
 

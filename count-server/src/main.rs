@@ -91,14 +91,16 @@ struct Args {
     #[arg(long, env = "COUNT_HEADER_READ_TIMEOUT", default_value_t = 10)]
     header_read_timeout: u64,
 
-    /// Seconds a call other than Add may take to send its request body; it takes a
-    /// --max-concurrent-calls slot only once the body has begun, and is ended
-    /// (DEADLINE_EXCEEDED, HTTP 408) when it is not whole in time.
+    /// Seconds a call other than Add may go without sending any of its request body
+    /// (before the first part, between parts); its body is read whole before it
+    /// takes a --max-concurrent-calls slot, and it is ended (DEADLINE_EXCEEDED, HTTP
+    /// 408) when the body stops coming.
     #[arg(long, env = "COUNT_REQUEST_READ_TIMEOUT", default_value_t = 10)]
     request_read_timeout: u64,
 
     /// Seconds every write may fail, none succeeding, before /readyz answers 503 and
-    /// gRPC health NOT_SERVING (ready again at the next write that succeeds).
+    /// gRPC health NOT_SERVING (ready again at the next write that succeeds, or once
+    /// none has failed for as long).
     #[arg(long, env = "COUNT_UNREADY_AFTER_FAILING_WRITES", default_value_t = 10)]
     unready_after_failing_writes: u64,
 

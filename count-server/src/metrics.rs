@@ -87,8 +87,8 @@ impl Collector for Figures {
         counter(
             out,
             "count_calls_timed_out",
-            "Calls other than Add ended because their request body did not come within \
-             --request-read-timeout, or their grpc-timeout passed.",
+            "Calls other than Add ended because their request body stopped coming \
+             (--request-read-timeout), or their grpc-timeout passed.",
             self.limits.timed_out_calls(),
         )?;
         counter(
@@ -274,12 +274,7 @@ impl Collector for Figures {
              succeed); past --unready-after-failing-writes the server is not ready.",
             failing.as_secs_f64(),
         )?;
-        counter(
-            out,
-            "count_write_failures",
-            "Writes of counts the storage failed (refused input not included).",
-            self.writes.failures(),
-        )?;
+
         let info = ConstGauge::new(1_i64);
         let mut encoder = out.encode_descriptor(
             "count_server_info",

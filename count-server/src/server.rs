@@ -121,6 +121,7 @@ pub async fn serve_backend(
         config.max_concurrent_calls,
         config.max_add_streams,
         config.request_read_timeout,
+        config.max_message_bytes,
     ));
     let connection_figures = Arc::new(ConnectionFigures::default());
     let api = Arc::new(Api {

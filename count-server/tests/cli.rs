@@ -898,7 +898,7 @@ fn is_root() -> bool {
 #[tokio::test]
 async fn totals_read_a_sqlite_file_the_user_may_not_write() {
     if !is_root() {
-        eprintln!("skipped: needs root, to run count-server as nobody (runuser)");
+        count_testcluster::skip("needs root, to run count-server as nobody (runuser)");
         return;
     }
     let today = Day::today();

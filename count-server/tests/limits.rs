@@ -15,6 +15,7 @@ use count_grpc::proto::count::v1 as pb;
 use count_grpc::proto::count::v1::count_service_client::CountServiceClient;
 use count_memory::MemoryCounter;
 use count_server::ServerConfig;
+use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -308,9 +309,10 @@ fn never() -> http_body_util::StreamBody<
     http_body_util::StreamBody::new(tokio_stream::pending())
 }
 
-/// Calls that send their headers and then nothing hold no call slot: another
-/// client's report and the API answer while 16 such calls are open with 4 slots, and
-/// those calls are ended (DEADLINE_EXCEEDED) once `--request-read-timeout` passes.
+/// Calls that send their headers, or a byte of their body, and then nothing hold no
+/// call slot: another client's report and the API answer while 16 such calls are
+/// open with 4 slots, and those calls are ended (DEADLINE_EXCEEDED) once
+/// `--request-read-timeout` passes without more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_whose_body_never_comes_hold_no_slot() {
     let (_, counter) = memory();
@@ -320,8 +322,14 @@ async fn calls_whose_body_never_comes_hold_no_slot() {
         .with_request_read_timeout(read_timeout);
     let server = Running::start(config, counter).await;
     let mut stalled = Vec::new();
-    for _ in 0..16 {
+    for _ in 0..8 {
         stalled.push(raw_grpc_call(server.address, "GetPeriodTotals", &[], never()).await);
+        let one_byte = tokio_stream::once(Ok::<_, std::io::Error>(hyper::body::Frame::data(
+            hyper::body::Bytes::from_static(&[0]),
+        )))
+        .chain(tokio_stream::pending());
+        let body = http_body_util::StreamBody::new(Box::pin(one_byte));
+        stalled.push(raw_grpc_call(server.address, "GetPeriodTotals", &[], body).await);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
@@ -389,5 +397,31 @@ async fn a_grpc_timeout_ends_a_call_waiting_for_a_slot() {
     );
     switch.hold_reports(false);
     assert_eq!(held.await.unwrap().status, 200);
+    server.stop().await.unwrap();
+}
+
+/// A report's body that comes slowly but steadily (each part well within the read
+/// timeout, the whole well past it) is read and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_keeps_coming_is_read_however_long_it_takes() {
+    let (_, counter) = memory();
+    let read_timeout = Duration::from_millis(600);
+    let config = ServerConfig::new().with_request_read_timeout(read_timeout);
+    let server = Running::start(config, counter).await;
+    // An empty GetTotals message, a byte every 200 ms: 1 s in all.
+    let parts = tokio_stream::iter([0_u8; 5]).then(|byte| async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok::<_, std::io::Error>(hyper::body::Frame::data(hyper::body::Bytes::from(vec![
+            byte,
+        ])))
+    });
+    let body = http_body_util::StreamBody::new(Box::pin(parts));
+    let call = raw_grpc_call(server.address, "GetTotals", &[], body).await;
+    let status = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .unwrap()
+        .unwrap();
+    // Read whole and answered by the handler: a bad query, not a timeout.
+    assert_eq!(status, "3", "INVALID_ARGUMENT");
     server.stop().await.unwrap();
 }

@@ -29,10 +29,15 @@ use std::time::{Duration, Instant};
 ///
 /// When `CI` is set.
 pub fn skip(reason: &str) {
-    if std::env::var_os("CI").is_some() {
+    if in_ci() {
         panic!("CI is set, so this test must run, but: {reason}");
     }
     announce_skip(reason);
+}
+
+/// Whether this is a CI run: `CI` set to anything but empty, `0` or `false`.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|ci| !matches!(ci.trim(), "" | "0" | "false" | "FALSE" | "False"))
 }
 
 /// Says that the calling test skips its work, and why, on the terminal: written to

@@ -51,8 +51,14 @@ pub(crate) fn hide_id(
     conflict_as: Option<BatchId>,
 ) -> Error {
     let hide = |text: String| {
-        text.replace(&id.to_string(), shown)
-            .replace(&id.writer.to_string(), shown)
+        // Marked first, so that `shown` (a client's own id) is not hidden below.
+        const OWN: &str = "\u{0}";
+        let text = text
+            .replace(OWN, "")
+            .replace(&id.to_string(), OWN)
+            .replace(&id.writer.to_string(), OWN);
+        // A storage's message may name other batches of a group written together.
+        hide_other_ids(&text).replace(OWN, shown)
     };
     match error {
         Error::BatchConflict { .. } => match conflict_as {
@@ -87,6 +93,51 @@ pub(crate) fn hide_id(
         },
         other => other,
     }
+}
+
+/// `text` with every batch id (`<uuid>#<seq>`) or writer UUID in it shown as
+/// "another batch".
+fn hide_other_ids(text: &str) -> String {
+    const GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
+    let bytes = text.as_bytes();
+    let uuid_at = |start: usize| -> Option<usize> {
+        let mut at = start;
+        for (i, len) in GROUPS.iter().enumerate() {
+            if i > 0 {
+                (bytes.get(at) == Some(&b'-')).then_some(())?;
+                at += 1;
+            }
+            let group = bytes.get(at..at + len)?;
+            group.iter().all(u8::is_ascii_hexdigit).then_some(())?;
+            at += len;
+        }
+        // A sequence number, if one follows.
+        if bytes.get(at) == Some(&b'#') {
+            let digits = bytes[at + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            at += 1 + digits;
+        }
+        Some(at)
+    };
+    let mut shown = String::with_capacity(text.len());
+    let mut rest = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let starts_word = at == 0 || !bytes[at - 1].is_ascii_hexdigit();
+        match uuid_at(at).filter(|_| starts_word) {
+            Some(end) => {
+                shown.push_str(&text[rest..at]);
+                shown.push_str("another batch");
+                rest = end;
+                at = end;
+            }
+            None => at += 1,
+        }
+    }
+    shown.push_str(&text[rest..]);
+    shown
 }
 
 #[cfg(test)]
@@ -127,6 +178,20 @@ mod tests {
     }
 
     #[test]
+    fn other_batch_ids_are_hidden_too() {
+        let other = id(0x1234, 9);
+        let text = format!("disk full writing batch {other} (writer {})", other.writer);
+        assert_eq!(
+            hide_other_ids(&text),
+            "disk full writing batch another batch (writer another batch)"
+        );
+        assert_eq!(
+            hide_other_ids("no ids, #7 and abc-def"),
+            "no ids, #7 and abc-def"
+        );
+    }
+
+    #[test]
     fn answers_show_no_internal_id() {
         let internal = id(0xabc, 42);
         let error = Error::ambiguous(format!("the write of batch {internal} timed out"));
@@ -137,6 +202,10 @@ mod tests {
         let client = id(1, 2);
         let shown = hide_id(conflict.clone(), internal, "x", Some(client));
         assert!(matches!(shown, Error::BatchConflict { id } if id == client));
+        // A client's own id, shown in place of the stored one, stays.
+        let unknown = Error::ambiguous(format!("lost committing {internal}"));
+        let shown = hide_id(unknown, internal, &client.to_string(), Some(client)).to_string();
+        assert!(shown.contains(&client.to_string()), "{shown}");
         let shown = hide_id(conflict, internal, "this stream's batch", None).to_string();
         assert!(!shown.contains(&internal.writer.to_string()), "{shown}");
     }

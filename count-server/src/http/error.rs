@@ -34,6 +34,8 @@ pub(crate) enum ApiError {
     BadRequest(String),
     /// 408: the request did not come in time.
     Timeout(String),
+    /// 413: the request is larger than the server takes.
+    TooLarge(String),
 }
 
 impl ApiError {
@@ -109,6 +111,11 @@ impl IntoResponse for ApiError {
                     "kind": "writes_failing",
                     "reason": reason,
                 })),
+            )
+                .into_response(),
+            ApiError::TooLarge(message) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(json!({ "error": message })),
             )
                 .into_response(),
             ApiError::BadRequest(message) => {
