@@ -69,7 +69,6 @@
 //! of a database that may be written to (each test works in a schema of its own):
 //! the contract, INT8, id and concurrency tests then run there, with contention's
 //! own 40001s; the fault-injection tests need the emulation and are skipped.
-#![warn(missing_docs)]
 
 mod counter;
 mod retry;

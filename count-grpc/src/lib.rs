@@ -124,7 +124,6 @@
 //!   features = ["client"]`.
 //!
 //! The protos are compiled at build time by protox: no `protoc` needed.
-#![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "client")]

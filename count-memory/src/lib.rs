@@ -2,7 +2,6 @@
 //!
 //! The reference implementation: small enough to read in one sitting, and what an
 //! app's own tests count into. Counts are lost when the process exits.
-#![warn(missing_docs)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};

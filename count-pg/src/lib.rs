@@ -31,7 +31,6 @@
 //!
 //! Where to look: [`PgCounterBuilder`] for the settings and `connect`, `sql.rs` for
 //! every statement, [`schema`] for the tables and migrations.
-#![warn(missing_docs)]
 
 mod builder;
 mod config;

@@ -173,7 +173,6 @@
 //! `--shutdown-grace` seconds from the signal (a stream held open longer is cut,
 //! every time), waits for the `Add` feeds whose connections were cut to write what
 //! they had received (at most `--add-timeout`), stops the rollups and exits 0.
-#![warn(missing_docs)]
 
 mod auth;
 pub mod backend;

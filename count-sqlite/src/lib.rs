@@ -1,5 +1,4 @@
 #![doc = include_str!("../README.md")]
-#![warn(missing_docs)]
 
 // In the order a count flows: where the file is and how it is opened, its schema,
 // the writer thread that applies batches and rollup steps, and the reads.

@@ -7,8 +7,6 @@
 
 use count_core::{Error, Result};
 
-use crate::sum;
-
 const PAIR: usize = 16;
 
 /// The pairs of a stored bucket.
@@ -51,7 +49,7 @@ pub(crate) fn merge(stored: &[u8], adds: &[(i64, i64)]) -> Result<Vec<u8>> {
     loop {
         match (old.peek().copied(), new.peek().copied()) {
             (Some((a, n)), Some((b, m))) if a == b => {
-                push(a, sum::add(n, m));
+                push(a, n.saturating_add(m));
                 old.next();
                 new.next();
             }

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::classify;
 use crate::names::KeyNames;
-use crate::{packed, sum};
+use crate::packed;
 
 const ROLLED: &str = "SELECT day, key_id, total FROM daily_totals WHERE day BETWEEN ?1 AND ?2";
 const RAW: &str = "SELECT day, counts FROM raw_buckets WHERE day BETWEEN ?1 AND ?2";
@@ -207,7 +207,7 @@ fn summed(
     let mut sums: HashMap<(i64, i64), i64> = HashMap::new();
     let mut add = |at: (i64, i64), n: i64| {
         let sum = sums.entry(at).or_default();
-        *sum = sum::add(*sum, n);
+        *sum = sum.saturating_add(n);
     };
     // Nothing is written, so ending the snapshot is a rollback.
     let snapshot = conn

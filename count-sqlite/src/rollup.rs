@@ -14,7 +14,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::{classify, commit_failed};
 use crate::open::OpenedFiles;
 use crate::packed;
-use crate::sum::{self, saturating_add};
+use crate::sum::saturating_add;
 
 const BUCKETS: &str = "SELECT bucket, counts FROM raw_buckets WHERE day = ?1 ORDER BY bucket";
 const ADD_TOTAL: &str = concat!(
@@ -78,7 +78,7 @@ pub(crate) fn step(
                 .map_err(|e| classify(&doing("reading raw buckets"), e))?;
             for (key_id, n) in packed::pairs(value)? {
                 let total = sums.entry(key_id).or_default();
-                *total = sum::add(*total, n);
+                *total = total.saturating_add(n);
                 counts += 1;
             }
             last = Some(bucket);

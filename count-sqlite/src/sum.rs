@@ -1,5 +1,6 @@
 //! Sums of counts that stop at `i64::MAX` instead of overflowing (the contract:
-//! totals saturate; no report or rollup fails), in Rust and in SQL upserts.
+//! totals saturate; no report or rollup fails) in SQL upserts; in Rust, counts are
+//! `i64` and `saturating_add` does it.
 
 /// The SQL expression that adds `excluded.<column>` to `<column>` in an upsert,
 /// stopping at `i64::MAX` (SQLite's `+` turns an overflowing integer sum into a
@@ -20,11 +21,6 @@ macro_rules! saturating_add {
     };
 }
 pub(crate) use saturating_add;
-
-/// Adds two counts (never negative), stopping at `i64::MAX`.
-pub(crate) fn add(a: i64, b: i64) -> i64 {
-    a.saturating_add(b)
-}
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ use count_core::{Batch, CountKey, Error, Result};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::classify;
-use crate::{packed, sum};
+use crate::packed;
 
 const FIND_BATCH: &str = "SELECT digest FROM batches WHERE writer = ?1 AND seq = ?2";
 const CLAIM_BATCH: &str =
@@ -87,7 +87,7 @@ pub(crate) fn apply(
         for &(_, _, key_id, n) in bucket_rows {
             match adds.last_mut() {
                 // The same key twice in a batch (a client may send that): one sum.
-                Some((last, sum)) if *last == key_id => *sum = sum::add(*sum, n),
+                Some((last, sum)) if *last == key_id => *sum = sum.saturating_add(n),
                 _ => adds.push((key_id, n)),
             }
         }

@@ -9,7 +9,6 @@
 //!   user, which owns the data directory.
 //! - [`cockroach::CockroachEmulation`] sets a database up as CockroachDB's stand-in,
 //!   with a [`wire_proxy::WireProxy`] that breaks COMMITs on command.
-#![warn(missing_docs)]
 
 pub mod cockroach;
 pub mod wire_proxy;

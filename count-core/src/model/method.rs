@@ -128,6 +128,8 @@ impl FromStr for Method {
 impl Method {
     /// The standard HTTP methods; `None` for an extension method. The layer's hot
     /// path: no error is built for the common case.
+    #[cfg(feature = "tower")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
     #[inline]
     pub fn from_http(method: &http::Method) -> Option<Method> {
         Some(match *method {
@@ -145,6 +147,7 @@ impl Method {
     }
 }
 
+#[cfg(feature = "tower")]
 impl TryFrom<&http::Method> for Method {
     type Error = Error;
 
@@ -155,6 +158,7 @@ impl TryFrom<&http::Method> for Method {
     }
 }
 
+#[cfg(feature = "tower")]
 impl TryFrom<http::Method> for Method {
     type Error = Error;
 
@@ -198,6 +202,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "tower")]
     fn maps_http_methods_and_refuses_extensions() {
         assert_eq!(
             Method::try_from(http::Method::PATCH).unwrap(),

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `GET /` | no | the dashboard page (it asks for the token and sends it itself) |
 //! | `GET /healthz` | no | 200 `ok` while the process serves (no backend call) |
-//! | `GET /readyz` | yes | 200 when the backend answers its health check in time and writes are not failing (see [`crate::health`]), else 503 with the kind of failure (and, for failing writes, the reason) |
+//! | `GET /readyz` | yes | 200 when the backend answers its health check in time and writes are not failing (see `health.rs`), else 503 with the kind of failure (and, for failing writes, the reason) |
 //! | `GET /metrics` | yes | the server's figures, Prometheus text format 0.0.4 |
 //! | `GET /api/v1/totals` | yes | totals as JSON or CSV; see [`TotalsParams::parse`] |
 
