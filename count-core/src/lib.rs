@@ -10,7 +10,6 @@ mod queue;
 
 mod counter;
 mod error;
-mod filters;
 
 mod backoff;
 mod rollup;
@@ -37,7 +36,6 @@ pub use queue::{CountQueue, CountQueueBuilder, OVERFLOW_PATH, OVERFLOW_SUBJECT, 
 
 pub use counter::{Counter, CounterExt};
 pub use error::{Error, Result, ShownValue, SourceError};
-pub use filters::TextFilters;
 
 #[doc(hidden)]
 pub use backoff::Backoff;

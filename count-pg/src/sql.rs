@@ -166,13 +166,13 @@ impl Sql {
             params.push(value);
             format!("${}", params.len() + 2)
         };
-        if let Some(endpoint) = query.endpoint {
-            let method = param(Box::new(endpoint.method.as_str()));
-            let path = param(Box::new(endpoint.path.as_str()));
+        if let Some((method, path)) = &query.endpoint {
+            let method = param(Box::new(method.as_str()));
+            let path = param(Box::new(path.to_string()));
             filters.push(format!("k.method = {method} AND k.path = {path}"));
         }
-        if let Some(subject) = query.subject {
-            let subject = param(Box::new(subject.as_str()));
+        if let Some(subject) = &query.subject {
+            let subject = param(Box::new(subject.to_string()));
             filters.push(format!("k.subject = {subject}"));
         }
         if let Some(filter) = query.status {

@@ -153,9 +153,8 @@
 //! | `count_interned_entries{kind}` | gauge | distinct paths / subjects held in memory |
 //! | `count_interned_bytes{kind}` | gauge | the memory of those counted, as the cap counts it |
 //! | `count_interned_stored_bytes{kind}` | gauge | the memory of those first read back from storage (outside the cap) |
-//! | `count_interned_filter_bytes{kind}` | gauge | the memory of those first seen as report filters (their own 4 MiB budget: a query never stops counting) |
 //! | `count_interned_limit_bytes{kind}` | gauge | the cap |
-//! | `count_interned_refused_total{kind}` | counter | new texts refused at the cap or the filter budget |
+//! | `count_interned_refused_total{kind}` | counter | new texts refused at the cap |
 //! | `count_open_connections` | gauge | connections open now |
 //! | `count_connections_timed_out_total` | counter | connections closed for sending no request (head) within `--header-read-timeout` |
 //! | `count_writes_failing_seconds` | gauge | how long every write has failed with none succeeding since (0 while writes succeed) |

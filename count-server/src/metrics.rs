@@ -209,14 +209,6 @@ impl Collector for Figures {
         )?;
         interner_gauge(
             out,
-            "count_interned_filter_bytes",
-            "Memory held by distinct texts first seen as report filters, by kind (on a \
-             budget of their own, apart from the cap).",
-            &interners,
-            |use_| use_.filter_bytes,
-        )?;
-        interner_gauge(
-            out,
             "count_interned_limit_bytes",
             "The cap on count_interned_bytes for new texts, by kind.",
             &interners,
@@ -225,7 +217,7 @@ impl Collector for Figures {
         counter_family(
             out,
             "count_interned_refused",
-            "New texts refused because the cap (or the filter budget) was reached, by kind.",
+            "New texts refused because the cap was reached, by kind.",
             "kind",
             &interners.map(|(kind, use_)| (kind, use_.refused)),
         )?;

@@ -211,7 +211,7 @@ impl Counter for SqliteCounter {
     }
 
     async fn totals(&self, query: &TotalsQuery) -> Result<Vec<GroupedTotal>> {
-        let (names, query) = (Arc::clone(&self.inner.names), *query);
+        let (names, query) = (Arc::clone(&self.inner.names), query.clone());
         self.inner
             .read(move |conn| reports::totals(conn, &names, &query))
             .await

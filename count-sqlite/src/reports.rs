@@ -138,14 +138,14 @@ impl Grouping {
 fn matching_keys(conn: &Connection, query: &TotalsQuery) -> Result<Vec<i64>> {
     let mut conditions = Vec::new();
     let mut values: Vec<rusqlite::types::Value> = Vec::new();
-    if let Some(endpoint) = query.endpoint {
+    if let Some((method, path)) = &query.endpoint {
         conditions.push("method = ? AND path = ?".to_owned());
-        values.push(i64::from(endpoint.method.number()).into());
-        values.push(endpoint.path.as_str().to_owned().into());
+        values.push(i64::from(method.number()).into());
+        values.push(path.to_string().into());
     }
-    if let Some(subject) = query.subject {
+    if let Some(subject) = &query.subject {
         conditions.push("subject = ?".to_owned());
-        values.push(subject.as_str().to_owned().into());
+        values.push(subject.to_string().into());
     }
     if let Some(filter) = query.status {
         // Every code the filter keeps: a class is several HTTP and gRPC codes.

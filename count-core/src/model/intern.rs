@@ -40,24 +40,15 @@ pub struct InternerUse {
     /// outside the cap, so that reading reports never uses up what counting needs,
     /// and bounded by what the storage holds.
     pub stored_bytes: u64,
-    /// The memory of the texts first seen as a report's filter (`Path::for_filter`):
-    /// on a budget of their own (`Path::MAX_FILTER_BYTES`), so that queries never use
-    /// up what counting needs.
-    pub filter_bytes: u64,
-    /// Texts refused because the cap (or the filter budget) was reached.
+    /// Texts refused because the cap was reached.
     pub refused: u64,
 }
-
-/// The memory the texts first seen as report filters may take, per interner.
-pub(crate) const FILTER_BYTES: usize = 4 << 20;
 
 /// Which budget a new text is charged to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Budget {
     /// A text from outside that is to be counted: capped by the interner's limit.
     Counted,
-    /// A text a report is filtered by: capped by [`FILTER_BYTES`].
-    Filter,
     /// A text read back from storage: uncapped (it was capped when it was counted).
     Stored,
 }
@@ -94,7 +85,6 @@ pub struct Interner {
     limit: usize,
     bytes: AtomicUsize,
     stored_bytes: AtomicUsize,
-    filter_bytes: AtomicUsize,
     entries: AtomicU64,
     refused: AtomicU64,
 }
@@ -118,7 +108,6 @@ impl Interner {
             limit,
             bytes: AtomicUsize::new(0),
             stored_bytes: AtomicUsize::new(0),
-            filter_bytes: AtomicUsize::new(0),
             entries: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         }
@@ -146,7 +135,6 @@ impl Interner {
         let cost = entry_cost(text.len());
         let (used, limit) = match budget {
             Budget::Counted => (&self.bytes, Some(self.limit)),
-            Budget::Filter => (&self.filter_bytes, Some(FILTER_BYTES)),
             Budget::Stored => (&self.stored_bytes, None),
         };
         let bytes = used.load(Relaxed) + cost;
@@ -154,11 +142,7 @@ impl Interner {
             && bytes > limit
         {
             self.refused.fetch_add(1, Relaxed);
-            let what = if budget == Budget::Filter {
-                "texts first seen as report filters"
-            } else {
-                "texts counted"
-            };
+            let what = "texts counted";
             let bounded = self.bounded;
             return Err(Error::LimitReached(format!(
                 "cannot intern {} {}: the {} {what} so far take {} MiB, the limit \
@@ -184,7 +168,6 @@ impl Interner {
             bytes: self.bytes.load(Relaxed) as u64,
             limit: self.limit as u64,
             stored_bytes: self.stored_bytes.load(Relaxed) as u64,
-            filter_bytes: self.filter_bytes.load(Relaxed) as u64,
             refused: self.refused.load(Relaxed),
         }
     }
@@ -265,12 +248,10 @@ mod tests {
         // on still go in, on budgets of their own.
         assert_eq!(interner.insert("a", Budget::Counted).unwrap().as_str(), "a");
         assert_eq!(interner.insert("e", Budget::Stored).unwrap().as_str(), "e");
-        assert_eq!(interner.insert("f", Budget::Filter).unwrap().as_str(), "f");
         let usage = interner.usage();
-        assert_eq!((usage.entries, usage.refused), (5, 1));
+        assert_eq!((usage.entries, usage.refused), (4, 1));
         assert_eq!(usage.bytes as usize, 3 * entry_cost(1));
         assert_eq!(usage.stored_bytes as usize, entry_cost(1));
-        assert_eq!(usage.filter_bytes as usize, entry_cost(1));
 
         // Reading many stored texts, or filtering on many made-up ones, leaves the
         // counting budget as it was.
@@ -279,29 +260,8 @@ mod tests {
             fresh
                 .insert(&format!("stored {i}"), Budget::Stored)
                 .unwrap();
-            fresh
-                .insert(&format!("filter {i}"), Budget::Filter)
-                .unwrap();
         }
         assert_eq!(fresh.insert("b", Budget::Counted).unwrap().as_str(), "b");
-    }
-
-    #[test]
-    fn filters_are_refused_past_their_own_budget_only() {
-        let interner = Interner::new("thing", entry_cost(1) * 3, "things");
-        let mut refused = None;
-        for i in 0..FILTER_BYTES {
-            if let Err(e) = interner.insert(&format!("made-up {i}"), Budget::Filter) {
-                refused = Some((i, e));
-                break;
-            }
-        }
-        let (at, error) = refused.expect("the filter budget is capped");
-        assert!(at > 1000, "refused after only {at} filters");
-        assert!(error.to_string().contains("report filters"), "{error}");
-        // A filter already interned is still found, and counting goes on.
-        assert!(interner.insert("made-up 0", Budget::Filter).is_ok());
-        assert!(interner.insert("counted", Budget::Counted).is_ok());
     }
 
     #[test]

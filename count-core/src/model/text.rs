@@ -60,9 +60,6 @@ impl<K: TextKind> Text<K> {
     /// How much memory the process spends on distinct texts of this kind at most
     /// (each counted with its real cost, allocator and map overhead included).
     pub const MAX_INTERNED_BYTES: usize = K::MAX_INTERNED_BYTES;
-    /// How much memory texts first seen as report filters may take, apart from
-    /// `MAX_INTERNED_BYTES`; see [`Text::for_filter`].
-    pub const MAX_FILTER_BYTES: usize = intern::FILTER_BYTES;
 
     /// Checks `text` and returns it interned.
     ///
@@ -121,20 +118,9 @@ impl<K: TextKind> Text<K> {
         Text::intern(text, Budget::Stored)
     }
 
-    /// Like [`Text::new`], for a value a report is filtered by: a text already
-    /// interned (counted, or read back from storage) is found; a new one is interned
-    /// on a budget of its own (`MAX_FILTER_BYTES`), so that queries for made-up texts
-    /// never stop new ones from being counted.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidInput`] when `text` breaks a rule of [`Text::new`];
-    /// [`Error::LimitReached`] for a new text once the filter budget is spent.
-    pub fn for_filter(text: &str) -> Result<Text<K>> {
-        Text::intern(text, Budget::Filter)
-    }
-
-    /// The text if it is interned already; never adds one.
+    /// The text if it is interned already; never adds one (the layer's question:
+    /// was this gRPC method answered before?).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
     pub(crate) fn lookup(text: &str) -> Option<Text<K>> {
         if text.len() > K::MAX_LEN {
             return None;

@@ -6,7 +6,11 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::Status;
-use crate::{CountKey, DateRange, Day, Endpoint, Error, Period, Result, StatusFilter, Subject};
+use std::sync::Arc;
+
+use crate::{
+    CountKey, DateRange, Day, Endpoint, Error, Method, Period, Result, StatusFilter, Subject,
+};
 
 /// The count of one endpoint on one day, summed over subjects and statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -130,19 +134,20 @@ impl fmt::Display for Dimension {
 /// assert!(query.groups(Dimension::Subject) && !query.groups(Dimension::Endpoint));
 /// # Ok::<(), count_core::Error>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct TotalsQuery {
     /// The days summed over.
     pub range: DateRange,
     /// Which dimensions rows are kept apart by: `group[d as usize]`.
     group: [bool; 4],
-    /// Only counts of this subject.
-    pub subject: Option<Subject>,
+    /// Only counts of the subject of this text. A filter is text, never interned: a
+    /// text never counted matches nothing, and a made-up one costs no memory.
+    pub subject: Option<Arc<str>>,
     /// Only counts whose status passes.
     pub status: Option<StatusFilter>,
-    /// Only counts of this endpoint.
-    pub endpoint: Option<Endpoint>,
+    /// Only counts of the endpoint of this method and path text.
+    pub endpoint: Option<(Method, Arc<str>)>,
 }
 
 impl TotalsQuery {
@@ -182,9 +187,10 @@ impl TotalsQuery {
         TotalsQuery::new(period.range(), group_by)
     }
 
-    /// Keeps only counts of `subject`.
-    pub fn subject(mut self, subject: Subject) -> Self {
-        self.subject = Some(subject);
+    /// Keeps only counts of the subject `subject` (a [`Subject`], or its text: checked
+    /// where it enters, by [`Subject::check`], else it may only match nothing).
+    pub fn subject(mut self, subject: impl AsRef<str>) -> Self {
+        self.subject = Some(subject.as_ref().into());
         self
     }
 
@@ -196,8 +202,14 @@ impl TotalsQuery {
     }
 
     /// Keeps only counts of `endpoint`.
-    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
-        self.endpoint = Some(endpoint);
+    pub fn endpoint(self, endpoint: Endpoint) -> Self {
+        self.endpoint_at(endpoint.method, endpoint.path)
+    }
+
+    /// Keeps only counts of `method` and the path `path` (a [`Path`](crate::Path), or
+    /// its text: checked where it enters, by [`Path::check`](crate::Path::check)).
+    pub fn endpoint_at(mut self, method: Method, path: impl AsRef<str>) -> Self {
+        self.endpoint = Some((method, path.as_ref().into()));
         self
     }
 
@@ -214,8 +226,11 @@ impl TotalsQuery {
     /// Whether a count of `key` on `day` is in the report.
     pub fn matches(&self, day: Day, key: &CountKey) -> bool {
         self.range.contains(day)
-            && self.endpoint.is_none_or(|e| e == key.endpoint)
-            && self.subject.is_none_or(|s| Some(s) == key.subject)
+            && self.endpoint.as_ref().is_none_or(|(method, path)| {
+                *method == key.endpoint.method && **path == *key.endpoint.path.as_str()
+            })
+            && (self.subject.as_deref())
+                .is_none_or(|s| key.subject.is_some_and(|k| k.as_str() == s))
             && self.status.is_none_or(|f| f.matches(key.status))
     }
 

@@ -146,18 +146,24 @@ pub async fn totals_group_and_filter_by_every_dimension(counter: &dyn Counter) {
             for dims in every_grouping() {
                 let base = TotalsQuery::new(range, &dims).unwrap();
                 let mut queries = vec![
-                    base.endpoint(get_a),
-                    base.subject(acme),
-                    base.subject(acme)
+                    base.clone().endpoint(get_a),
+                    base.clone().subject(acme),
+                    base.clone()
+                        .subject(acme)
                         .status(StatusFilter::Class(StatusClass::ServerError)),
-                    base.endpoint(get_a)
+                    base.clone()
+                        .endpoint(get_a)
                         .status(StatusFilter::Code(Status::http(200).unwrap())),
-                    base.subject(acme)
+                    base.clone()
+                        .subject(acme)
                         .status(StatusFilter::Class(StatusClass::Success)),
+                    // Texts never counted match nothing.
+                    base.clone().subject("never-counted"),
+                    base.clone().endpoint_at(Get, "/never-counted"),
                 ];
                 if dims.contains(&Dimension::Endpoint) {
                     // Rows are told apart by endpoint: the unfiltered query too.
-                    queries.push(base);
+                    queries.push(base.clone());
                     queries.push(base.status(StatusFilter::Class(StatusClass::ClientError)));
                 }
                 for query in queries {

@@ -1,7 +1,7 @@
 //! `GetTotals`: its request ⇄ a [`TotalsQuery`], its rows ⇄ [`GroupedTotal`]s.
 
 use count_core::{
-    DateRange, Dimension, Error, GroupedTotal, Status, StatusClass, StatusFilter, TextFilters,
+    DateRange, Dimension, Error, GroupedTotal, Path, Status, StatusClass, StatusFilter, Subject,
     TotalsQuery,
 };
 
@@ -10,9 +10,9 @@ use crate::proto::count::v1 as pb;
 use crate::proto::count::v1::get_totals_request::Range;
 use crate::proto::count::v1::status_filter::Filter;
 
-/// A `GetTotalsRequest`, every field checked and named when refused: the query, and
-/// its subject and endpoint filters as texts (resolved when the report runs).
-pub(crate) fn query(request: pb::GetTotalsRequest) -> Result<(TotalsQuery, TextFilters), Error> {
+/// A `GetTotalsRequest`, every field checked and named when refused (the subject and
+/// endpoint filters by the rules of [`Subject`] and [`Path`], kept as text).
+pub(crate) fn query(request: pb::GetTotalsRequest) -> Result<TotalsQuery, Error> {
     let range = match request.range {
         Some(Range::Days(days)) => {
             let start = day("days.start_date", days.start_date)?;
@@ -31,22 +31,19 @@ pub(crate) fn query(request: pb::GetTotalsRequest) -> Result<(TotalsQuery, TextF
     let group_by = dimensions(&request.group_by)?;
     let mut query =
         TotalsQuery::new(range, &group_by).map_err(|e| renamed_keeping_value(e, "group_by"))?;
-    let mut filters = TextFilters::new();
     if let Some(subject) = request.subject.as_deref() {
-        filters = filters
-            .subject(subject)
-            .map_err(|e| renamed_keeping_value(e, "subject"))?;
+        Subject::check(subject).map_err(|e| renamed_keeping_value(e, "subject"))?;
+        query = query.subject(subject);
     }
     if let Some(filter) = request.status {
         query = query.status(status_filter(filter)?);
     }
     if let Some(endpoint) = request.endpoint {
         let method = method("endpoint.method", endpoint.method)?;
-        filters = filters
-            .endpoint(method, &endpoint.path)
-            .map_err(|e| renamed_keeping_value(e, "endpoint.path"))?;
+        Path::check(&endpoint.path).map_err(|e| renamed_keeping_value(e, "endpoint.path"))?;
+        query = query.endpoint_at(method, &endpoint.path);
     }
-    Ok((query, filters))
+    Ok(query)
 }
 
 fn dimensions(numbers: &[i32]) -> Result<Vec<Dimension>, Error> {
@@ -124,7 +121,7 @@ pub(crate) fn request(query: &TotalsQuery) -> pb::GetTotalsRequest {
                 Dimension::Status => pb::Dimension::Status,
             } as i32)
             .collect(),
-        subject: query.subject.map(|s| s.as_str().to_owned()),
+        subject: query.subject.as_deref().map(str::to_owned),
         status: query.status.map(|filter| pb::StatusFilter {
             filter: Some(match filter {
                 StatusFilter::Code(status) => Filter::Code(status.code().into()),
@@ -137,7 +134,10 @@ pub(crate) fn request(query: &TotalsQuery) -> pb::GetTotalsRequest {
                 } as i32),
             }),
         }),
-        endpoint: query.endpoint.map(super::wire_endpoint),
+        endpoint: query.endpoint.as_ref().map(|(method, path)| pb::Endpoint {
+            method: method.number(),
+            path: path.to_string(),
+        }),
     }
 }
 

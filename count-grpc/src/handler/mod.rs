@@ -481,11 +481,8 @@ impl CountService for CountV1Handler {
         &self,
         request: Request<pb::GetTotalsRequest>,
     ) -> Result<Response<pb::GetTotalsResponse>, Status> {
-        let (query, filters) = totals::query(request.into_inner()).map_err(codes::status)?;
-        let rows = filters
-            .totals(&*self.shared.counter, query)
-            .await
-            .map_err(codes::status)?;
+        let query = totals::query(request.into_inner()).map_err(codes::status)?;
+        let rows = (self.shared.counter.totals(&query).await).map_err(codes::status)?;
         Ok(Response::new(pb::GetTotalsResponse {
             rows: rows
                 .iter()

@@ -2,8 +2,7 @@
 //! filtered as `/api/v1/totals` does, printed as a table, CSV or JSON.
 
 use count_core::{
-    DateRange, Day, Dimension, Method, Path, Period, StatusFilter, Subject, TextFilters,
-    TotalsQuery,
+    DateRange, Day, Dimension, Method, Path, Period, StatusFilter, Subject, TotalsQuery,
 };
 
 use super::failure::Failure;
@@ -134,27 +133,28 @@ impl RangeArgs {
 }
 
 impl TotalsArgs {
-    /// The report these options ask for, with its subject and endpoint filters.
-    fn query(&self) -> Result<(TotalsQuery, TextFilters), Failure> {
+    /// The report these options ask for.
+    fn query(&self) -> Result<TotalsQuery, Failure> {
         let mut query = TotalsQuery::new(self.range.range()?, &self.group)?;
         if let Some(status) = self.status {
             query = query.status(status);
         }
-        let mut filters = TextFilters::new();
         if let Some(subject) = &self.subject {
-            filters = filters.subject(subject)?;
+            Subject::check(subject)?;
+            query = query.subject(subject);
         }
         if let Some((method, path)) = &self.endpoint {
-            filters = filters.endpoint(*method, path)?;
+            Path::check(path)?;
+            query = query.endpoint_at(*method, path);
         }
-        Ok((query, filters))
+        Ok(query)
     }
 }
 
 pub(super) async fn run(args: TotalsArgs) -> Result<(), Failure> {
-    let (query, filters) = args.query()?;
+    let query = args.query()?;
     let counter = args.source.open(Migrations::ReadOnly).await?;
-    let rows = filters.totals(&*counter, query).await?;
+    let rows = counter.totals(&query).await?;
     let out = match args.format {
         Format::Table => super::table::render(&query, &rows),
         Format::Csv => crate::http::totals_csv(&query, &rows),

@@ -122,7 +122,7 @@ async fn totals(
         Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
     });
     let query = params.query;
-    let report = params.filters.totals(&*api.counter, query);
+    let report = api.counter.totals(&query);
     let rows = match tokio::time::timeout(api.backend_timeout, report).await {
         Ok(Ok(rows)) => rows,
         Ok(Err(error)) => return ApiError::backend(&error).into_response(),

@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use count_core::{
-    DateRange, Day, Dimension, Error, Method, Period, StatusFilter, TextFilters, TotalsQuery,
+    DateRange, Day, Dimension, Error, Method, Path, Period, StatusFilter, Subject, TotalsQuery,
 };
 
 /// The parameters `/api/v1/totals` knows, in the order its docs list them.
@@ -21,10 +21,8 @@ const MAX_SHOWN_NAME: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TotalsParams {
-    /// The range, grouping and status filter.
+    /// The range, grouping and filters.
     pub query: TotalsQuery,
-    /// The subject and endpoint filters, checked, resolved when the report runs.
-    pub filters: TextFilters,
     /// The form asked for with `format=`; `None`: decided by the `Accept` header.
     pub format: Option<Format>,
 }
@@ -147,11 +145,9 @@ impl TotalsParams {
         let dimensions = group_by(group.as_deref())?;
         let mut query =
             TotalsQuery::new(range, &dimensions).map_err(|e| ParamError::from_core("group", e))?;
-        let mut filters = TextFilters::new();
         if let Some(subject) = subject {
-            filters = filters
-                .subject(&subject)
-                .map_err(|e| ParamError::from_core("subject", e))?;
+            Subject::check(&subject).map_err(|e| ParamError::from_core("subject", e))?;
+            query = query.subject(subject);
         }
         if let Some(status) = status {
             query = query.status(
@@ -160,16 +156,11 @@ impl TotalsParams {
         }
         if let Some(endpoint) = endpoint {
             let (method, path) = parse_endpoint(&endpoint)?;
-            filters = filters
-                .endpoint(method, path)
-                .map_err(|e| ParamError::from_core("endpoint", e))?;
+            Path::check(path).map_err(|e| ParamError::from_core("endpoint", e))?;
+            query = query.endpoint_at(method, path);
         }
         let format = format.as_deref().map(parse_format).transpose()?;
-        Ok(TotalsParams {
-            query,
-            filters,
-            format,
-        })
+        Ok(TotalsParams { query, format })
     }
 }
 
@@ -365,8 +356,8 @@ mod tests {
         let endpoint =
             TotalsParams::parse("period=2026&endpoint=GET%20%2Fusers%2F%7Bid%7D").unwrap();
         assert_eq!(
-            endpoint.filters.endpoint_text(),
-            Some((Method::Get, "/users/{id}"))
+            endpoint.query.endpoint,
+            Some((Method::Get, "/users/{id}".into()))
         );
         let error = refused("period=2026&group=day,day");
         assert_eq!(
