@@ -182,7 +182,6 @@ async fn sqlite_files_and_memory_open_without_a_database_server() {
 async fn writes_into_a_deleted_sqlite_file_are_never_acknowledged() {
     use common::{GET, NOON, add};
     use count_core::{DateRange, Day};
-    use count_grpc::proto::count::v1 as pb;
 
     let dir = common::temp_dir("deleted-file");
     let file = dir.join("count.db");
@@ -198,23 +197,7 @@ async fn writes_into_a_deleted_sqlite_file_are_never_acknowledged() {
         request.set_timeout(std::time::Duration::from_secs(5));
         request
     };
-    let batch = |seq: u64, n: u64| pb::AddCountsRequest {
-        batch_id: Some(pb::BatchId {
-            writer: vec![9; 16],
-            seq,
-        }),
-        counts: vec![pb::BucketCount {
-            method: GET,
-            path: "/kept".into(),
-            bucket: Some(prost_types::Timestamp {
-                seconds: NOON,
-                nanos: 0,
-            }),
-            n,
-            subject: None,
-            status: None,
-        }],
-    };
+    let batch = |seq: u64, n: u64| common::add_counts(9, seq, "/kept", n);
     client.add(unit(3)).await.unwrap();
 
     let aside = dir.join("aside");

@@ -850,12 +850,9 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// A server stopped cleanly leaves every count in the database file itself, not in
-/// its `-wal`: a plain copy of the file alone holds them.
-#[tokio::test]
-async fn a_clean_stop_leaves_every_count_in_the_sqlite_file_itself() {
-    let dir = scratch("stop");
-    let path = dir.join("count.db");
+/// A server on the SQLite file `path`, a client of it, today, and the known counts of
+/// today sent through it.
+async fn a_server_on(path: &Path) -> (Spawned, GrpcCounter, Day, Vec<Known>) {
     let spawned = Spawned::start(&["--db-path", path.to_str().unwrap()], &[]);
     let today = Day::today();
     let counts = known_counts(today);
@@ -864,6 +861,16 @@ async fn a_clean_stop_leaves_every_count_in_the_sqlite_file_itself() {
         .await
         .unwrap();
     send(&client, &counts).await;
+    (spawned, client, today, counts)
+}
+
+/// A server stopped cleanly leaves every count in the database file itself, not in
+/// its `-wal`: a plain copy of the file alone holds them.
+#[tokio::test]
+async fn a_clean_stop_leaves_every_count_in_the_sqlite_file_itself() {
+    let dir = scratch("stop");
+    let path = dir.join("count.db");
+    let (spawned, client, today, counts) = a_server_on(&path).await;
     drop(client);
     spawned.stop();
     let wal = beside(&path, "-wal");
@@ -994,14 +1001,7 @@ fn a_sqlite_file_named_by_url_or_by_path_is_one_source() {
 async fn backup_copies_a_running_servers_database_whole() {
     let dir = scratch("backup");
     let path = dir.join("count.db");
-    let spawned = Spawned::start(&["--db-path", path.to_str().unwrap()], &[]);
-    let today = Day::today();
-    let counts = known_counts(today);
-    let client = GrpcCounter::builder(&spawned.url())
-        .connect()
-        .await
-        .unwrap();
-    send(&client, &counts).await;
+    let (spawned, client, today, counts) = a_server_on(&path).await;
 
     let dest = dir.join("backup.db");
     let (db, to) = (path.to_str().unwrap(), dest.to_str().unwrap());

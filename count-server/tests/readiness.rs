@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{GET, NOON, Running, eventually};
+use common::{Running, eventually};
 use count_core::{Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, TotalsQuery};
 use count_grpc::proto::count::v1 as pb;
 use count_memory::MemoryCounter;
@@ -57,23 +57,7 @@ impl Counter for DiskFull {
 }
 
 fn batch(seq: u64) -> pb::AddCountsRequest {
-    pb::AddCountsRequest {
-        batch_id: Some(pb::BatchId {
-            writer: vec![7; 16],
-            seq,
-        }),
-        counts: vec![pb::BucketCount {
-            method: GET,
-            path: "/written".into(),
-            bucket: Some(prost_types::Timestamp {
-                seconds: NOON,
-                nanos: 0,
-            }),
-            n: 1,
-            subject: None,
-            status: None,
-        }],
-    }
+    common::add_counts(7, seq, "/written", 1)
 }
 
 async fn grpc_health(server: &Running) -> ServingStatus {

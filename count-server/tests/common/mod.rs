@@ -210,6 +210,27 @@ pub fn add_with(
     }
 }
 
+/// An `AddCounts` of `n` requests to `GET path` at [`NOON`], as batch `seq` of a
+/// writer whose id is `writer` repeated.
+pub fn add_counts(writer: u8, seq: u64, path: &str, n: u64) -> pb::AddCountsRequest {
+    pb::AddCountsRequest {
+        batch_id: Some(pb::BatchId {
+            writer: vec![writer; 16],
+            seq,
+        }),
+        counts: vec![pb::BucketCount {
+            method: GET,
+            path: path.to_owned(),
+            bucket: Some(prost_types::Timestamp {
+                seconds: NOON,
+                nanos: 0,
+            }),
+            n,
+            ..Default::default()
+        }],
+    }
+}
+
 /// Sends `requests` as one `Add` stream.
 pub async fn add_all(client: &mut CountServiceClient<Channel>, requests: Vec<pb::AddRequest>) {
     client.add(tokio_stream::iter(requests)).await.unwrap();
