@@ -590,7 +590,7 @@ fn bad_arguments_exit_2_naming_the_value_and_the_rule() {
         (&["totals", "--status", "6xx"], "or a class: 1xx"),
         (
             &["totals", "--endpoint", "/users"],
-            "expected a method and a path",
+            "expected <METHOD> <path>",
         ),
         (
             &["totals", "--endpoint", "FETCH /users"],

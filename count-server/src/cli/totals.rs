@@ -2,7 +2,7 @@
 //! filtered as `/api/v1/totals` does, printed as a table, CSV or JSON.
 
 use count_core::{
-    DateRange, Day, Dimension, Method, Path, Period, StatusFilter, Subject, TotalsQuery,
+    DateRange, Day, Dimension, Endpoint, Method, Period, StatusFilter, Subject, TotalsQuery,
 };
 
 use super::failure::Failure;
@@ -144,7 +144,6 @@ impl TotalsArgs {
             query = query.subject(subject);
         }
         if let Some((method, path)) = &self.endpoint {
-            Path::check(path)?;
             query = query.endpoint_at(*method, path);
         }
         Ok(query)
@@ -183,12 +182,6 @@ fn parse_year(text: &str) -> Result<Period, String> {
 
 /// `METHOD PATH`, as the endpoint filter of /api/v1/totals takes it.
 fn parse_endpoint(text: &str) -> Result<(Method, String), String> {
-    let (method, path) = text.split_once(' ').ok_or_else(|| {
-        format!("invalid endpoint {text:?}: expected a method and a path, as 'GET /users/{{id}}'")
-    })?;
-    let method: Method = method
-        .parse()
-        .map_err(|e: count_core::Error| e.to_string())?;
-    Path::check(path).map_err(|e| e.to_string())?;
+    let (method, path) = Endpoint::split_text(text).map_err(|e| e.to_string())?;
     Ok((method, path.to_owned()))
 }

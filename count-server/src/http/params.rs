@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use count_core::{
-    DateRange, Day, Dimension, Error, Method, Path, Period, StatusFilter, Subject, TotalsQuery,
+    DateRange, Day, Dimension, Endpoint, Error, Method, Period, StatusFilter, Subject, TotalsQuery,
 };
 
 /// The parameters `/api/v1/totals` knows, in the order its docs list them.
@@ -156,7 +156,6 @@ impl TotalsParams {
         }
         if let Some(endpoint) = endpoint {
             let (method, path) = parse_endpoint(&endpoint)?;
-            Path::check(path).map_err(|e| ParamError::from_core("endpoint", e))?;
             query = query.endpoint_at(method, path);
         }
         let format = format.as_deref().map(parse_format).transpose()?;
@@ -235,17 +234,7 @@ fn group_by(group: Option<&str>) -> Result<Vec<Dimension>, ParamError> {
 
 /// `endpoint=<METHOD> <path>`, as the dashboard sends it: `GET /users/{id}`.
 fn parse_endpoint(text: &str) -> Result<(Method, &str), ParamError> {
-    let Some((method, path)) = text.split_once(' ') else {
-        return Err(ParamError::new(
-            "endpoint",
-            format!(
-                "invalid endpoint {:?}: expected <METHOD> <path>, such as \"GET /users/{{id}}\"",
-                shorten(text)
-            ),
-        ));
-    };
-    let method = Method::from_str(method).map_err(|e| ParamError::from_core("endpoint", e))?;
-    Ok((method, path))
+    Endpoint::split_text(text).map_err(|e| ParamError::from_core("endpoint", e))
 }
 
 fn parse_format(text: &str) -> Result<Format, ParamError> {
