@@ -3,7 +3,9 @@
 //! version row, so a process starting at the same time waits on that row and then
 //! finds the version applied.
 
-use count_core::{Error, Result};
+use std::time::Duration;
+
+use count_core::{Backoff, Error, Result};
 use tokio_postgres::Client;
 
 use crate::config::quote_ident;
@@ -170,13 +172,13 @@ pub(crate) async fn migrate(
         // At SERIALIZABLE (CockroachDB's only level), a process that loses the race
         // for a version row gets a serialization failure instead of waiting: retry,
         // and find the version applied.
+        let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(640));
         let mut attempt = 0;
         let done = loop {
             match apply(client, migration, &fill).await {
                 Err(e) if attempt < 10 && is_serialization_failure(&e) => {
                     attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt.min(6)))
-                        .await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
                 result => break result,
             }

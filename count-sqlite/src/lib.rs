@@ -26,8 +26,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use count_core::jiff::Timestamp;
 use count_core::{
-    Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Period, PeriodTotal, Result,
-    TotalsQuery,
+    Backoff, Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Period, PeriodTotal,
+    Result, TotalsQuery,
 };
 use rusqlite::Connection;
 
@@ -160,6 +160,7 @@ impl Inner {
     /// whole or left nothing, so a retry never adds twice.
     async fn rollup_step(&self, day: Day) -> Result<rollup::Step> {
         let limit = self.rollup_chunk;
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_millis(800));
         let mut attempt = 0;
         loop {
             let step = self
@@ -170,7 +171,7 @@ impl Inner {
                 Err(e) if e.is_retryable() && attempt < 3 => {
                     attempt += 1;
                     tracing::debug!(error = %e, attempt, "count: retrying a rollup step");
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
                 result => return result,
             }
