@@ -10,6 +10,7 @@ mod queue;
 
 mod counter;
 mod error;
+pub mod figures;
 
 mod backoff;
 mod rollup;

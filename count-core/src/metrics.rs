@@ -5,32 +5,11 @@
 //! rollup scheduler after each check — never by `record`. Counters carry
 //! absolute values (`metrics`' `absolute`), so publishing twice is harmless.
 //!
-//! | name | kind | labels |
-//! |---|---|---|
-//! | `count_queue_recorded_total` | counter | `queue` |
-//! | `count_queue_dropped_total` | counter | `queue`, `cause` = `full` / `closed` |
-//! | `count_queue_overflowed_total` | counter | `queue`, `dimension` = `endpoint` / `subject` |
-//! | `count_queue_coarsened_total` | counter | `queue` |
-//! | `count_queue_lost_total` | counter | `queue`, `cause` = `rejected` / `other` |
-//! | `count_queue_in_doubt_total` | counter | `queue` |
-//! | `count_queue_statuses_dropped_total` | counter | `queue` |
-//! | `count_queue_pending` | gauge | `queue` |
-//! | `count_queue_written_total` | counter | `queue` |
-//! | `count_queue_batches_written_total` | counter | `queue` |
-//! | `count_queue_write_failures_total` | counter | `queue` |
-//! | `count_queue_write_panics_total` | counter | `queue` |
-//! | `count_queue_last_write_timestamp_seconds` | gauge | `queue` |
-//! | `count_interner_entries` | gauge | `kind` = `path` / `subject` |
-//! | `count_interner_bytes` | gauge | `kind` |
-//! | `count_interner_limit_bytes` | gauge | `kind` |
-//! | `count_interner_refused_total` | counter | `kind` |
-//! | `count_rollup_days_total` | counter | |
-//! | `count_rollup_failures_total` | counter | |
-//! | `count_rollup_last_timestamp_seconds` | gauge | |
-//! | `count_rollup_unrolled_days` | gauge | |
+//! The names, with what each means, are in [`crate::figures`].
 
 use metrics::{counter, gauge};
 
+use crate::figures::*;
 use crate::{InternerUse, Path, RollupStats, Stats, Subject};
 
 /// Publishes a queue's figures under the label `queue = name`.
@@ -71,23 +50,26 @@ pub(crate) fn publish_interners() {
             entries,
             bytes,
             limit,
+            stored_bytes,
             refused,
             ..
         } = usage;
         let k = [("kind", kind)];
-        gauge!("count_interner_entries", &k).set(entries as f64);
-        gauge!("count_interner_bytes", &k).set(bytes as f64);
-        gauge!("count_interner_limit_bytes", &k).set(limit as f64);
-        counter!("count_interner_refused_total", &k).absolute(refused);
+        gauge!(INTERNER_ENTRIES, &k).set(entries as f64);
+        gauge!(INTERNER_BYTES, &k).set(bytes as f64);
+        gauge!(INTERNER_STORED_BYTES, &k).set(stored_bytes as f64);
+        gauge!(INTERNER_LIMIT_BYTES, &k).set(limit as f64);
+        counter!(INTERNER_REFUSED, &k).absolute(refused);
     }
 }
 
 /// Publishes a rollup scheduler's figures.
 pub(crate) fn publish_rollup(stats: &RollupStats) {
-    counter!("count_rollup_days_total").absolute(stats.days_rolled);
-    counter!("count_rollup_failures_total").absolute(stats.failures);
-    gauge!("count_rollup_unrolled_days").set(stats.unrolled_days as f64);
+    counter!(ROLLUP_DAYS).absolute(stats.days_rolled);
+    counter!(ROLLUP_FAILURES).absolute(stats.failures);
+    gauge!(ROLLUP_UNROLLED_DAYS).set(stats.unrolled_days as f64);
+    gauge!(ROLLUP_FAILING_DAYS).set(stats.failing_days.len() as f64);
     if let Some(at) = stats.last_rollup {
-        gauge!("count_rollup_last_timestamp_seconds").set(at.as_millisecond() as f64 / 1000.0);
+        gauge!(ROLLUP_LAST_TIMESTAMP_SECONDS).set(at.as_millisecond() as f64 / 1000.0);
     }
 }

@@ -145,16 +145,16 @@
 //! | `count_last_write_timestamp_seconds` | gauge | last successful write, Unix seconds (0: none since start) |
 //! | `count_rollup_days_total` | counter | days rolled up (absent with `--no-rollup`, as are the next four) |
 //! | `count_rollup_failures_total` | counter | rollups of a day that failed (retried later) |
-//! | `count_last_rollup_timestamp_seconds` | gauge | last successful rollup, Unix seconds (0: none since start) |
-//! | `count_unrolled_days` | gauge | finished days still holding counts not rolled up |
+//! | `count_rollup_last_timestamp_seconds` | gauge | last successful rollup, Unix seconds (0: none since start) |
+//! | `count_rollup_unrolled_days` | gauge | finished days still holding counts not rolled up |
 //! | `count_rollup_failing_days` | gauge | days whose last rollup failed |
 //! | `count_backend_retries_total{kind}` | counter | CockroachDB only: transactions retried, `restart` or `ambiguous` |
 //! | `count_backend_retries_exhausted_total` | counter | CockroachDB only: operations failed after the last retry |
-//! | `count_interned_entries{kind}` | gauge | distinct paths / subjects held in memory |
-//! | `count_interned_bytes{kind}` | gauge | the memory of those counted, as the cap counts it |
-//! | `count_interned_stored_bytes{kind}` | gauge | the memory of those first read back from storage (outside the cap) |
-//! | `count_interned_limit_bytes{kind}` | gauge | the cap |
-//! | `count_interned_refused_total{kind}` | counter | new texts refused at the cap |
+//! | `count_interner_entries{kind}` | gauge | distinct paths / subjects held in memory |
+//! | `count_interner_bytes{kind}` | gauge | the memory of those counted, as the cap counts it |
+//! | `count_interner_stored_bytes{kind}` | gauge | the memory of those first read back from storage (outside the cap) |
+//! | `count_interner_limit_bytes{kind}` | gauge | the cap |
+//! | `count_interner_refused_total{kind}` | counter | new texts refused at the cap |
 //! | `count_open_connections` | gauge | connections open now |
 //! | `count_connections_timed_out_total` | counter | connections closed for sending no request (head) within `--header-read-timeout` |
 //! | `count_writes_failing_seconds` | gauge | how long every write has failed with none succeeding since (0 while writes succeed) |

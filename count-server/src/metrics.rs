@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use count_core::jiff::Timestamp;
-use count_core::{InternerUse, Path, RollupScheduler, Subject};
+use count_core::{InternerUse, Path, RollupScheduler, Subject, figures};
 use count_grpc::CountV1Handler;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -59,6 +59,11 @@ pub(crate) struct Figures {
     pub(crate) writes: Arc<WriteHealth>,
     pub(crate) limits: Arc<Limits>,
     pub(crate) connections: Arc<ConnectionFigures>,
+}
+
+/// A counter's name without Prometheus' `_total`, which the encoder adds.
+fn base(name: &'static str) -> &'static str {
+    name.strip_suffix("_total").unwrap_or(name)
 }
 
 impl Collector for Figures {
@@ -134,31 +139,31 @@ impl Collector for Figures {
             let rollup = rollups.stats();
             counter(
                 out,
-                "count_rollup_days",
+                base(figures::ROLLUP_DAYS),
                 "Days rolled up.",
                 rollup.days_rolled,
             )?;
             counter(
                 out,
-                "count_rollup_failures",
+                base(figures::ROLLUP_FAILURES),
                 "Rollups of a day that failed (each is tried again later).",
                 rollup.failures,
             )?;
             gauge(
                 out,
-                "count_last_rollup_timestamp_seconds",
+                figures::ROLLUP_LAST_TIMESTAMP_SECONDS,
                 "When a day was last rolled up, in Unix seconds (0: never since start).",
                 seconds(rollup.last_rollup),
             )?;
             gauge(
                 out,
-                "count_unrolled_days",
+                figures::ROLLUP_UNROLLED_DAYS,
                 "Finished days still holding counts not rolled up, as of the last check.",
                 rollup.unrolled_days as f64,
             )?;
             gauge(
                 out,
-                "count_rollup_failing_days",
+                figures::ROLLUP_FAILING_DAYS,
                 "Days whose last rollup failed.",
                 rollup.failing_days.len() as f64,
             )?;
@@ -187,21 +192,21 @@ impl Collector for Figures {
         let interners = [("path", Path::interned()), ("subject", Subject::interned())];
         interner_gauge(
             out,
-            "count_interned_entries",
+            figures::INTERNER_ENTRIES,
             "Distinct texts held in memory, by kind (path or subject).",
             &interners,
             |use_| use_.entries,
         )?;
         interner_gauge(
             out,
-            "count_interned_bytes",
+            figures::INTERNER_BYTES,
             "Memory held by distinct texts, by kind, as the cap counts it.",
             &interners,
             |use_| use_.bytes,
         )?;
         interner_gauge(
             out,
-            "count_interned_stored_bytes",
+            figures::INTERNER_STORED_BYTES,
             "Memory held by distinct texts first read back from storage, by kind (outside \
              the cap).",
             &interners,
@@ -209,14 +214,14 @@ impl Collector for Figures {
         )?;
         interner_gauge(
             out,
-            "count_interned_limit_bytes",
-            "The cap on count_interned_bytes for new texts, by kind.",
+            figures::INTERNER_LIMIT_BYTES,
+            "The cap on count_interner_bytes for new texts, by kind.",
             &interners,
             |use_| use_.limit,
         )?;
         counter_family(
             out,
-            "count_interned_refused",
+            base(figures::INTERNER_REFUSED),
             "New texts refused because the cap was reached, by kind.",
             "kind",
             &interners.map(|(kind, use_)| (kind, use_.refused)),

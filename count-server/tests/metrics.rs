@@ -90,16 +90,16 @@ async fn figures_move_as_counts_flow_and_days_roll_up() {
         "not CockroachDB"
     );
     for kind in ["path", "subject"] {
-        assert!(value(&before, "count_interned_limit_bytes", &[("kind", kind)]) > 0.0);
+        assert!(value(&before, "count_interner_limit_bytes", &[("kind", kind)]) > 0.0);
         assert_eq!(
-            value(&before, "count_interned_refused_total", &[("kind", kind)]),
+            value(&before, "count_interner_refused_total", &[("kind", kind)]),
             0.0
         );
     }
-    let paths_before = value(&before, "count_interned_entries", &[("kind", "path")]);
+    let paths_before = value(&before, "count_interner_entries", &[("kind", "path")]);
 
     // A report filtered by subjects nobody counted interns nothing: a filter is text.
-    let counted_subjects = value(&before, "count_interned_entries", &[("kind", "subject")]);
+    let counted_subjects = value(&before, "count_interner_entries", &[("kind", "subject")]);
     for i in 0..20 {
         let query = format!("/api/v1/totals?period=2024&subject=made-up-filter-{i}");
         let reply = server.get(&query, &[]).await;
@@ -107,7 +107,7 @@ async fn figures_move_as_counts_flow_and_days_roll_up() {
     }
     let filtered = scrape(&server).await;
     assert_eq!(
-        value(&filtered, "count_interned_entries", &[("kind", "subject")]),
+        value(&filtered, "count_interner_entries", &[("kind", "subject")]),
         counted_subjects
     );
 
@@ -143,8 +143,8 @@ async fn figures_move_as_counts_flow_and_days_roll_up() {
         (now - 60.0..=now + 1.0).contains(&last_write),
         "{last_write} vs {now}"
     );
-    assert!(value(&after, "count_interned_entries", &[("kind", "path")]) >= paths_before + 8.0);
-    assert!(value(&after, "count_interned_bytes", &[("kind", "path")]) > 0.0);
+    assert!(value(&after, "count_interner_entries", &[("kind", "path")]) >= paths_before + 8.0);
+    assert!(value(&after, "count_interner_bytes", &[("kind", "path")]) > 0.0);
 
     // The rollup scheduler rolled 2024-01-02 up at start.
     eventually("the finished day is rolled up", || async {
@@ -152,9 +152,9 @@ async fn figures_move_as_counts_flow_and_days_roll_up() {
     })
     .await;
     let rolled = scrape(&server).await;
-    assert_eq!(value(&rolled, "count_unrolled_days", &[]), 0.0);
+    assert_eq!(value(&rolled, "count_rollup_unrolled_days", &[]), 0.0);
     assert_eq!(value(&rolled, "count_rollup_failures_total", &[]), 0.0);
-    assert!(value(&rolled, "count_last_rollup_timestamp_seconds", &[]) > 0.0);
+    assert!(value(&rolled, "count_rollup_last_timestamp_seconds", &[]) > 0.0);
     server.stop().await.unwrap();
 
     // Without rollups there are no rollup figures.
