@@ -8,6 +8,41 @@ use count_core::Error;
 use crate::backend::{self, Backend, Location};
 use crate::tls::TlsFiles;
 
+/// Every setting's default, written once: [`ServerConfig::new`] and the flags of the
+/// `count-server` binary take them from here.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// `--listen`.
+    pub const LISTEN: &str = "0.0.0.0:7777";
+    /// `--max-message-bytes`.
+    pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+    /// `--max-response-bytes`.
+    pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+    /// `--max-streams-per-connection`.
+    pub const MAX_STREAMS_PER_CONNECTION: u32 = 128;
+    /// `--max-concurrent-calls`.
+    pub const MAX_CONCURRENT_CALLS: usize = 1024;
+    /// `--max-add-streams`.
+    pub const MAX_ADD_STREAMS: usize = 1024;
+    /// `--max-connections`.
+    pub const MAX_CONNECTIONS: usize = 4096;
+    /// `--header-read-timeout`.
+    pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `--request-read-timeout`.
+    pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `--unready-after-failing-writes`.
+    pub const UNREADY_AFTER_FAILING_WRITES: Duration = Duration::from_secs(10);
+    /// `--shutdown-grace`.
+    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+    /// `--add-timeout`.
+    pub const ADD_TIMEOUT: Duration = Duration::from_secs(30);
+    /// How often the backend's health is checked.
+    pub const HEALTH_CHECK_EVERY: Duration = Duration::from_secs(5);
+    /// How long a backend call of the HTTP API may take.
+    pub const BACKEND_TIMEOUT: Duration = Duration::from_secs(30);
+}
+
 /// Everything [`serve`](crate::serve) can be told. Start from [`ServerConfig::new`]
 /// (every default) and change what differs with the `with_` setters; each says its
 /// default.
@@ -60,20 +95,20 @@ impl ServerConfig {
             backend: Backend::Auto,
             token: None,
             rollup: true,
-            max_message_bytes: 4 << 20,
-            max_response_bytes: 64 << 20,
-            max_streams_per_connection: 128,
-            max_concurrent_calls: 1024,
-            max_add_streams: 1024,
-            max_connections: 4096,
-            header_read_timeout: Duration::from_secs(10),
-            request_read_timeout: Duration::from_secs(10),
-            unready_after_failing_writes: Duration::from_secs(10),
+            max_message_bytes: defaults::MAX_MESSAGE_BYTES,
+            max_response_bytes: defaults::MAX_RESPONSE_BYTES,
+            max_streams_per_connection: defaults::MAX_STREAMS_PER_CONNECTION,
+            max_concurrent_calls: defaults::MAX_CONCURRENT_CALLS,
+            max_add_streams: defaults::MAX_ADD_STREAMS,
+            max_connections: defaults::MAX_CONNECTIONS,
+            header_read_timeout: defaults::HEADER_READ_TIMEOUT,
+            request_read_timeout: defaults::REQUEST_READ_TIMEOUT,
+            unready_after_failing_writes: defaults::UNREADY_AFTER_FAILING_WRITES,
             tls: None,
-            shutdown_grace: Duration::from_secs(20),
-            add_timeout: Duration::from_secs(30),
-            health_check_every: Duration::from_secs(5),
-            backend_timeout: Duration::from_secs(30),
+            shutdown_grace: defaults::SHUTDOWN_GRACE,
+            add_timeout: defaults::ADD_TIMEOUT,
+            health_check_every: defaults::HEALTH_CHECK_EVERY,
+            backend_timeout: defaults::BACKEND_TIMEOUT,
         }
     }
 

@@ -10,7 +10,7 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser};
 use count_server::backend::Backend;
 use count_server::logging::{self, LogFormat};
-use count_server::{ServerConfig, TlsFiles};
+use count_server::{ServerConfig, TlsFiles, defaults};
 
 /// Counts API requests per endpoint, subject and status, durably: count.v1 over gRPC,
 /// with a dashboard, a JSON/CSV API and metrics over HTTP on the same port.
@@ -22,7 +22,7 @@ struct Args {
     command: Option<count_server::cli::Command>,
 
     /// Address of the one port serving gRPC and HTTP.
-    #[arg(long, env = "COUNT_LISTEN", default_value = "0.0.0.0:7777")]
+    #[arg(long, env = "COUNT_LISTEN", default_value = defaults::LISTEN)]
     listen: SocketAddr,
 
     /// Database URL: sqlite:path/to/count.db, postgresql://user:password@host:port/db?sslmode=...,
@@ -58,50 +58,50 @@ struct Args {
     no_rollup: bool,
 
     /// Largest gRPC request message accepted, in bytes.
-    #[arg(long, env = "COUNT_MAX_MESSAGE_BYTES", default_value_t = 4 << 20)]
+    #[arg(long, env = "COUNT_MAX_MESSAGE_BYTES", default_value_t = defaults::MAX_MESSAGE_BYTES)]
     max_message_bytes: usize,
 
     /// Largest count.v1 answer sent, in bytes (a report of a day of 50,000 endpoints
     /// is over 4 MiB).
-    #[arg(long, env = "COUNT_MAX_RESPONSE_BYTES", default_value_t = 64 << 20)]
+    #[arg(long, env = "COUNT_MAX_RESPONSE_BYTES", default_value_t = defaults::MAX_RESPONSE_BYTES)]
     max_response_bytes: usize,
 
     /// Concurrent HTTP/2 streams per connection (at most 326: every stream's window
     /// must fit HTTP/2's small-frame allowance).
-    #[arg(long, env = "COUNT_MAX_STREAMS", default_value_t = 128)]
+    #[arg(long, env = "COUNT_MAX_STREAMS", default_value_t = defaults::MAX_STREAMS_PER_CONNECTION)]
     max_streams_per_connection: u32,
 
     /// count.v1 calls other than Add, and /api/* requests, in progress over all
     /// connections; more wait for a free slot. Probes, /metrics, the page and
     /// reflection are outside this limit.
-    #[arg(long, env = "COUNT_MAX_CALLS", default_value_t = 1024)]
+    #[arg(long, env = "COUNT_MAX_CALLS", default_value_t = defaults::MAX_CONCURRENT_CALLS)]
     max_concurrent_calls: usize,
 
     /// Add streams open at once over all connections; one more is refused
     /// RESOURCE_EXHAUSTED.
-    #[arg(long, env = "COUNT_MAX_ADD_STREAMS", default_value_t = 1024)]
+    #[arg(long, env = "COUNT_MAX_ADD_STREAMS", default_value_t = defaults::MAX_ADD_STREAMS)]
     max_add_streams: usize,
 
     /// Connections open at once; more wait in the listen backlog.
-    #[arg(long, env = "COUNT_MAX_CONNECTIONS", default_value_t = 4096)]
+    #[arg(long, env = "COUNT_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
     max_connections: usize,
 
     /// Seconds a new connection may take to send its first request (TLS handshake
     /// included), and an HTTP/1.1 connection each request head; it is closed after.
-    #[arg(long, env = "COUNT_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    #[arg(long, env = "COUNT_HEADER_READ_TIMEOUT", default_value_t = defaults::HEADER_READ_TIMEOUT.as_secs())]
     header_read_timeout: u64,
 
     /// Seconds a call other than Add may go without sending any of its request body
     /// (before the first part, between parts); its body is read whole before it
     /// takes a --max-concurrent-calls slot, and it is ended (DEADLINE_EXCEEDED, HTTP
     /// 408) when the body stops coming.
-    #[arg(long, env = "COUNT_REQUEST_READ_TIMEOUT", default_value_t = 10)]
+    #[arg(long, env = "COUNT_REQUEST_READ_TIMEOUT", default_value_t = defaults::REQUEST_READ_TIMEOUT.as_secs())]
     request_read_timeout: u64,
 
     /// Seconds every write may fail, none succeeding, before /readyz answers 503 and
     /// gRPC health NOT_SERVING (ready again at the next write that succeeds, or once
     /// none has failed for as long).
-    #[arg(long, env = "COUNT_UNREADY_AFTER_FAILING_WRITES", default_value_t = 10)]
+    #[arg(long, env = "COUNT_UNREADY_AFTER_FAILING_WRITES", default_value_t = defaults::UNREADY_AFTER_FAILING_WRITES.as_secs())]
     unready_after_failing_writes: u64,
 
     /// Serve TLS (HTTP/2 and HTTP/1.1) with this certificate chain (PEM); needs --tls-key.
@@ -113,11 +113,11 @@ struct Args {
     tls_key: Option<PathBuf>,
 
     /// Seconds calls in progress may take after SIGTERM or SIGINT before they are cut.
-    #[arg(long, env = "COUNT_SHUTDOWN_GRACE", default_value_t = 20)]
+    #[arg(long, env = "COUNT_SHUTDOWN_GRACE", default_value_t = defaults::SHUTDOWN_GRACE.as_secs())]
     shutdown_grace: u64,
 
     /// Seconds an Add call may take when its client sets no deadline.
-    #[arg(long, env = "COUNT_ADD_TIMEOUT", default_value_t = 30)]
+    #[arg(long, env = "COUNT_ADD_TIMEOUT", default_value_t = defaults::ADD_TIMEOUT.as_secs())]
     add_timeout: u64,
 
     /// Log lines as text (coloured only on a terminal; NO_COLOR turns colours off) or
