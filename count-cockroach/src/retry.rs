@@ -4,7 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use count_core::{Backoff, Error, Result};
+use count_core::backend::Backoff;
+use count_core::{Error, Result};
 use count_pg::tokio_postgres::error::SqlState;
 
 /// How transactions that CockroachDB asks to restart, or whose outcome is unknown,

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::{
     Batch, DailyTotal, DateRange, Day, Endpoint, GroupedTotal, Period, PeriodTotal, Result,
-    TotalsQuery, sum_by_endpoint,
+    TotalsQuery, backend::sum_by_endpoint,
 };
 #[cfg(doc)]
 use crate::{BatchId, Error};

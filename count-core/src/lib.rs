@@ -28,19 +28,29 @@ pub mod testkit;
 
 pub use model::{
     Batch, BatchDigest, BatchId, BucketCount, BucketWidth, CountKey, DailyTotal, DateRange, Day,
-    Dimension, Endpoint, GroupedTotal, InternerUse, MAX_TIMESTAMP, MIN_TIMESTAMP, Method, Path,
-    PathKind, Period, PeriodTotal, Status, StatusClass, StatusFilter, Subject, SubjectKind, Text,
-    TextKind, TotalsQuery, add_saturating, check_timestamp, floor_second, sum_by_endpoint,
+    Dimension, Endpoint, GroupedTotal, InternerUse, Method, Path, PathKind, Period, PeriodTotal,
+    Status, StatusClass, StatusFilter, Subject, SubjectKind, Text, TextKind, TotalsQuery,
 };
 
-pub use queue::{CountQueue, CountQueueBuilder, OVERFLOW_PATH, OVERFLOW_SUBJECT, Recorded, Stats};
+pub use queue::{CountQueue, CountQueueBuilder, Recorded, Stats};
 
 pub use counter::{Counter, CounterExt};
-pub use error::{Error, Result, ShownValue, SourceError};
+pub use error::{Error, Result, SourceError};
 
-#[doc(hidden)]
-pub use backoff::Backoff;
-pub use rollup::{RollupScheduler, RollupStats, RollupTask};
+pub use rollup::{RollupScheduler, RollupStats};
+
+/// What a backend's author needs besides the [`Counter`] contract; an application
+/// that counts and reports needs none of it.
+pub mod backend {
+    pub use crate::backoff::Backoff;
+    pub use crate::error::ShownValue;
+    pub use crate::model::{
+        MAX_TIMESTAMP, MIN_TIMESTAMP, add_saturating, check_timestamp, floor_second,
+        sum_by_endpoint,
+    };
+    pub use crate::queue::{OVERFLOW_PATH, OVERFLOW_SUBJECT};
+    pub use crate::rollup::RollupTask;
+}
 
 /// Re-exported so a user names timestamps and dates without adding `jiff`.
 pub use jiff;

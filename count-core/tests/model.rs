@@ -227,8 +227,8 @@ fn model_bucket(total_nanos: i128, width: i64) -> i64 {
 /// Any accepted instant, with a fraction of a second, weighted toward the epoch.
 fn instant() -> impl Strategy<Value = (i64, i32)> {
     let (min, max) = (
-        count_core::MIN_TIMESTAMP.as_second(),
-        count_core::MAX_TIMESTAMP.as_second() - 1,
+        count_core::backend::MIN_TIMESTAMP.as_second(),
+        count_core::backend::MAX_TIMESTAMP.as_second() - 1,
     );
     (
         prop_oneof![min..=max, -86_400i64..86_400, Just(-1i64), Just(min)],
@@ -250,7 +250,7 @@ proptest! {
         let at = Timestamp::from_nanosecond(total).unwrap();
         let bucket_width = BucketWidth::new(Duration::from_secs(width as u64)).unwrap();
         prop_assert_eq!(bucket_width.bucket_of(at), model_bucket(total, width));
-        prop_assert_eq!(count_core::floor_second(at), model_bucket(total, 1));
+        prop_assert_eq!(count_core::backend::floor_second(at), model_bucket(total, 1));
         let day = Day::of(at).unwrap();
         prop_assert_eq!(day.unix_day(), model_bucket(total, 86_400) / 86_400);
         let key = count_core::Endpoint::new(Method::Get, Path::new("/model").unwrap());

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use count_core::backend::OVERFLOW_PATH;
 use count_core::testkit::{Fault, FlakyCounter, at, day};
 use count_core::{
     CountKey, CountQueue, Counter, CounterExt, DateRange, Dimension, Endpoint, Error, GroupedTotal,
-    Method, OVERFLOW_PATH, Path, Period, Recorded, Status, Subject, TotalsQuery,
+    Method, Path, Period, Recorded, Status, Subject, TotalsQuery,
 };
 use count_memory::MemoryCounter;
 
@@ -104,7 +105,7 @@ async fn record_at_refuses_timestamps_out_of_range_and_counts_nothing() {
     );
     assert!(err.to_string().contains("0000-12-31T23:59:59Z"), "{err}");
     let before_year_1 = count_core::jiff::Timestamp::from_second(
-        count_core::MIN_TIMESTAMP.as_second() - 400 * 86_400,
+        count_core::backend::MIN_TIMESTAMP.as_second() - 400 * 86_400,
     )
     .unwrap();
     let key = CountKey::new(Endpoint::new(Method::Get, path("/x")));

@@ -104,7 +104,7 @@ async fn a_grace_reaching_before_year_one_is_an_error() {
     let counter = counter_with_days(&[]).await;
     let scheduler = RollupScheduler::new(counter).grace(Duration::from_secs(86_400 * 400));
     let err = scheduler
-        .run_once(count_core::MIN_TIMESTAMP)
+        .run_once(count_core::backend::MIN_TIMESTAMP)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("grace"), "{err}");

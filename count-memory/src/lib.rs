@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use count_core::jiff::Timestamp;
 use count_core::{
     Batch, BatchDigest, BatchId, CountKey, Counter, DailyTotal, DateRange, Day, Error,
-    GroupedTotal, Result, TotalsQuery, add_saturating,
+    GroupedTotal, Result, TotalsQuery, backend::add_saturating,
 };
 
 /// A [`Counter`] in memory. One mutex guards it all: a write is one short critical

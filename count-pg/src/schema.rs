@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use count_core::{Backoff, Error, Result};
+use count_core::backend::Backoff;
+use count_core::{Error, Result};
 use tokio_postgres::Client;
 
 use crate::config::quote_ident;

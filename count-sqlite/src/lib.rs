@@ -24,10 +24,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use count_core::backend::Backoff;
 use count_core::jiff::Timestamp;
 use count_core::{
-    Backoff, Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Period, PeriodTotal,
-    Result, TotalsQuery,
+    Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Period, PeriodTotal, Result,
+    TotalsQuery,
 };
 use rusqlite::Connection;
 

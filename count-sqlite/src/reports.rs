@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use count_core::{
     DailyTotal, DateRange, Day, Dimension, Error, GroupedTotal, PeriodTotal, Result, Status,
-    TotalsQuery, add_saturating,
+    TotalsQuery, backend::add_saturating,
 };
 use rusqlite::{Connection, OptionalExtension};
 

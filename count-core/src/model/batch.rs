@@ -43,10 +43,10 @@ pub struct BucketCount {
 impl BucketCount {
     /// `n` requests with `key` in the bucket starting at `bucket` (checked by
     /// [`Batch::new`]). A fraction of a second is rounded down (by
-    /// [`floor_second`](crate::floor_second)), so the bucket's second, which backends
+    /// [`floor_second`](crate::backend::floor_second)), so the bucket's second, which backends
     /// store, and its day agree before 1970 too.
     pub fn new(key: impl Into<CountKey>, bucket: Timestamp, n: u64) -> BucketCount {
-        let bucket = Timestamp::from_second(crate::floor_second(bucket)).unwrap_or(bucket);
+        let bucket = Timestamp::from_second(crate::backend::floor_second(bucket)).unwrap_or(bucket);
         BucketCount {
             key: key.into(),
             bucket,
@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn a_batch_refuses_buckets_out_of_range() {
-        let too_early = Timestamp::from_second(crate::MIN_TIMESTAMP.as_second() - 1).unwrap();
+        let too_early = Timestamp::from_second(crate::backend::MIN_TIMESTAMP.as_second() - 1).unwrap();
         let err = Batch::new(id(), vec![count(1, too_early)]).unwrap_err();
         assert!(
             matches!(

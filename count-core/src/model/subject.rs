@@ -25,7 +25,7 @@ use super::text::{RECENT_SLOTS, Recent, Text, TextKind, sealed};
 /// spends at most [`Subject::MAX_INTERNED_BYTES`] (new subjects past it are refused),
 /// and a [`CountQueue`](crate::CountQueue) counts at most `max_subjects` distinct
 /// subjects a day as themselves; later new ones are counted under
-/// [`OVERFLOW_SUBJECT`](crate::OVERFLOW_SUBJECT) and in
+/// [`OVERFLOW_SUBJECT`](crate::backend::OVERFLOW_SUBJECT) and in
 /// [`Stats::overflowed_subjects`](crate::Stats::overflowed_subjects).
 ///
 /// ```

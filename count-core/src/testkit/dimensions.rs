@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use crate::backend::OVERFLOW_SUBJECT;
 use crate::testkit::{Scope, day};
 use crate::{
-    BucketCount, CountKey, CountQueue, Counter, DateRange, Dimension, GroupedTotal, Method,
-    OVERFLOW_SUBJECT, Period, Status, StatusClass, StatusFilter, TotalsQuery,
+    BucketCount, CountKey, CountQueue, Counter, DateRange, Dimension, GroupedTotal, Method, Period,
+    Status, StatusClass, StatusFilter, TotalsQuery,
 };
 
 use Method::{Get, Grpc, Post};

@@ -69,7 +69,7 @@ pub(crate) fn timestamp(
     }
     let parsed = Timestamp::new(at.seconds, at.nanos)
         .map_err(|e| Error::invalid(field, shown(), e.to_string()))?;
-    count_core::check_timestamp(parsed).map_err(|e| renamed(e, field, shown()))
+    count_core::backend::check_timestamp(parsed).map_err(|e| renamed(e, field, shown()))
 }
 
 /// A count's key as it came off the wire: every field checked by the rules of

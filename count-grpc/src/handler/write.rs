@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use count_core::{Backoff, Batch, Counter, Error};
+use count_core::backend::Backoff;
+use count_core::{Batch, Counter, Error};
 use tokio::time::Instant;
 
 use super::Shared;

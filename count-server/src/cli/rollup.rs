@@ -1,6 +1,7 @@
 //! `count-server rollup`: fold days' counts into their daily totals.
 
-use count_core::{Day, add_saturating};
+use count_core::Day;
+use count_core::backend::add_saturating;
 
 use super::failure::Failure;
 use super::source::Source;

@@ -1,7 +1,8 @@
 //! Totals as a table for people: one column per grouped dimension, requests right
 //! aligned with thousands separators, and a total line.
 
-use count_core::{Dimension, GroupedTotal, TotalsQuery, add_saturating};
+use count_core::backend::add_saturating;
+use count_core::{Dimension, GroupedTotal, TotalsQuery};
 
 /// The table of `rows`, the answer to `query`, ending with a newline.
 pub(crate) fn render(query: &TotalsQuery, rows: &[GroupedTotal]) -> String {
