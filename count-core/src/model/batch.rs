@@ -296,7 +296,8 @@ mod tests {
 
     #[test]
     fn a_batch_refuses_buckets_out_of_range() {
-        let too_early = Timestamp::from_second(crate::backend::MIN_TIMESTAMP.as_second() - 1).unwrap();
+        let too_early =
+            Timestamp::from_second(crate::backend::MIN_TIMESTAMP.as_second() - 1).unwrap();
         let err = Batch::new(id(), vec![count(1, too_early)]).unwrap_err();
         assert!(
             matches!(
