@@ -50,6 +50,11 @@ pub mod backend {
     };
     pub use crate::queue::{OVERFLOW_PATH, OVERFLOW_SUBJECT};
     pub use crate::rollup::RollupTask;
+
+    /// How many key ids (or keys by id) a backend keeps in memory at most: past it,
+    /// its cache starts again (the ids stay in the database), so an unbounded number
+    /// of subjects cannot grow it without bound.
+    pub const MAX_CACHED_KEYS: usize = 200_000;
 }
 
 /// Re-exported so a user names timestamps and dates without adding `jiff`.

@@ -9,8 +9,9 @@ use count_core::{CountKey, Endpoint, Error, Method, Path, Result, Status, Subjec
 use crate::error::classify;
 use crate::sql::{NO_STATUS, NO_SUBJECT, Sql};
 
-/// Ids of keys already resolved. Its size is bounded by the keys a process counts,
-/// which a `CountQueue`'s `max_endpoints` and `max_subjects` bound.
+/// Ids of keys already resolved, at most
+/// [`MAX_CACHED_KEYS`](count_core::backend::MAX_CACHED_KEYS): past it the cache starts
+/// again, as count-sqlite's does.
 #[derive(Debug, Default)]
 pub(crate) struct KeyIds {
     known: Mutex<HashMap<CountKey, i64>>,
@@ -25,30 +26,30 @@ impl KeyIds {
         sql: &Sql,
         keys: &[CountKey],
     ) -> Result<Vec<i64>> {
-        let missing = self.missing(keys);
-        if !missing.is_empty() {
-            self.fetch(client, sql, &missing).await?;
-        }
-        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        // Read once: the cache may start again while the missing ones are fetched.
+        let cached: Vec<Option<i64>> = {
+            let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            keys.iter().map(|key| known.get(key).copied()).collect()
+        };
+        let mut missing: Vec<CountKey> = (keys.iter().zip(&cached))
+            .filter(|(_, id)| id.is_none())
+            .map(|(key, _)| *key)
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        let fetched = if missing.is_empty() {
+            HashMap::new()
+        } else {
+            self.fetch(client, sql, &missing).await?
+        };
         keys.iter()
-            .map(|key| {
-                known.get(key).copied().ok_or_else(|| {
+            .zip(cached)
+            .map(|(key, cached)| {
+                cached.or_else(|| fetched.get(key).copied()).ok_or_else(|| {
                     Error::unavailable(format!("key {key} has no id after it was inserted"))
                 })
             })
             .collect()
-    }
-
-    fn missing(&self, keys: &[CountKey]) -> Vec<CountKey> {
-        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        let mut missing: Vec<CountKey> = keys
-            .iter()
-            .filter(|key| !known.contains_key(key))
-            .copied()
-            .collect();
-        missing.sort_unstable();
-        missing.dedup();
-        missing
     }
 
     async fn fetch(
@@ -56,7 +57,7 @@ impl KeyIds {
         client: &tokio_postgres::Client,
         sql: &Sql,
         missing: &[CountKey],
-    ) -> Result<()> {
+    ) -> Result<HashMap<CountKey, i64>> {
         let methods: Vec<&str> = missing.iter().map(|k| k.endpoint.method.as_str()).collect();
         let paths: Vec<&str> = missing.iter().map(|k| k.endpoint.path.as_str()).collect();
         let subjects: Vec<&str> = missing
@@ -74,12 +75,17 @@ impl KeyIds {
             .query(&sql.select_keys, &params)
             .await
             .map_err(|e| classify("reading key ids", e))?;
-        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let mut fetched = HashMap::with_capacity(rows.len());
         for row in rows {
             let key = key_of(row.get(1), row.get(2), row.get(3), row.get(4))?;
-            known.insert(key, row.get(0));
+            fetched.insert(key, row.get(0));
         }
-        Ok(())
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() + fetched.len() > count_core::backend::MAX_CACHED_KEYS {
+            known.clear();
+        }
+        known.extend(fetched.iter().map(|(key, id)| (*key, *id)));
+        Ok(fetched)
     }
 }
 

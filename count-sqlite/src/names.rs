@@ -19,9 +19,8 @@ pub(crate) struct KeyNames {
 }
 
 impl KeyNames {
-    /// Past this many cached keys the cache starts again: it cannot grow without
-    /// bound with an unbounded number of subjects.
-    const MAX_CACHED: usize = 200_000;
+    /// Past this many cached keys the cache starts again.
+    const MAX_CACHED: usize = count_core::backend::MAX_CACHED_KEYS;
 
     /// `counts` by key: each `(day, key id)` with its key.
     ///

@@ -114,8 +114,8 @@ pub(crate) struct KeyIds {
 
 impl KeyIds {
     /// Past this many cached keys the cache starts again (the ids stay in the
-    /// database): it cannot grow without bound with an unbounded number of subjects.
-    const MAX_CACHED: usize = 200_000;
+    /// database).
+    const MAX_CACHED: usize = count_core::backend::MAX_CACHED_KEYS;
 
     /// The id of `key`, inserted by `tx` when new.
     fn id(&mut self, tx: &Connection, key: CountKey) -> Result<i64> {
