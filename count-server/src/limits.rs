@@ -129,23 +129,26 @@ impl Limits {
     }
 
     /// Runs a call (not an `Add` stream) once its whole body has come, in a slot,
-    /// within its deadline.
+    /// within its deadline: a gRPC call's `grpc-timeout` bounds reading, waiting and
+    /// running together.
     async fn call(&self, request: Request, next: Next) -> Response {
-        let started = Instant::now();
         let grpc = crate::auth::is_grpc(&request);
         let deadline = grpc
-            .then(|| grpc_deadline(request.headers(), started))
+            .then(|| grpc_deadline(request.headers(), Instant::now()))
             .flatten();
+        let call = self.read_then_run(grpc, request, next);
+        match deadline {
+            None => call.await,
+            Some(deadline) => tokio::time::timeout_at(deadline, call)
+                .await
+                .unwrap_or_else(|_| self.timed_out(grpc, "its deadline (grpc-timeout) passed")),
+        }
+    }
+
+    async fn read_then_run(&self, grpc: bool, request: Request, next: Next) -> Response {
         let (parts, body) = request.into_parts();
-        let read = match deadline {
-            None => self.read(body).await,
-            Some(deadline) => match tokio::time::timeout_at(deadline, self.read(body)).await {
-                Ok(read) => read,
-                Err(_) => return self.timed_out(grpc, "its deadline (grpc-timeout) passed"),
-            },
-        };
         // The body's share of the budget is held until the call ends.
-        let (body, _room) = match read {
+        let (body, _room) = match self.read(body).await {
             Ok(read) => read,
             Err(Unread::Idle) => {
                 return self.timed_out(
@@ -153,29 +156,14 @@ impl Limits {
                     "its request body stopped coming (nothing within --request-read-timeout)",
                 );
             }
-            Err(Unread::NoRoom) => {
-                return self.timed_out(
-                    grpc,
-                    "the request bodies being read filled their memory for a whole \
-                     --request-read-timeout; try again",
-                );
-            }
+            Err(Unread::NoRoom) => return no_room(grpc),
             Err(Unread::TooLarge) => return self.too_large(grpc),
             Err(Unread::Broken(error)) => return body_failed(grpc, &error),
         };
         let request = Request::from_parts(parts, Body::from(body));
-        let run = async {
-            // The semaphore is never closed.
-            let _slot = self.calls.acquire().await;
-            next.run(request).await
-        };
-        match deadline {
-            None => run.await,
-            Some(deadline) => match tokio::time::timeout_at(deadline, run).await {
-                Ok(response) => response,
-                Err(_) => self.timed_out(grpc, "its deadline (grpc-timeout) passed"),
-            },
-        }
+        // The semaphore is never closed.
+        let _slot = self.calls.acquire().await;
+        next.run(request).await
     }
 
     /// Reads `body` whole, each part within the read timeout, taking its bytes from
@@ -250,6 +238,17 @@ impl Limits {
 fn grpc_deadline(headers: &HeaderMap, started: Instant) -> Option<Instant> {
     let text = headers.get("grpc-timeout")?.to_str().ok()?;
     started.checked_add(count_grpc::parse_grpc_timeout(text)?)
+}
+
+/// The answer to a call whose body could not be read because the bodies being read
+/// held all their memory for a whole read timeout: a passing state, retried.
+fn no_room(grpc: bool) -> Response {
+    let message = "the server is reading too many request bodies at once; try again";
+    if grpc {
+        tonic::Status::unavailable(message).into_http::<Body>()
+    } else {
+        ApiError::Unavailable { kind: "busy" }.into_response()
+    }
 }
 
 /// The answer to a call whose body broke before it began (the client reset it).

@@ -1,12 +1,13 @@
 //! A consistent copy of a database while it is written: SQLite's online backup API.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use count_core::{Error, Result};
 use rusqlite::Connection;
 use rusqlite::backup::{Backup, StepResult};
 
 use crate::error::classify;
+use crate::open::with_suffix;
 
 /// Copies `source`'s database into the new file `dest`, in one step: one read
 /// transaction, so the copy is one committed snapshot, and in WAL mode writes go on
@@ -62,10 +63,4 @@ pub(crate) fn copy(source: &Connection, dest: &Path) -> Result<()> {
     })();
     let _ = std::fs::remove_file(&partial);
     copied
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }

@@ -249,6 +249,7 @@ impl Db {
                 }
             }
         }
+        // The field, not `still_opened`: the transaction borrows the connection.
         if let Some(Err(e)) = self.files.as_ref().map(OpenedFiles::check) {
             drop(tx);
             self.keys.rolled_back();

@@ -61,11 +61,11 @@ pub(crate) fn hide_id(
         hide_other_ids(&text).replace(OWN, shown)
     };
     match error {
-        Error::BatchConflict { .. } => match conflict_as {
+        conflict @ Error::BatchConflict { .. } => match conflict_as {
             Some(id) => Error::BatchConflict { id },
             None => Error::Backend {
                 message: format!("the server's own batch id for {shown} was already used"),
-                source: std::sync::Arc::new(Error::ambiguous("a batch id reused")),
+                source: std::sync::Arc::new(conflict),
             },
         },
         Error::Unavailable { message, source } => Error::Unavailable {
@@ -98,43 +98,28 @@ pub(crate) fn hide_id(
 /// `text` with every batch id (`<uuid>#<seq>`) or writer UUID in it shown as
 /// "another batch".
 fn hide_other_ids(text: &str) -> String {
-    const GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
+    // A hyphenated UUID is 36 bytes; the uuid crate reads it.
+    const UUID_LEN: usize = 36;
     let bytes = text.as_bytes();
-    let uuid_at = |start: usize| -> Option<usize> {
-        let mut at = start;
-        for (i, len) in GROUPS.iter().enumerate() {
-            if i > 0 {
-                (bytes.get(at) == Some(&b'-')).then_some(())?;
-                at += 1;
-            }
-            let group = bytes.get(at..at + len)?;
-            group.iter().all(u8::is_ascii_hexdigit).then_some(())?;
-            at += len;
+    let mut shown = String::with_capacity(text.len());
+    let (mut rest, mut at) = (0, 0);
+    while at + UUID_LEN <= bytes.len() {
+        let starts_word = at == 0 || !bytes[at - 1].is_ascii_hexdigit();
+        if !starts_word || Uuid::try_parse_ascii(&bytes[at..at + UUID_LEN]).is_err() {
+            at += 1;
+            continue;
         }
+        let mut end = at + UUID_LEN;
         // A sequence number, if one follows.
-        if bytes.get(at) == Some(&b'#') {
-            let digits = bytes[at + 1..]
+        if bytes.get(end) == Some(&b'#') {
+            end += 1 + bytes[end + 1..]
                 .iter()
                 .take_while(|b| b.is_ascii_digit())
                 .count();
-            at += 1 + digits;
         }
-        Some(at)
-    };
-    let mut shown = String::with_capacity(text.len());
-    let mut rest = 0;
-    let mut at = 0;
-    while at < bytes.len() {
-        let starts_word = at == 0 || !bytes[at - 1].is_ascii_hexdigit();
-        match uuid_at(at).filter(|_| starts_word) {
-            Some(end) => {
-                shown.push_str(&text[rest..at]);
-                shown.push_str("another batch");
-                rest = end;
-                at = end;
-            }
-            None => at += 1,
-        }
+        shown.push_str(&text[rest..at]);
+        shown.push_str("another batch");
+        (rest, at) = (end, end);
     }
     shown.push_str(&text[rest..]);
     shown
