@@ -26,13 +26,14 @@ mod webdriver;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use count::{Migrations, Opened};
 use count_benches::runtime;
 use count_core::uuid::Uuid;
 use count_core::{
     Batch, BatchId, BucketCount, CountKey, DateRange, Day, Endpoint, Method, Path, Status,
 };
 use count_server::ServerConfig;
-use count_server::backend::{self, Backend, Migrations, Opened};
+use count_server::backend::{self, Backend};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
@@ -96,16 +97,16 @@ fn fill(runtime: &Runtime, url: &str) -> Opened {
                 seq: d as u64 + 1,
             };
             opened
-                .counter
+                .counter()
                 .write(&Batch::new(id, counts).unwrap())
                 .await
                 .unwrap();
-            opened.counter.rollup(day).await.unwrap();
+            opened.counter().rollup(day).await.unwrap();
         }
     });
     eprintln!(
         "http bench: {}: {} counts written and rolled up in {:.1?}",
-        opened.description,
+        opened.description(),
         ENDPOINTS * 365,
         started.elapsed()
     );
@@ -119,7 +120,7 @@ fn serve(runtime: &Runtime, opened: Opened) -> String {
         .unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let config = ServerConfig::new().with_rollup(false);
-    runtime.spawn(count_server::serve_backend(
+    runtime.spawn(count_server::serve(
         config,
         opened,
         listener,

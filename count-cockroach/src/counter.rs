@@ -19,6 +19,8 @@ pub(crate) const FLAVOR: Flavor = Flavor {
     migrations: schema::COCKROACH,
     fills: schema::fills,
     report_prelude: None,
+    // Below CockroachDB's transaction size limits.
+    rollup_chunk: 10_000,
 };
 
 /// The statement that makes a report's transaction a follower read.
@@ -72,7 +74,7 @@ impl CockroachCounter {
     /// `options=--cluster%3D<name>`, are passed to the server unchanged.
     pub fn builder(url: &str) -> CockroachCounterBuilder {
         CockroachCounterBuilder {
-            pg: PgCounter::builder(url).rollup_chunk(10_000),
+            pg: PgCounter::builder(url),
             retry: RetryPolicy::default(),
             follower_reads: false,
         }
@@ -91,6 +93,14 @@ impl CockroachCounter {
     /// The [`PgCounter`] underneath (no retries), e.g. for a connection of its pool.
     pub fn pg(&self) -> &PgCounter {
         &self.pg
+    }
+
+    fn over(pg: PgCounter, retry: RetryPolicy) -> CockroachCounter {
+        CockroachCounter {
+            pg,
+            retry,
+            stats: Arc::default(),
+        }
     }
 
     async fn retrying<T, F>(&self, op: impl Fn() -> F) -> Result<T>
@@ -133,20 +143,49 @@ impl CockroachCounterBuilder {
     /// As [`PgCounterBuilder::connect`], and [`Error::InvalidInput`] when the server is
     /// not CockroachDB (naming what it is) or the retry policy allows no attempt.
     pub async fn connect(self) -> Result<CockroachCounter> {
+        let (pg, retry) = self.parts()?;
+        let pg = pg.connect().await?;
+        Ok(CockroachCounter::over(pg, retry))
+    }
+
+    /// Connects to whichever the server is, told apart by its `version()` on the
+    /// first connection: CockroachDB with these settings, else PostgreSQL with the
+    /// [`pg`](Self::pg) settings alone.
+    ///
+    /// # Errors
+    ///
+    /// As [`PgCounterBuilder::connect`], and [`Error::InvalidInput`] when the retry
+    /// policy allows no attempt.
+    pub async fn connect_or_postgres(self) -> Result<PgOrCockroach> {
+        let (pg, retry) = self.parts()?;
+        let pg = pg.or_flavor(Flavor::POSTGRES).connect().await?;
+        Ok(if pg.flavor() == FLAVOR.name {
+            PgOrCockroach::Cockroach(CockroachCounter::over(pg, retry))
+        } else {
+            PgOrCockroach::Postgres(pg)
+        })
+    }
+
+    /// count-pg's builder with this flavour, and the checked retry policy.
+    fn parts(self) -> Result<(PgCounterBuilder, RetryPolicy)> {
+        if self.retry.max_attempts == 0 {
+            return Err(Error::invalid("max_attempts", 0, "must be at least 1"));
+        }
         let flavor = Flavor {
             report_prelude: self.follower_reads.then_some(FOLLOWER_READ),
             ..FLAVOR
         };
-        let retry = self.retry;
-        if retry.max_attempts == 0 {
-            return Err(Error::invalid("max_attempts", 0, "must be at least 1"));
-        }
-        Ok(CockroachCounter {
-            pg: self.pg.flavor(flavor).connect().await?,
-            retry,
-            stats: Arc::default(),
-        })
+        Ok((self.pg.flavor(flavor), self.retry))
     }
+}
+
+/// What [`CockroachCounterBuilder::connect_or_postgres`] found at the URL.
+#[derive(Debug, Clone)]
+pub enum PgOrCockroach {
+    /// A PostgreSQL server (or any that does not name itself CockroachDB).
+    Postgres(PgCounter),
+    /// A CockroachDB cluster.
+    Cockroach(CockroachCounter),
 }
 
 #[async_trait]

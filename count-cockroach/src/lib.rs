@@ -74,6 +74,6 @@ mod counter;
 mod retry;
 pub mod schema;
 
-pub use counter::{CockroachCounter, CockroachCounterBuilder};
+pub use counter::{CockroachCounter, CockroachCounterBuilder, PgOrCockroach};
 pub use retry::{RetryPolicy, RetryStats};
 pub use schema::is_cockroach;

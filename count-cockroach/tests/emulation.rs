@@ -451,6 +451,7 @@ async fn a_version_1_database_migrates_exactly() {
         migrations: &count_cockroach::schema::COCKROACH[..1],
         fills: |_| Ok(&[("{hash_sharded}", "")]),
         report_prelude: None,
+        rollup_chunk: 10_000,
     };
     count_pg::PgCounter::builder(&emulation.url())
         .flavor(v1)

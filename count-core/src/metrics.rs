@@ -9,8 +9,8 @@
 
 use metrics::{counter, gauge};
 
-use crate::figures::*;
-use crate::{InternerUse, Path, RollupStats, Stats, Subject};
+use crate::figures::{self, Figure, Value};
+use crate::{RollupStats, Stats};
 
 /// Publishes a queue's figures under the label `queue = name`.
 pub(crate) fn publish_queue(name: &'static str, stats: &Stats) {
@@ -45,31 +45,25 @@ pub(crate) fn publish_queue(name: &'static str, stats: &Stats) {
 
 /// Publishes what the path and subject interners hold.
 pub(crate) fn publish_interners() {
-    for (kind, usage) in [("path", Path::interned()), ("subject", Subject::interned())] {
-        let InternerUse {
-            entries,
-            bytes,
-            limit,
-            stored_bytes,
-            refused,
-            ..
-        } = usage;
-        let k = [("kind", kind)];
-        gauge!(INTERNER_ENTRIES, &k).set(entries as f64);
-        gauge!(INTERNER_BYTES, &k).set(bytes as f64);
-        gauge!(INTERNER_STORED_BYTES, &k).set(stored_bytes as f64);
-        gauge!(INTERNER_LIMIT_BYTES, &k).set(limit as f64);
-        counter!(INTERNER_REFUSED, &k).absolute(refused);
-    }
+    publish(figures::interners());
 }
 
 /// Publishes a rollup scheduler's figures.
 pub(crate) fn publish_rollup(stats: &RollupStats) {
-    counter!(ROLLUP_DAYS).absolute(stats.days_rolled);
-    counter!(ROLLUP_FAILURES).absolute(stats.failures);
-    gauge!(ROLLUP_UNROLLED_DAYS).set(stats.unrolled_days as f64);
-    gauge!(ROLLUP_FAILING_DAYS).set(stats.failing_days.len() as f64);
-    if let Some(at) = stats.last_rollup {
-        gauge!(ROLLUP_LAST_TIMESTAMP_SECONDS).set(at.as_millisecond() as f64 / 1000.0);
+    publish(figures::rollup(stats));
+}
+
+fn publish(figures: Vec<Figure>) {
+    for figure in figures {
+        for (label, value) in figure.values {
+            let labels: &[(&str, &str)] = match figure.label {
+                Some(name) => &[(name, label)],
+                None => &[],
+            };
+            match value {
+                Value::Counter(n) => counter!(figure.name, labels).absolute(n),
+                Value::Gauge(x) => gauge!(figure.name, labels).set(x),
+            }
+        }
     }
 }

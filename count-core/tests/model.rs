@@ -118,10 +118,10 @@ async fn check(ops: Vec<Op>, bucket_seconds: u64) -> Result<(), TestCaseError> {
                 let subject = (subject > 0).then(|| subjects[subject - 1]);
                 let status = status_of(METHODS[method], status);
                 if subject.is_none() && status.is_none() {
-                    queue.record_at(METHODS[method], paths[path], at).unwrap();
+                    queue.record_at((METHODS[method], paths[path]), at).unwrap();
                 } else {
                     let key = CountKey::of(METHODS[method], paths[path], subject, status);
-                    queue.record_key_at(key, at).unwrap();
+                    queue.record_at(key, at).unwrap();
                 }
                 *expected.entry((day_of(second), path, method)).or_default() += 1;
                 *by_dimensions.entry((subject, status)).or_default() += 1;

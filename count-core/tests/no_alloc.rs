@@ -75,7 +75,7 @@ fn record_does_not_allocate_when_queued_dropped_or_closed_with_or_without_dimens
             let key = CountKey::of(Method::Put, path, Some(subjects[i % 4]), Some(ok));
             let recorded = match i % 3 {
                 0 => queue.record(Method::Get, path),
-                1 => queue.record_at(Method::Post, path, at).unwrap(),
+                1 => queue.record_at((Method::Post, path), at).unwrap(),
                 _ => queue.record_key(key),
             };
             outcomes[recorded as usize] += 1;

@@ -74,7 +74,7 @@ async fn record_at_puts_counts_in_the_buckets_and_days_of_their_timestamps() {
         "1969-12-31T23:59:59.5Z",
     ] {
         assert_eq!(
-            queue.record_at(Method::Get, p, at(ts)).unwrap(),
+            queue.record_at((Method::Get, p), at(ts)).unwrap(),
             Recorded::Queued
         );
     }
@@ -91,7 +91,7 @@ async fn record_at_refuses_timestamps_out_of_range_and_counts_nothing() {
         .build()
         .unwrap();
     let err = queue
-        .record_at(Method::Get, path("/x"), at("0000-12-31T23:59:59Z"))
+        .record_at((Method::Get, path("/x")), at("0000-12-31T23:59:59Z"))
         .unwrap_err();
     assert!(
         matches!(
@@ -109,10 +109,7 @@ async fn record_at_refuses_timestamps_out_of_range_and_counts_nothing() {
     )
     .unwrap();
     let key = CountKey::new(Endpoint::new(Method::Get, path("/x")));
-    let err = queue
-        .record_key_at_wait(key, before_year_1)
-        .await
-        .unwrap_err();
+    let err = queue.record_wait(key, before_year_1).await.unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
     assert_eq!(queue.stats().recorded, 0);
 }
@@ -129,7 +126,7 @@ async fn a_failed_write_is_retried_with_the_same_id_and_never_double_counted() {
         .unwrap();
     for _ in 0..10 {
         queue
-            .record_at(Method::Get, path("/retry"), at("2024-02-02T02:02:02Z"))
+            .record_at((Method::Get, path("/retry")), at("2024-02-02T02:02:02Z"))
             .unwrap();
     }
     let err = queue.flush().await.unwrap_err();
@@ -164,14 +161,14 @@ async fn counts_arriving_during_an_outage_merge_and_are_written_once_it_ends() {
     let mut recorded = 0;
     while counter.failures() < 5 {
         queue
-            .record_at(Method::Get, p, at("2024-03-03T03:03:03Z"))
+            .record_at((Method::Get, p), at("2024-03-03T03:03:03Z"))
             .unwrap();
         recorded += 1;
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     for _ in 0..100 {
         queue
-            .record_at(Method::Get, p, at("2024-03-03T03:03:03Z"))
+            .record_at((Method::Get, p), at("2024-03-03T03:03:03Z"))
             .unwrap();
     }
     recorded += 100;
@@ -202,7 +199,7 @@ async fn ambiguous_failures_at_random_never_lose_or_double_a_count() {
         for (i, &p) in paths.iter().enumerate() {
             if !(round + i as u64).is_multiple_of(3) {
                 queue
-                    .record_at(Method::Put, p, at("2024-04-04T04:04:04Z"))
+                    .record_at((Method::Put, p), at("2024-04-04T04:04:04Z"))
                     .unwrap();
             }
         }
@@ -247,7 +244,7 @@ async fn record_never_blocks_on_a_hung_backend_and_counts_what_it_drops() {
         // lost, all counted.
         let ts = count_core::jiff::Timestamp::from_second(1_700_000_000 + (i % 5000) as i64 * 3600)
             .unwrap();
-        if queue.record_at(Method::Get, path("/hung"), ts).unwrap() == Recorded::DroppedFull {
+        if queue.record_at((Method::Get, path("/hung")), ts).unwrap() == Recorded::DroppedFull {
             dropped += 1;
         }
     }
@@ -284,7 +281,7 @@ async fn record_wait_waits_for_room_instead_of_dropping() {
     let ts = at("2024-05-05T05:05:05Z");
     let key = CountKey::new(Endpoint::new(Method::Get, p));
     for _ in 0..10_000 {
-        queue.record_key_at_wait(key, ts).await.unwrap();
+        queue.record_wait(key, ts).await.unwrap();
     }
     queue.flush().await.unwrap();
     assert_eq!(
@@ -313,7 +310,7 @@ async fn record_wait_is_cancellable_and_records_nothing_when_cancelled() {
     // Poll the wait once, then drop it mid-wait.
     tokio::select! {
         biased;
-        _ = queue.record_wait(Method::Get, p) => panic!("the queue was full"),
+        _ = queue.record_wait((Method::Get, p), count_core::jiff::Timestamp::now()) => panic!("the queue was full"),
         _ = std::future::ready(()) => {}
     }
     queue.flush().await.unwrap();
@@ -329,7 +326,7 @@ async fn shutdown_writes_everything_then_refuses_clearly() {
     let p = path("/shutdown");
     let ts = at("2024-06-06T06:06:06Z");
     for _ in 0..5 {
-        queue.record_at(Method::Get, p, ts).unwrap();
+        queue.record_at((Method::Get, p), ts).unwrap();
     }
     queue.shutdown().await.unwrap();
     assert_eq!(
@@ -340,11 +337,13 @@ async fn shutdown_writes_everything_then_refuses_clearly() {
     assert!(queue.is_closed() && other_handle.is_closed());
     assert_eq!(other_handle.record(Method::Get, p), Recorded::DroppedClosed);
     assert_eq!(
-        queue.record_at(Method::Get, p, ts).unwrap(),
+        queue.record_at((Method::Get, p), ts).unwrap(),
         Recorded::DroppedClosed
     );
     assert!(matches!(
-        queue.record_wait(Method::Get, p).await,
+        queue
+            .record_wait((Method::Get, p), count_core::jiff::Timestamp::now())
+            .await,
         Err(Error::Closed)
     ));
     assert!(matches!(other_handle.flush().await, Err(Error::Closed)));
@@ -370,7 +369,10 @@ async fn shutdown_wakes_waiting_record_wait_callers() {
         tokio::spawn(async move {
             // Room appears when shutdown drains; the queue is closed by then.
             loop {
-                if let Err(e) = queue.record_wait(Method::Get, p).await {
+                if let Err(e) = queue
+                    .record_wait((Method::Get, p), count_core::jiff::Timestamp::now())
+                    .await
+                {
                     return e;
                 }
             }
@@ -429,7 +431,10 @@ async fn dropping_every_handle_writes_what_was_recorded() {
     let counter = Arc::new(MemoryCounter::new());
     let queue = CountQueue::builder(counter.clone()).build().unwrap();
     queue
-        .record_at(Method::Delete, path("/dropped"), at("2024-07-07T07:07:07Z"))
+        .record_at(
+            (Method::Delete, path("/dropped")),
+            at("2024-07-07T07:07:07Z"),
+        )
         .unwrap();
     drop(queue);
     wait_until(|| counter.raw_rows() == 1).await;
@@ -449,10 +454,10 @@ async fn endpoints_past_the_cap_are_counted_under_overflow() {
     let ts = at("2024-08-08T08:08:08Z");
     for i in 0..10 {
         queue
-            .record_at(Method::Get, path(&format!("/cap/{i}")), ts)
+            .record_at((Method::Get, path(&format!("/cap/{i}"))), ts)
             .unwrap();
     }
-    queue.record_at(Method::Get, path("/cap/0"), ts).unwrap();
+    queue.record_at((Method::Get, path("/cap/0")), ts).unwrap();
     queue.flush().await.unwrap();
     let totals = counter.day_totals(day("2024-08-08")).await.unwrap();
     let got: Vec<(&str, u64)> = totals
@@ -481,7 +486,7 @@ async fn large_flushes_are_split_into_bounded_batches() {
     let ts = at("2024-09-09T09:09:09Z");
     for i in 0..95 {
         queue
-            .record_at(Method::Get, path(&format!("/split/{i}")), ts)
+            .record_at((Method::Get, path(&format!("/split/{i}"))), ts)
             .unwrap();
     }
     queue.flush().await.unwrap();
@@ -504,7 +509,7 @@ async fn a_timed_out_write_is_retried_and_counted_once() {
         .build()
         .unwrap();
     queue
-        .record_at(Method::Head, path("/slow"), at("2024-10-10T10:10:10Z"))
+        .record_at((Method::Head, path("/slow")), at("2024-10-10T10:10:10Z"))
         .unwrap();
     let err = queue.flush().await.unwrap_err();
     assert!(matches!(err, Error::Ambiguous { .. }), "{err}");
@@ -606,7 +611,7 @@ async fn threads_recording_at_once_lose_nothing() {
                 for i in 0..50_000 {
                     let p = paths[(i + t) % paths.len()];
                     assert_eq!(
-                        queue.record_at(Method::Get, p, ts).unwrap(),
+                        queue.record_at((Method::Get, p), ts).unwrap(),
                         Recorded::Queued
                     );
                 }
@@ -691,7 +696,7 @@ async fn a_backend_that_panics_is_contained_and_retried() {
         .build()
         .unwrap();
     queue
-        .record_at(Method::Get, path("/panics"), at("2024-12-12T12:12:12Z"))
+        .record_at((Method::Get, path("/panics")), at("2024-12-12T12:12:12Z"))
         .unwrap();
     let err = queue.flush().await.unwrap_err();
     assert!(err.to_string().contains("panicked"), "{err}");
@@ -816,7 +821,7 @@ async fn a_batch_refused_for_good_is_lost_loudly_and_counting_goes_on() {
     let queue = CountQueue::builder(counter.clone()).build().unwrap();
     for _ in 0..3 {
         queue
-            .record_at(Method::Get, path("/refused"), at("2025-01-01T00:00:00Z"))
+            .record_at((Method::Get, path("/refused")), at("2025-01-01T00:00:00Z"))
             .unwrap();
     }
     match queue.flush().await {
@@ -830,7 +835,7 @@ async fn a_batch_refused_for_good_is_lost_loudly_and_counting_goes_on() {
         other => panic!("expected NotWritten for 3, got {other:?}"),
     }
     queue
-        .record_at(Method::Get, path("/after"), at("2025-01-01T00:00:00Z"))
+        .record_at((Method::Get, path("/after")), at("2025-01-01T00:00:00Z"))
         .unwrap();
     queue.flush().await.expect("later counts are written");
     let stats = queue.stats();
@@ -872,7 +877,7 @@ async fn record_key_counts_subjects_and_statuses_apart_and_endpoints_summed() {
     let ts = at("2025-02-02T02:02:02Z");
     for _ in 0..3 {
         queue
-            .record_key_at(
+            .record_at(
                 CountKey::new(orders)
                     .with_subject(acme)
                     .with_status(created),
@@ -881,12 +886,14 @@ async fn record_key_counts_subjects_and_statuses_apart_and_endpoints_summed() {
             .unwrap();
     }
     queue
-        .record_key_at(
+        .record_at(
             CountKey::new(orders).with_status(Status::http(500).unwrap()),
             ts,
         )
         .unwrap();
-    queue.record_at(Method::Post, path("/orders"), ts).unwrap();
+    queue
+        .record_at((Method::Post, path("/orders")), ts)
+        .unwrap();
     queue.flush().await.unwrap();
     assert_eq!(
         total(&*counter, Method::Post, "/orders", "2025-02-02").await,
@@ -919,16 +926,16 @@ async fn a_status_of_the_wrong_kind_is_dropped_not_the_request() {
     let get = Endpoint::new(Method::Get, path("/kinds"));
     let grpc = Endpoint::new(Method::Grpc, path("/pkg.Kinds/M"));
     queue
-        .record_key_at(CountKey::new(get).with_status(Status::grpc(5).unwrap()), ts)
+        .record_at(CountKey::new(get).with_status(Status::grpc(5).unwrap()), ts)
         .unwrap();
     queue
-        .record_key_at(
+        .record_at(
             CountKey::new(grpc).with_status(Status::http(404).unwrap()),
             ts,
         )
         .unwrap();
     queue
-        .record_key_at(
+        .record_at(
             CountKey::new(get).with_status(Status::http(404).unwrap()),
             ts,
         )

@@ -142,7 +142,7 @@ async fn a_batch_over_the_message_limit_goes_in_parts_each_applied_once() {
     let paths = long_paths("queued", 4200, 1000);
     let at = Timestamp::from_second(NOON).unwrap();
     for &path in &paths {
-        queue.record_at(Method::Get, path, at).unwrap();
+        queue.record_at((Method::Get, path), at).unwrap();
     }
     queue.flush().await.expect("the queue is not stuck");
     assert_eq!(prefix_total(&*memory, "/queued/").await, 4200);
@@ -163,7 +163,7 @@ async fn a_batch_refused_for_good_is_lost_and_later_counts_go_on() {
         .unwrap();
     let at = Timestamp::from_second(NOON).unwrap();
     for &path in &long_paths("refused", 200, 1000) {
-        queue.record_at(Method::Get, path, at).unwrap();
+        queue.record_at((Method::Get, path), at).unwrap();
     }
     let refused = queue.flush().await.unwrap_err();
     assert!(refused.to_string().contains("200"), "{refused}");
@@ -176,7 +176,7 @@ async fn a_batch_refused_for_good_is_lost_and_later_counts_go_on() {
     // Later counts are written.
     let later = Path::new("/refused-later").unwrap();
     for _ in 0..10 {
-        queue.record_at(Method::Get, later, at).unwrap();
+        queue.record_at((Method::Get, later), at).unwrap();
     }
     queue.flush().await.expect("later counts");
     assert_eq!(total_of(&*memory, "/refused-later").await, 10);

@@ -1,19 +1,16 @@
 //! [`PgCounterBuilder`]: the settings, and `connect` (pool, TLS, server check,
 //! migrations).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use count_core::{Error, Result};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
 use crate::config::{self, Target};
-use crate::counter::{Inner, PgCounter};
+use crate::counter::PgCounter;
 use crate::error::{self, classify};
 use crate::flavor::Flavor;
-use crate::keys::KeyIds;
 use crate::schema;
-use crate::sql::Sql;
 
 /// Builds a [`PgCounter`]; every setter says its default.
 #[derive(Debug, Clone)]
@@ -23,9 +20,11 @@ pub struct PgCounterBuilder {
     schema: String,
     migrate: bool,
     connect_timeout: Duration,
-    rollup_chunk: i64,
+    rollup_chunk: Option<i64>,
     batch_retention: Duration,
-    flavor: Flavor,
+    /// The flavours the server may be, in order: the first whose `fills` accepts its
+    /// `version()` is taken.
+    flavors: Vec<Flavor>,
 }
 
 impl PgCounterBuilder {
@@ -40,9 +39,9 @@ impl PgCounterBuilder {
             schema: "count".into(),
             migrate: true,
             connect_timeout: Duration::from_secs(10),
-            rollup_chunk: 1_000_000,
+            rollup_chunk: None,
             batch_retention: Duration::from_secs(7 * 86_400),
-            flavor: Flavor::POSTGRES,
+            flavors: vec![Flavor::POSTGRES],
         }
     }
 
@@ -76,9 +75,9 @@ impl PgCounterBuilder {
     }
 
     /// Raw counts moved per rollup transaction (at least one written batch's worth).
-    /// Default 1,000,000.
+    /// Default 1,000,000 (the flavour's: CockroachDB's is 10,000).
     pub fn rollup_chunk(mut self, counts: i64) -> Self {
-        self.rollup_chunk = counts.max(1);
+        self.rollup_chunk = Some(counts.max(1));
         self
     }
 
@@ -92,7 +91,15 @@ impl PgCounterBuilder {
     /// The database flavour: count-cockroach's hook. Default [`Flavor::POSTGRES`].
     #[doc(hidden)]
     pub fn flavor(mut self, flavor: Flavor) -> Self {
-        self.flavor = flavor;
+        self.flavors = vec![flavor];
+        self
+    }
+
+    /// A flavour taken when the ones before it refuse the server's `version()`:
+    /// how one connection tells CockroachDB from PostgreSQL.
+    #[doc(hidden)]
+    pub fn or_flavor(mut self, flavor: Flavor) -> Self {
+        self.flavors.push(flavor);
         self
     }
 
@@ -133,26 +140,34 @@ impl PgCounterBuilder {
             .await
             .map_err(|e| classify("asking the server's version", e))?
             .get(0);
-        tracing::debug!(server = %version, flavor = self.flavor.name, "count: connected");
-        let fills = (self.flavor.fills)(&version)?;
-        let migrations = self.flavor.migrations;
+        let (flavor, fills) = choose(&self.flavors, &version)?;
+        tracing::debug!(server = %version, flavor = flavor.name, "count: connected");
         if self.migrate {
-            schema::migrate(&mut client, &self.schema, migrations, fills).await?;
+            schema::migrate(&mut client, &self.schema, flavor.migrations, fills).await?;
         } else {
-            schema::check_version(&client, &self.schema, migrations).await?;
+            schema::check_version(&client, &self.schema, flavor.migrations).await?;
         }
         drop(client);
-        Ok(PgCounter {
-            inner: Arc::new(Inner {
-                pool,
-                sql: Sql::new(&self.schema),
-                schema: self.schema,
-                target: display,
-                rollup_chunk: self.rollup_chunk,
-                batch_retention: self.batch_retention,
-                report_prelude: self.flavor.report_prelude,
-                keys: KeyIds::default(),
-            }),
-        })
+        Ok(PgCounter::new(
+            pool,
+            self.schema,
+            display,
+            self.rollup_chunk.unwrap_or(flavor.rollup_chunk),
+            self.batch_retention,
+            flavor,
+        ))
     }
+}
+
+/// The first of `flavors` that accepts the server's `version()`, and its fills; when
+/// none does, the first one's refusal.
+fn choose(flavors: &[Flavor], version: &str) -> Result<(Flavor, crate::flavor::Fills)> {
+    let mut refusal = None;
+    for flavor in flavors {
+        match (flavor.fills)(version) {
+            Ok(fills) => return Ok((*flavor, fills)),
+            Err(e) => refusal = refusal.or(Some(e)),
+        }
+    }
+    Err(refusal.unwrap_or_else(|| Error::invalid("flavor", version, "no flavour was given")))
 }

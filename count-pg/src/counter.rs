@@ -14,28 +14,60 @@ use tokio_postgres::types::ToSql;
 
 use crate::builder::PgCounterBuilder;
 use crate::error::{self, ambiguous, classify};
+use crate::flavor::Flavor;
 use crate::keys::{KeyIds, endpoint_of, status_of, subject_of};
 use crate::sql::Sql;
 
 /// A [`Counter`] on PostgreSQL; see the [crate docs](crate).
 #[derive(Debug, Clone)]
 pub struct PgCounter {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-pub(crate) struct Inner {
-    pub(crate) pool: Pool,
-    pub(crate) sql: Sql,
-    pub(crate) schema: String,
-    pub(crate) target: String,
-    pub(crate) rollup_chunk: i64,
-    pub(crate) batch_retention: Duration,
-    pub(crate) report_prelude: Option<&'static str>,
-    pub(crate) keys: KeyIds,
+struct Inner {
+    pool: Pool,
+    sql: Sql,
+    schema: String,
+    /// `user@host:port/db`, for messages.
+    target: String,
+    rollup_chunk: i64,
+    batch_retention: Duration,
+    flavor: Flavor,
+    keys: KeyIds,
 }
 
 impl PgCounter {
+    /// A counter over `pool`, whose schema the builder has migrated or checked.
+    pub(crate) fn new(
+        pool: Pool,
+        schema: String,
+        target: String,
+        rollup_chunk: i64,
+        batch_retention: Duration,
+        flavor: Flavor,
+    ) -> PgCounter {
+        let inner = Inner {
+            pool,
+            sql: Sql::new(&schema),
+            schema,
+            target,
+            rollup_chunk,
+            batch_retention,
+            flavor,
+            keys: KeyIds::default(),
+        };
+        PgCounter {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The flavour the server turned out to be (`PostgreSQL`, `CockroachDB`).
+    #[doc(hidden)]
+    pub fn flavor(&self) -> &'static str {
+        self.inner.flavor.name
+    }
+
     /// Connects to `url` with the default settings, and migrates the schema.
     ///
     /// # Errors
@@ -48,6 +80,11 @@ impl PgCounter {
     /// A builder for `url`; see [`PgCounterBuilder::new`].
     pub fn builder(url: &str) -> PgCounterBuilder {
         PgCounterBuilder::new(url)
+    }
+
+    /// `user@host:port/database`: the server, for messages (never the password).
+    pub fn server(&self) -> &str {
+        &self.inner.target
     }
 
     /// The schema holding the tables (unquoted), for SQL of one's own.
@@ -96,7 +133,7 @@ impl Inner {
         params.extend_from_slice(extra);
         let doing = || format!("reading totals of {range}");
         let mut client = self.client().await?;
-        match self.report_prelude.filter(|_| stale_ok) {
+        match self.flavor.report_prelude.filter(|_| stale_ok) {
             None => client
                 .query(sql, &params)
                 .await

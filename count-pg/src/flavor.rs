@@ -26,6 +26,9 @@ pub struct Flavor {
     /// A statement run first in each report's read-only transaction (CockroachDB's
     /// `SET TRANSACTION AS OF SYSTEM TIME ...`); `None` reads without a transaction.
     pub report_prelude: Option<&'static str>,
+    /// The default of [`rollup_chunk`](crate::PgCounterBuilder::rollup_chunk): raw
+    /// counts moved per rollup transaction.
+    pub rollup_chunk: i64,
 }
 
 impl Flavor {
@@ -35,5 +38,6 @@ impl Flavor {
         migrations: schema::POSTGRES,
         fills: |_| Ok(&[]),
         report_prelude: None,
+        rollup_chunk: 1_000_000,
     };
 }

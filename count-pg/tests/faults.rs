@@ -26,7 +26,7 @@ fn record_steadily(
         let (mut queued, mut slowest) = (0, Duration::ZERO);
         while !stop.load(Ordering::Relaxed) {
             let started = Instant::now();
-            let recorded = queue.record_at(Method::Get, path, at).unwrap();
+            let recorded = queue.record_at((Method::Get, path), at).unwrap();
             slowest = slowest.max(started.elapsed());
             assert_eq!(recorded, Recorded::Queued, "nothing may be dropped");
             queued += 1;

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use count_core::Error;
 
+use count::{Migrations, Opened};
+
 use crate::backend::{self, Backend, Location};
 use crate::tls::TlsFiles;
 
@@ -164,7 +166,7 @@ impl ServerConfig {
     }
 
     /// Concurrent HTTP/2 streams (calls) per connection, at most
-    /// [`MAX_STREAMS_PER_CONNECTION`](crate::MAX_STREAMS_PER_CONNECTION). Default 128.
+    /// [`MAX_STREAMS_PER_CONNECTION`](crate::connection::MAX_STREAMS_PER_CONNECTION). Default 128.
     pub fn with_max_streams_per_connection(mut self, streams: u32) -> Self {
         self.max_streams_per_connection = streams;
         self
@@ -282,6 +284,22 @@ impl ServerConfig {
         }
     }
 
+    /// Checks the settings and the TLS files, then opens the backend they name and
+    /// migrates its schema: what [`serve`](crate::serve) needs, in the order that
+    /// stops a bad setting before the database is touched.
+    ///
+    /// # Errors
+    ///
+    /// As [`check`](Self::check) and [`database_url`](Self::database_url); a TLS
+    /// file that cannot be read; the backend's error when it cannot be opened.
+    pub async fn open(&self) -> count_core::Result<Opened> {
+        self.check()?;
+        if let Some(files) = &self.tls {
+            files.acceptor()?;
+        }
+        backend::open(&self.database_url()?, self.backend, Migrations::Apply).await
+    }
+
     /// How long a health check of the backend may take.
     pub(crate) fn health_timeout(&self) -> Duration {
         self.backend_timeout.min(Duration::from_secs(5))
@@ -305,7 +323,9 @@ impl ServerConfig {
                 return Err(Error::invalid(field, value, "must be at least 1024"));
             }
         }
-        if !(1..=crate::MAX_STREAMS_PER_CONNECTION).contains(&self.max_streams_per_connection) {
+        if !(1..=crate::connection::MAX_STREAMS_PER_CONNECTION)
+            .contains(&self.max_streams_per_connection)
+        {
             return Err(Error::invalid(
                 "max streams per connection",
                 self.max_streams_per_connection,
@@ -313,7 +333,7 @@ impl ServerConfig {
                     "must be from 1 to {}: every stream's receive window, filled with the \
                      smallest gRPC messages, must fit HTTP/2's small-frame allowance of a \
                      connection",
-                    crate::MAX_STREAMS_PER_CONNECTION
+                    crate::connection::MAX_STREAMS_PER_CONNECTION
                 ),
             ));
         }
@@ -395,7 +415,7 @@ mod tests {
             ServerConfig::new().with_max_add_streams(0),
             ServerConfig::new().with_max_connections(0),
             ServerConfig::new()
-                .with_max_streams_per_connection(crate::MAX_STREAMS_PER_CONNECTION + 1),
+                .with_max_streams_per_connection(crate::connection::MAX_STREAMS_PER_CONNECTION + 1),
             ServerConfig::new().with_add_timeout(Duration::ZERO),
             ServerConfig::new().with_header_read_timeout(Duration::ZERO),
         ] {

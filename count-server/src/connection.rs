@@ -80,7 +80,7 @@ const STREAM_CHARGE: u64 = (STREAM_WINDOW as u64 / SMALLEST_MESSAGE_FRAME)
 
 /// The most concurrent streams per HTTP/2 connection whose full windows the
 /// small-frame budget can cover (see the module's docs): 326.
-pub const MAX_STREAMS_PER_CONNECTION: u32 = (MAX_WINDOW / (2 * STREAM_CHARGE)) as u32;
+pub(crate) const MAX_STREAMS_PER_CONNECTION: u32 = (MAX_WINDOW / (2 * STREAM_CHARGE)) as u32;
 
 /// After a connection sent nothing in time and was asked to close, how long it gets
 /// to do so before it is dropped.

@@ -15,7 +15,6 @@ mod server;
 mod tls;
 
 pub use config::{ServerConfig, defaults};
-pub use connection::MAX_STREAMS_PER_CONNECTION;
 pub use count_grpc::SERVICE_NAME;
-pub use server::{serve, serve_backend, serve_counter, termination};
+pub use server::{serve, termination};
 pub use tls::TlsFiles;

@@ -180,7 +180,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match count_server::serve(config, listener, stop).await {
+    let served = async {
+        let opened = config.open().await?;
+        count_server::serve(config, opened, listener, stop).await
+    };
+    match served.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("count-server: {e}");

@@ -9,19 +9,21 @@
 use std::fmt;
 use std::sync::Arc;
 
+use count_core::RollupScheduler;
+use count_core::figures::{self, Figure, Value};
 use count_core::jiff::Timestamp;
-use count_core::{InternerUse, Path, RollupScheduler, Subject, figures};
 use count_grpc::CountV1Handler;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::backend::Opened;
 use crate::connection::ConnectionFigures;
 use crate::health::{BackendHealth, WriteHealth};
 use crate::limits::Limits;
+use count::{Backend, Opened};
 
 /// The content type of [`Metrics::render`]'s text.
 pub(crate) const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -136,40 +138,13 @@ impl Collector for Figures {
         )?;
 
         if let Some(rollups) = &self.rollups {
-            let rollup = rollups.stats();
-            counter(
-                out,
-                base(figures::ROLLUP_DAYS),
-                "Days rolled up.",
-                rollup.days_rolled,
-            )?;
-            counter(
-                out,
-                base(figures::ROLLUP_FAILURES),
-                "Rollups of a day that failed (each is tried again later).",
-                rollup.failures,
-            )?;
-            gauge(
-                out,
-                figures::ROLLUP_LAST_TIMESTAMP_SECONDS,
-                "When a day was last rolled up, in Unix seconds (0: never since start).",
-                seconds(rollup.last_rollup),
-            )?;
-            gauge(
-                out,
-                figures::ROLLUP_UNROLLED_DAYS,
-                "Finished days still holding counts not rolled up, as of the last check.",
-                rollup.unrolled_days as f64,
-            )?;
-            gauge(
-                out,
-                figures::ROLLUP_FAILING_DAYS,
-                "Days whose last rollup failed.",
-                rollup.failing_days.len() as f64,
-            )?;
+            for figure in figures::rollup(&rollups.stats()) {
+                encode(out, &figure)?;
+            }
         }
 
-        if let Some(retries) = self.backend.retries() {
+        if let Backend::Cockroach(cockroach) = self.backend.backend() {
+            let retries = cockroach.retries();
             counter_family(
                 out,
                 "count_backend_retries",
@@ -189,43 +164,9 @@ impl Collector for Figures {
             )?;
         }
 
-        let interners = [("path", Path::interned()), ("subject", Subject::interned())];
-        interner_gauge(
-            out,
-            figures::INTERNER_ENTRIES,
-            "Distinct texts held in memory, by kind (path or subject).",
-            &interners,
-            |use_| use_.entries,
-        )?;
-        interner_gauge(
-            out,
-            figures::INTERNER_BYTES,
-            "Memory held by distinct texts, by kind, as the cap counts it.",
-            &interners,
-            |use_| use_.bytes,
-        )?;
-        interner_gauge(
-            out,
-            figures::INTERNER_STORED_BYTES,
-            "Memory held by distinct texts first read back from storage, by kind (outside \
-             the cap).",
-            &interners,
-            |use_| use_.stored_bytes,
-        )?;
-        interner_gauge(
-            out,
-            figures::INTERNER_LIMIT_BYTES,
-            "The cap on count_interner_bytes for new texts, by kind.",
-            &interners,
-            |use_| use_.limit,
-        )?;
-        counter_family(
-            out,
-            base(figures::INTERNER_REFUSED),
-            "New texts refused because the cap was reached, by kind.",
-            "kind",
-            &interners.map(|(kind, use_)| (kind, use_.refused)),
-        )?;
+        for figure in figures::interners() {
+            encode(out, &figure)?;
+        }
 
         let connections = &self.connections;
         gauge(
@@ -281,7 +222,7 @@ impl Collector for Figures {
         )?;
         info.encode(encoder.encode_family(&[
             ("version", env!("CARGO_PKG_VERSION")),
-            ("backend", self.backend.backend.as_str()),
+            ("backend", self.backend.kind().as_str()),
         ])?)
     }
 }
@@ -307,33 +248,34 @@ fn counter_family(
     label: &str,
     values: &[(&str, u64)],
 ) -> fmt::Result {
-    let mut encoder = out.encode_descriptor(
-        name,
-        help,
-        None,
-        prometheus_client::metrics::MetricType::Counter,
-    )?;
+    let mut encoder = out.encode_descriptor(name, help, None, MetricType::Counter)?;
     for &(value, n) in values {
         ConstCounter::new(n).encode(encoder.encode_family(&[(label, value)])?)?;
     }
     Ok(())
 }
 
-fn interner_gauge(
-    out: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    interners: &[(&str, InternerUse)],
-    figure: impl Fn(&InternerUse) -> u64,
-) -> fmt::Result {
-    let mut encoder = out.encode_descriptor(
-        name,
-        help,
-        None,
-        prometheus_client::metrics::MetricType::Gauge,
-    )?;
-    for (kind, use_) in interners {
-        ConstGauge::new(figure(use_) as f64).encode(encoder.encode_family(&[("kind", *kind)])?)?;
+/// A figure the library defines, encoded as it defines it.
+fn encode(out: &mut DescriptorEncoder, figure: &Figure) -> fmt::Result {
+    let kind = match figure.values.first() {
+        Some((_, Value::Counter(_))) => MetricType::Counter,
+        _ => MetricType::Gauge,
+    };
+    let mut encoder = out.encode_descriptor(base(figure.name), figure.help, None, kind)?;
+    for &(label, value) in &figure.values {
+        let Some(name) = figure.label else {
+            // One value without a label: the descriptor's own metric.
+            return encode_value(value, encoder);
+        };
+        let labels = [(name, label)];
+        encode_value(value, encoder.encode_family(&labels)?)?;
     }
     Ok(())
+}
+
+fn encode_value(value: Value, metric: MetricEncoder<'_>) -> fmt::Result {
+    match value {
+        Value::Counter(n) => ConstCounter::new(n).encode(metric),
+        Value::Gauge(x) => ConstGauge::new(x).encode(metric),
+    }
 }

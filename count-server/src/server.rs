@@ -1,4 +1,4 @@
-//! The whole server on one port: open the backend, start the rollups and the health
+//! The whole server on one port, over an opened backend: start the rollups and the health
 //! watch, put the count.v1 service, health, reflection and the HTTP routes into one
 //! router behind one bearer check and the limits, serve plaintext or TLS until told
 //! to stop, then let calls in progress finish within a grace period.
@@ -28,7 +28,6 @@ use tokio::time::Instant;
 use tonic::service::Routes;
 
 use crate::auth::{self, Expected};
-use crate::backend::{self, Migrations, Opened};
 use crate::config::ServerConfig;
 use crate::connection::{ConnectionFigures, Connections};
 use crate::health::{BackendHealth, HealthWatch, WriteHealth, WriteWatched};
@@ -36,51 +35,17 @@ use crate::http::{self, Api};
 use crate::incoming::Acceptor;
 use crate::limits::{self, Limits};
 use crate::metrics::{Figures, Metrics};
+use count::Opened;
 
-/// Opens the backend `config` names, serves on `listener` until `shutdown`
-/// completes, then stops accepting, lets calls in progress finish (at most the
-/// grace period), stops the rollups and returns.
+/// Serves `opened` (see [`ServerConfig::open`]) on `listener` until `shutdown`
+/// completes, then stops accepting, lets calls in progress finish (at most the grace
+/// period), stops the rollups, empties a SQLite log and returns.
 ///
 /// # Errors
 ///
 /// [`Error::InvalidInput`] for a setting that cannot work (a limit of zero, an
-/// empty token, a TLS file that cannot be read, naming it; a database URL of no known
-/// kind, or both a URL and a file); the backend's error when it cannot be opened.
+/// empty token, a TLS file that cannot be read, naming it).
 pub async fn serve(
-    config: ServerConfig,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> count_core::Result<()> {
-    config.check()?;
-    // TLS first: a bad certificate stops the server before the database is touched.
-    if let Some(files) = &config.tls {
-        files.acceptor()?;
-    }
-    let opened = backend::open(&config.database_url()?, config.backend, Migrations::Apply).await?;
-    serve_backend(config, opened, listener, shutdown).await
-}
-
-/// [`serve`] over a counter made by the caller (a test's, a wrapper's).
-///
-/// # Errors
-///
-/// As [`serve`], less the backend's.
-pub async fn serve_counter(
-    config: ServerConfig,
-    counter: Arc<dyn Counter>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> count_core::Result<()> {
-    let opened = Opened::custom(counter, "a counter given by the caller");
-    serve_backend(config, opened, listener, shutdown).await
-}
-
-/// [`serve`] over a backend already opened (see [`backend::open`]).
-///
-/// # Errors
-///
-/// As [`serve`], less the backend's.
-pub async fn serve_backend(
     config: ServerConfig,
     opened: Opened,
     listener: TcpListener,
@@ -92,14 +57,17 @@ pub async fn serve_backend(
         .as_ref()
         .map(|files| files.acceptor())
         .transpose()?;
-    match opened.warning() {
-        Some(warning) => tracing::warn!("count-server: {warning}"),
-        None => tracing::info!("count-server: counting into {}", opened.description),
+    if opened.is_durable() {
+        tracing::info!("count-server: counting into {}", opened.description());
+    } else {
+        tracing::warn!(
+            "count-server: counting in memory ({}); every count is lost when the process stops",
+            opened.description()
+        );
     }
     // Counts are written through the watch, so that health follows the writes.
     let writes = Arc::new(WriteHealth::new(config.unready_after_failing_writes));
-    let counter: Arc<dyn Counter> =
-        Arc::new(WriteWatched::new(opened.counter.clone(), writes.clone()));
+    let counter: Arc<dyn Counter> = Arc::new(WriteWatched::new(opened.counter(), writes.clone()));
     let handler = CountV1Handler::builder(counter.clone())
         .add_timeout(config.add_timeout)
         .build();

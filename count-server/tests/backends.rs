@@ -6,8 +6,9 @@
 mod common;
 
 use common::Running;
+use count::{Kind, Migrations};
 use count_server::ServerConfig;
-use count_server::backend::{self, Backend, Migrations};
+use count_server::backend::{self, Backend};
 use count_testcluster::TestCluster;
 use count_testcluster::cockroach::CockroachEmulation;
 
@@ -22,20 +23,22 @@ async fn postgresql_urls_open_postgresql_or_cockroachdb() {
     let auto_pg = backend::open(&postgres, Backend::Auto, Migrations::Apply)
         .await
         .unwrap();
-    assert_eq!(auto_pg.backend, Backend::Postgres);
+    assert_eq!(auto_pg.kind(), Kind::Postgres);
     assert!(
-        auto_pg.description.starts_with("PostgreSQL at "),
+        auto_pg.description().starts_with("PostgreSQL at "),
         "{}",
-        auto_pg.description
+        auto_pg.description()
     );
-    assert!(auto_pg.retries().is_none());
     let auto_crdb = backend::open(&cockroach.url(), Backend::Auto, Migrations::Apply)
         .await
         .unwrap();
-    assert_eq!(auto_crdb.backend, Backend::Cockroach);
-    assert!(auto_crdb.description.starts_with("CockroachDB at "));
-    assert_eq!(auto_crdb.retries().unwrap().restarts, 0);
-    auto_crdb.counter.health().await.unwrap();
+    assert_eq!(auto_crdb.kind(), Kind::Cockroach);
+    assert!(auto_crdb.description().starts_with("CockroachDB at "));
+    let count::Backend::Cockroach(crdb) = auto_crdb.backend() else {
+        panic!("not CockroachDB");
+    };
+    assert_eq!(crdb.retries().restarts, 0);
+    auto_crdb.counter().health().await.unwrap();
     let server = Running::start_backend(ServerConfig::new(), auto_crdb).await;
     let metrics = server.get("/metrics", &[]).await.body;
     for line in [
@@ -57,18 +60,18 @@ async fn postgresql_urls_open_postgresql_or_cockroachdb() {
     let forced_pg = backend::open(&postgres, Backend::Postgres, Migrations::Check)
         .await
         .unwrap();
-    assert_eq!(forced_pg.backend, Backend::Postgres);
+    assert_eq!(forced_pg.kind(), Kind::Postgres);
 
     // Checking a database nobody migrated says so, and changes nothing.
     let empty = cluster.fresh_database("server_backend_empty");
     let unmigrated = backend::open(&empty, Backend::Auto, Migrations::Check)
         .await
         .unwrap_err();
-    assert!(backend::is_schema_not_current(&unmigrated), "{unmigrated}");
+    assert!(count::is_schema_not_current(&unmigrated), "{unmigrated}");
     let still = backend::open(&empty, Backend::Postgres, Migrations::Check)
         .await
         .unwrap_err();
-    assert!(backend::is_schema_not_current(&still), "{still}");
+    assert!(count::is_schema_not_current(&still), "{still}");
 
     // A URL that cannot work is an error, not a fallback to anything.
     let bad = backend::open(
@@ -79,7 +82,7 @@ async fn postgresql_urls_open_postgresql_or_cockroachdb() {
     .await
     .unwrap_err();
     assert!(bad.to_string().contains("127.0.0.1"), "{bad}");
-    assert!(!backend::is_schema_not_current(&bad));
+    assert!(!count::is_schema_not_current(&bad));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,22 +94,22 @@ async fn sqlite_files_and_memory_open_without_a_database_server() {
     let sqlite = backend::open(&url, Backend::Auto, Migrations::Apply)
         .await
         .unwrap();
-    assert_eq!(sqlite.backend, Backend::Sqlite);
+    assert_eq!(sqlite.kind(), Kind::Sqlite);
     assert_eq!(
-        sqlite.description,
+        sqlite.description(),
         format!("SQLite file {}", file.display())
     );
-    assert!(sqlite.is_durable() && sqlite.warning().is_none());
+    assert!(sqlite.is_durable());
     assert!(file.exists());
     let forced = backend::open(&url, Backend::Sqlite, Migrations::Apply)
         .await
         .unwrap();
-    assert_eq!(forced.backend, Backend::Sqlite);
+    assert_eq!(forced.kind(), Kind::Sqlite);
     // Checked, a migrated file opens...
     let checked = backend::open(&url, Backend::Auto, Migrations::Check)
         .await
         .unwrap();
-    assert_eq!(checked.description, sqlite.description);
+    assert_eq!(checked.description(), sqlite.description());
     // ...a missing one is not created...
     let missing = dir.join("missing/count.db");
     let error = backend::open(
@@ -128,7 +131,7 @@ async fn sqlite_files_and_memory_open_without_a_database_server() {
     )
     .await
     .unwrap_err();
-    assert!(backend::is_schema_not_current(&error), "{error}");
+    assert!(count::is_schema_not_current(&error), "{error}");
     assert!(error.to_string().contains("not migrated"), "{error}");
     assert_eq!(std::fs::read(&empty).unwrap().len(), 0);
     let junk = dir.join("junk.db");
@@ -140,18 +143,17 @@ async fn sqlite_files_and_memory_open_without_a_database_server() {
     )
     .await
     .unwrap_err();
-    assert!(!backend::is_schema_not_current(&error), "{error}");
+    assert!(!count::is_schema_not_current(&error), "{error}");
     assert!(error.to_string().contains("junk.db"), "{error}");
 
     let in_memory = backend::open("sqlite::memory:", Backend::Auto, Migrations::Apply)
         .await
         .unwrap();
     assert!(!in_memory.is_durable());
-    assert!(in_memory.warning().unwrap().contains("lost"));
     let memory = backend::open("memory:", Backend::Memory, Migrations::Apply)
         .await
         .unwrap();
-    assert_eq!(memory.backend, Backend::Memory);
+    assert_eq!(memory.kind(), Kind::Memory);
     assert!(!memory.is_durable());
 
     for (url, backend, words) in [
@@ -231,7 +233,7 @@ async fn writes_into_a_deleted_sqlite_file_are_never_acknowledged() {
     .unwrap();
     assert_eq!(
         sum(copied
-            .counter
+            .counter()
             .daily_totals(DateRange::day(day))
             .await
             .unwrap()),
@@ -255,7 +257,7 @@ async fn writes_into_a_deleted_sqlite_file_are_never_acknowledged() {
         .await
         .unwrap();
     let total = sum(reopened
-        .counter
+        .counter()
         .daily_totals(DateRange::day(day))
         .await
         .unwrap());

@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{GET, Held, NOON, add, date, hold_a_stream, temp_dir};
+use count::pg::PgCounter;
 use count_core::{Counter, DateRange, Day};
 use count_grpc::GrpcCounter;
 use count_grpc::proto::count::v1 as pb;
 use count_grpc::proto::count::v1::count_service_client::CountServiceClient;
-use count_pg::PgCounter;
 use count_testcluster::TestCluster;
 use output::collect_output;
 

@@ -10,12 +10,13 @@ mod server;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use count::Migrations;
 use count_core::{
     Counter, CounterExt, DateRange, Day, Dimension, Endpoint, Method, Path as RoutePath,
     StatusFilter, Subject, TotalsQuery,
 };
 use count_grpc::GrpcCounter;
-use count_server::backend::{self, Backend, Migrations};
+use count_server::backend::{self, Backend};
 use count_server::http::{totals_csv, totals_json};
 use count_testcluster::TestCluster;
 use server::{
@@ -400,7 +401,7 @@ async fn sqlite_file_with(path: &Path, counts: &[Known]) {
     let opened = backend::open(&url, Backend::Auto, Migrations::Apply)
         .await
         .unwrap();
-    send(opened.counter.as_ref(), counts).await;
+    send(opened.counter().as_ref(), counts).await;
 }
 
 #[tokio::test]
@@ -709,7 +710,7 @@ async fn totals_csv_quotes_cells_a_spreadsheet_would_run() {
         n,
     };
     send(
-        opened.counter.as_ref(),
+        opened.counter().as_ref(),
         &[
             known("=cmd|' /C calc'!A0", None, 1),
             known("/ok", Some("@SUM(A1)"), 2),
@@ -773,7 +774,7 @@ async fn totals_rollup_and_migrate_on_postgresql() {
 
     // A database at the first schema version, as an older count left it.
     let database = url.rsplit('/').next().unwrap().split('?').next().unwrap();
-    let v1 = count_pg::schema::POSTGRES[0];
+    let v1 = count::pg::schema::POSTGRES[0];
     // count-pg's default schema is "count".
     let mut sql = String::from(
         "CREATE SCHEMA count; CREATE TABLE count.count_migrations (version BIGINT PRIMARY KEY, \
@@ -790,7 +791,7 @@ async fn totals_rollup_and_migrate_on_postgresql() {
     cluster.psql(database, &sql).unwrap();
     let run = cli(&["migrate", "--check", "--db-url", &url], &[]);
     assert_exit(&run, 4);
-    let second = count_pg::schema::POSTGRES[1];
+    let second = count::pg::schema::POSTGRES[1];
     assert!(
         run.stderr.contains(&format!(
             "missing migration {} ({})",
@@ -816,7 +817,7 @@ async fn totals_rollup_and_migrate_on_postgresql() {
     let opened = backend::open(&url, Backend::Auto, Migrations::Check)
         .await
         .unwrap();
-    send(opened.counter.as_ref(), &counts).await;
+    send(opened.counter().as_ref(), &counts).await;
     let ask = Ask::range(
         days_before(today, 40),
         today,
@@ -830,7 +831,7 @@ async fn totals_rollup_and_migrate_on_postgresql() {
     assert_exit(&run, 0);
     assert!(
         opened
-            .counter
+            .counter()
             .unrolled_days(today)
             .await
             .unwrap()
@@ -916,7 +917,7 @@ async fn totals_read_a_sqlite_file_the_user_may_not_write() {
     let opened = backend::open(&url, Backend::Auto, Migrations::Apply)
         .await
         .unwrap();
-    send(opened.counter.as_ref(), &counts).await;
+    send(opened.counter().as_ref(), &counts).await;
     opened.stop().await;
     // Root's, as a server running as root leaves them: the directory 0755, the files
     // 0644.

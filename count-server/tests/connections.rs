@@ -9,11 +9,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{GET, NOON, Running, add, memory, sum, temp_dir};
+use count::Migrations;
 use count_core::{DateRange, Day};
 use count_grpc::proto::count::v1 as pb;
 use count_grpc::proto::count::v1::count_service_client::CountServiceClient;
 use count_server::ServerConfig;
-use count_server::backend::{self, Backend, Migrations};
+use count_server::backend::{self, Backend};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -30,7 +31,7 @@ async fn many_small_message_streams_share_one_connection() {
     let opened = backend::open(&url, Backend::Auto, Migrations::Apply)
         .await
         .unwrap();
-    let counter = opened.counter.clone();
+    let counter = opened.counter().clone();
     let server = Running::start_backend(ServerConfig::new(), opened).await;
     // The client on threads of its own, as a client in another process: it sends
     // while the server's workers are busy.

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{GET, Held, NOON, Running, Switch, add, hold_a_stream, memory};
+use count::memory::MemoryCounter;
 use count_core::testkit::{Fault, FlakyCounter, Scope};
 use count_core::{Counter, Method};
 use count_grpc::proto::count::v1 as pb;
 use count_grpc::proto::count::v1::count_service_client::CountServiceClient;
-use count_memory::MemoryCounter;
 use count_server::ServerConfig;
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -229,10 +229,15 @@ async fn limits_that_would_stop_every_call_are_refused_at_start() {
     ] {
         let (_, counter) = memory();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let error = count_server::serve_counter(config, counter, listener, async {})
-            .await
-            .unwrap_err()
-            .to_string();
+        let error = count_server::serve(
+            config,
+            count::Opened::custom(counter, "a test's counter"),
+            listener,
+            async {},
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert!(error.contains(words), "{error}");
     }
 }

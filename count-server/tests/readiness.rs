@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{Running, eventually};
+use count::memory::MemoryCounter;
 use count_core::{Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, TotalsQuery};
 use count_grpc::proto::count::v1 as pb;
-use count_memory::MemoryCounter;
 use count_server::ServerConfig;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};

@@ -129,9 +129,14 @@ async fn a_missing_or_mismatched_file_stops_the_server_naming_it() {
         let (_, counter) = memory();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let config = ServerConfig::new().with_tls(files);
-        count_server::serve_counter(config, counter, listener, async {})
-            .await
-            .unwrap_err()
+        count_server::serve(
+            config,
+            count::Opened::custom(counter, "a test's counter"),
+            listener,
+            async {},
+        )
+        .await
+        .unwrap_err()
     };
     let error = start(TlsFiles::new(
         "/nonexistent/count.pem",

@@ -187,7 +187,10 @@ async fn record_and_flush_until_killed(counter: SqliteCounter) {
     for round in 1.. {
         let path = round_path(round);
         for _ in 0..ROUND {
-            queue.record_wait(Method::Get, path).await.unwrap();
+            queue
+                .record_wait((Method::Get, path), count_core::jiff::Timestamp::now())
+                .await
+                .unwrap();
         }
         queue.flush().await.unwrap();
         println!("child: flushed round {round}");

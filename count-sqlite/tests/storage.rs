@@ -259,10 +259,7 @@ async fn concurrent_queues_and_rollups_are_exact() {
                 .unwrap();
             for i in 0..5_000u64 {
                 let key = keys[((i + q) % 20) as usize];
-                queue
-                    .record_key_at_wait(key, stamp(i % 1440))
-                    .await
-                    .unwrap();
+                queue.record_wait(key, stamp(i % 1440)).await.unwrap();
                 if i % 1000 == 0 {
                     tokio::task::yield_now().await;
                 }

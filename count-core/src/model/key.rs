@@ -77,6 +77,13 @@ impl CountKey {
     }
 }
 
+impl From<(Method, Path)> for CountKey {
+    /// The endpoint `method path`, without subject or status.
+    fn from((method, path): (Method, Path)) -> CountKey {
+        CountKey::of(method, path, None, None)
+    }
+}
+
 impl From<Endpoint> for CountKey {
     fn from(endpoint: Endpoint) -> CountKey {
         CountKey::new(endpoint)

@@ -180,10 +180,11 @@ impl CountQueue {
         self.push(Event::new(method, path, None, None, clock::now_second()))
     }
 
-    /// Counts one request with `key` (endpoint, and optionally subject and status),
-    /// now. As cheap as [`record`](CountQueue::record). A status of the wrong kind for
-    /// the method (a gRPC code on an HTTP method, or the reverse) is not kept: the
-    /// request is counted without it, and in [`Stats::statuses_dropped`].
+    /// Counts one request with `key` (an endpoint, `(method, path)`, or a
+    /// [`CountKey`] with a subject and status), now. As cheap as
+    /// [`record`](CountQueue::record). A status of the wrong kind for the method (a
+    /// gRPC code on an HTTP method, or the reverse) is not kept: the request is counted
+    /// without it, and in [`Stats::statuses_dropped`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -199,54 +200,36 @@ impl CountQueue {
     /// # }
     /// ```
     #[inline]
-    pub fn record_key(&self, key: CountKey) -> Recorded {
-        self.push(Event::of(key, clock::now_second()))
+    pub fn record_key(&self, key: impl Into<CountKey>) -> Recorded {
+        self.push(Event::of(key.into(), clock::now_second()))
     }
 
-    /// Counts one request made at `at` (the caller's clock). Like
-    /// [`record`](CountQueue::record).
+    /// Counts one request with `key` made at `at` (the caller's clock), as
+    /// [`record_key`](CountQueue::record_key).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidInput`] for a timestamp outside years 1 to 9999.
     #[inline]
-    pub fn record_at(&self, method: Method, path: Path, at: Timestamp) -> Result<Recorded> {
-        self.record_key_at(CountKey::of(method, path, None, None), at)
-    }
-
-    /// Counts one request with `key` made at `at`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidInput`] for a timestamp outside years 1 to 9999.
-    #[inline]
-    pub fn record_key_at(&self, key: CountKey, at: Timestamp) -> Result<Recorded> {
+    pub fn record_at(&self, key: impl Into<CountKey>, at: Timestamp) -> Result<Recorded> {
         let at = check_timestamp(at)?;
-        Ok(self.push(Event::of(key, floor_second(at))))
+        Ok(self.push(Event::of(key.into(), floor_second(at))))
     }
 
-    /// Counts one request now, waiting for room if the queue is full instead of
-    /// dropping it: backpressure for a caller that can slow its own clients down.
+    /// Counts one request with `key` made at `at`, waiting for room if the queue is
+    /// full instead of dropping it: backpressure for a caller that can slow its own
+    /// clients down (`Timestamp::now()` for a request made now).
     ///
     /// Cancel-safe: dropping the future before it completes records nothing.
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] once the queue is shut down.
-    pub async fn record_wait(&self, method: Method, path: Path) -> Result<()> {
-        self.push_wait(Event::new(method, path, None, None, clock::now_second()))
-            .await
-    }
-
-    /// [`record_wait`](CountQueue::record_wait) with the caller's `key` and timestamp.
-    ///
-    /// # Errors
-    ///
     /// [`Error::InvalidInput`] for a timestamp outside years 1 to 9999;
     /// [`Error::Closed`] once the queue is shut down.
-    pub async fn record_key_at_wait(&self, key: CountKey, at: Timestamp) -> Result<()> {
+    pub async fn record_wait(&self, key: impl Into<CountKey>, at: Timestamp) -> Result<()> {
         let at = check_timestamp(at)?;
-        self.push_wait(Event::of(key, floor_second(at))).await
+        self.push_wait(Event::of(key.into(), floor_second(at)))
+            .await
     }
 
     /// Writes everything recorded before this call, and returns once it is written.

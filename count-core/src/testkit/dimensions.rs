@@ -387,12 +387,12 @@ pub async fn overflow_subjects_through_a_queue(counter: Arc<dyn Counter>) {
     for (subject, n) in [("one", 1), ("two", 2), ("three", 3), ("four", 4)] {
         for _ in 0..n {
             queue
-                .record_key_at(s.key(Post, "/o", Some(subject), Some(201)), at)
+                .record_at(s.key(Post, "/o", Some(subject), Some(201)), at)
                 .expect("a valid timestamp");
         }
     }
     queue
-        .record_key_at(s.key(Post, "/o", None, None), at)
+        .record_at(s.key(Post, "/o", None, None), at)
         .expect("a valid timestamp");
     queue.flush().await.expect("flushed");
     let stats = queue.stats();

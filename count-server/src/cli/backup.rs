@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::failure::Failure;
 use super::source::Database;
-use crate::backend::Migrations;
+use count::{Backend, Migrations};
 
 pub(super) const HELP: &str = concat!(
     "\
@@ -42,11 +42,11 @@ pub struct BackupArgs {
 
 pub(super) async fn run(args: BackupArgs) -> Result<(), Failure> {
     let opened = args.database.open(Migrations::ReadOnly).await?;
-    let Some(sqlite) = opened.sqlite() else {
+    let Backend::Sqlite(sqlite) = opened.backend() else {
         return Err(Failure::Usage(format!(
             "{} is not SQLite: count-server backup copies a SQLite database (back up \
              PostgreSQL or CockroachDB with their own tools: pg_dump, BACKUP)",
-            opened.description
+            opened.description()
         )));
     };
     let dest = &args.dest;
@@ -64,7 +64,7 @@ pub(super) async fn run(args: BackupArgs) -> Result<(), Failure> {
     }
     super::print(&format!(
         "{}: backed up into {}.\n",
-        opened.description,
+        opened.description(),
         dest.display()
     ))
 }

@@ -49,7 +49,7 @@ impl From<count_core::Error> for Failure {
     /// another refused value a usage error, a refused token [`Failure::Refused`],
     /// anything else a backend failure.
     fn from(error: count_core::Error) -> Failure {
-        if crate::backend::is_schema_not_current(&error) {
+        if count::is_schema_not_current(&error) {
             let message = error.to_string();
             // A schema newer than this build's cannot be migrated to it.
             return Failure::SchemaNotCurrent(if message.contains("newer version") {

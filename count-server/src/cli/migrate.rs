@@ -3,7 +3,7 @@
 
 use super::failure::Failure;
 use super::source::Database;
-use crate::backend::Migrations;
+use count::Migrations;
 
 pub(super) const HELP: &str = "\
 Examples:
@@ -38,7 +38,10 @@ pub(super) async fn run(args: MigrateArgs) -> Result<(), Failure> {
     // A check first, also without --check: it tells what the apply will add.
     let missing = match args.database.open(Migrations::ReadOnly).await {
         Ok(opened) => {
-            return super::print(&format!("{}: the schema is current.\n", opened.description));
+            return super::print(&format!(
+                "{}: the schema is current.\n",
+                opened.description()
+            ));
         }
         Err(Failure::SchemaNotCurrent(message)) if !args.check => {
             missing_part(&message).map(str::to_owned)
@@ -50,7 +53,7 @@ pub(super) async fn run(args: MigrateArgs) -> Result<(), Failure> {
     let applied = missing.map_or_else(String::new, |m| format!(" (before: {m})"));
     super::print(&format!(
         "{}: migrated; the schema is current{applied}.\n",
-        opened.description
+        opened.description()
     ))
 }
 

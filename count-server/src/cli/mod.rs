@@ -19,7 +19,7 @@ mod failure;
 mod migrate;
 mod rollup;
 mod source;
-mod table;
+pub(crate) mod table;
 mod totals;
 
 use std::process::ExitCode;
@@ -29,7 +29,7 @@ use failure::Failure;
 pub use migrate::MigrateArgs;
 pub use rollup::RollupArgs;
 pub use source::{Database, Source};
-pub use totals::{Format, RangeArgs, TotalsArgs};
+pub use totals::{RangeArgs, TotalsArgs};
 
 /// The exit codes, as the module's table lists them, for the commands' `--help`.
 macro_rules! exit_codes {

@@ -6,7 +6,7 @@ use count_core::backend::add_saturating;
 use super::failure::Failure;
 use super::source::Source;
 use super::table::thousands;
-use crate::backend::Migrations;
+use count::Migrations;
 
 pub(super) const HELP: &str = concat!(
     "\

@@ -9,7 +9,9 @@ use count_grpc::GrpcCounter;
 use tonic::transport::{Certificate, ClientTlsConfig};
 
 use super::failure::Failure;
-use crate::backend::{Backend, Location, Migrations, Opened, sqlite_url};
+use count::{Migrations, Opened};
+
+use crate::backend::{Backend, Location, sqlite_url};
 
 /// Where the counts are: `--server` (a running count-server), or a [`Database`].
 #[derive(Debug, Clone, clap::Args)]
@@ -63,7 +65,7 @@ impl Source {
     pub(crate) async fn open(&self, migrations: Migrations) -> Result<Arc<dyn Counter>, Failure> {
         match self.server.as_deref().filter(|url| !url.is_empty()) {
             Some(url) => Ok(Arc::new(self.connect(url).await?)),
-            None => Ok(self.database.open(migrations).await?.counter),
+            None => Ok(self.database.open(migrations).await?.counter()),
         }
     }
 

@@ -7,7 +7,9 @@ use count_core::{
 
 use super::failure::Failure;
 use super::source::Source;
-use crate::backend::Migrations;
+use count::Migrations;
+
+use crate::http::Format;
 
 pub(super) const HELP: &str = concat!(
     "\
@@ -96,19 +98,6 @@ pub struct RangeArgs {
     to: Option<Day>,
 }
 
-/// How `totals` prints its answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-#[non_exhaustive]
-pub enum Format {
-    /// Aligned columns with thousands separators and a total line, for people.
-    #[default]
-    Table,
-    /// CSV with a header line, as /api/v1/totals?format=csv answers.
-    Csv,
-    /// A JSON array of rows, as /api/v1/totals answers.
-    Json,
-}
-
 impl RangeArgs {
     /// The days asked for; today (UTC) when none was.
     fn range(&self) -> Result<DateRange, Failure> {
@@ -154,12 +143,7 @@ pub(super) async fn run(args: TotalsArgs) -> Result<(), Failure> {
     let query = args.query()?;
     let counter = args.source.open(Migrations::ReadOnly).await?;
     let rows = counter.totals(&query).await?;
-    let out = match args.format {
-        Format::Table => super::table::render(&query, &rows),
-        Format::Csv => crate::http::totals_csv(&query, &rows),
-        Format::Json => crate::http::totals_json(&query, &rows),
-    };
-    super::print(&out)
+    super::print(&args.format.render(&query, &rows))
 }
 
 fn parse_subject(text: &str) -> count_core::Result<String> {

@@ -1,5 +1,6 @@
-//! The two forms of a totals answer, JSON and CSV: one writer each, shared by
-//! `/api/v1/totals` and the operator commands so that both print the same bytes.
+//! The forms of a totals answer: JSON and CSV (one writer each, shared by
+//! `/api/v1/totals` and the operator commands so that both print the same bytes),
+//! and the operator commands' table.
 //!
 //! Each row holds only the grouped fields, in this order: `day` (`"2026-11-27"`),
 //! `method` and `path` (grouped by endpoint), `subject` (text; `null` / an empty CSV
@@ -8,6 +9,57 @@
 
 use count_core::{Dimension, GroupedTotal, TotalsQuery};
 use serde::ser::{Serialize, SerializeMap, Serializer};
+
+/// The form of a totals answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[non_exhaustive]
+pub(crate) enum Format {
+    /// Aligned columns with thousands separators and a total line, for people (the
+    /// operator commands' default; not served over HTTP).
+    Table,
+    /// RFC 4180 CSV with a header row.
+    Csv,
+    /// A JSON array of row objects (the HTTP API's default).
+    Json,
+}
+
+impl Format {
+    /// The form an `Accept` header asks for: CSV when it names `text/csv` before (or
+    /// without) `application/json`, else JSON.
+    pub(crate) fn from_accept(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Json;
+        };
+        let position = |media: &str| {
+            accept
+                .split(',')
+                .position(|item| item.trim().to_ascii_lowercase().starts_with(media))
+        };
+        match (position("text/csv"), position("application/json")) {
+            (Some(csv), Some(json)) if csv < json => Format::Csv,
+            (Some(_), None) => Format::Csv,
+            _ => Format::Json,
+        }
+    }
+
+    /// The answer's media type.
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            Format::Table => "text/plain; charset=utf-8",
+            Format::Csv => "text/csv; charset=utf-8; header=present",
+            Format::Json => "application/json",
+        }
+    }
+
+    /// The answer to `query` in this form.
+    pub(crate) fn render(self, query: &TotalsQuery, rows: &[GroupedTotal]) -> String {
+        match self {
+            Format::Table => crate::cli::table::render(query, rows),
+            Format::Csv => totals_csv(query, rows),
+            Format::Json => totals_json(query, rows),
+        }
+    }
+}
 
 /// The answer to `query` as JSON: a top-level array of row objects (`[]` when
 /// nothing was counted).

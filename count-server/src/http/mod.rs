@@ -23,10 +23,11 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use count_core::{Counter, GroupedTotal, TotalsQuery};
+use count_core::Counter;
 
+pub(crate) use format::Format;
 pub use format::{totals_csv, totals_json};
-pub use params::{Format, ParamError, TotalsParams};
+use params::TotalsParams;
 
 use crate::metrics::Metrics;
 use error::ApiError;
@@ -131,7 +132,7 @@ async fn totals(
     // A year of a thousand endpoints by day is hundreds of thousands of rows: write
     // big answers off the async workers.
     let body = if rows.len() > LARGE_ANSWER_ROWS {
-        match tokio::task::spawn_blocking(move || render(format, &query, &rows)).await {
+        match tokio::task::spawn_blocking(move || format.render(&query, &rows)).await {
             Ok(body) => body,
             Err(error) => {
                 tracing::error!(%error, "count-server: writing a totals answer failed");
@@ -139,21 +140,10 @@ async fn totals(
             }
         }
     } else {
-        render(format, &query, &rows)
+        format.render(&query, &rows)
     };
-    let content_type = match format {
-        Format::Csv => "text/csv; charset=utf-8; header=present",
-        Format::Json => "application/json",
-    };
-    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
 
 /// Rows past which an answer is written on a blocking thread.
 const LARGE_ANSWER_ROWS: usize = 10_000;
-
-fn render(format: Format, query: &TotalsQuery, rows: &[GroupedTotal]) -> String {
-    match format {
-        Format::Csv => totals_csv(query, rows),
-        Format::Json => totals_json(query, rows),
-    }
-}

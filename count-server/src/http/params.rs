@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+use super::Format;
 use count_core::{
     DateRange, Day, Dimension, Endpoint, Error, Method, Period, StatusFilter, Subject, TotalsQuery,
 };
@@ -20,54 +21,24 @@ const MAX_SHOWN_NAME: usize = 64;
 /// A totals request: what to sum and in which form to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct TotalsParams {
+pub(crate) struct TotalsParams {
     /// The range, grouping and filters.
-    pub query: TotalsQuery,
+    pub(crate) query: TotalsQuery,
     /// The form asked for with `format=`; `None`: decided by the `Accept` header.
-    pub format: Option<Format>,
-}
-
-/// The form of a totals answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Format {
-    /// A JSON array of row objects (the default).
-    Json,
-    /// RFC 4180 CSV with a header row.
-    Csv,
-}
-
-impl Format {
-    /// The form an `Accept` header asks for: CSV when it names `text/csv` before (or
-    /// without) `application/json`, else JSON.
-    pub fn from_accept(accept: Option<&str>) -> Format {
-        let Some(accept) = accept else {
-            return Format::Json;
-        };
-        let position = |media: &str| {
-            accept
-                .split(',')
-                .position(|item| item.trim().to_ascii_lowercase().starts_with(media))
-        };
-        match (position("text/csv"), position("application/json")) {
-            (Some(csv), Some(json)) if csv < json => Format::Csv,
-            (Some(_), None) => Format::Csv,
-            _ => Format::Json,
-        }
-    }
+    pub(crate) format: Option<Format>,
 }
 
 /// A refused parameter: which one, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct ParamError {
+pub(crate) struct ParamError {
     /// The parameter's name (as given, for an unknown one; shortened if long).
-    pub parameter: String,
+    pub(crate) parameter: String,
     /// What is wrong and what the rule is.
-    pub message: String,
+    pub(crate) message: String,
     /// True when the request was fine but the server cannot serve it now (a filter
     /// value it has no room left to look up): answer 503, not 400.
-    pub unavailable: bool,
+    pub(crate) unavailable: bool,
 }
 
 impl ParamError {
@@ -114,7 +85,7 @@ impl TotalsParams {
     ///
     /// A [`ParamError`] naming the first parameter that is unknown, given twice,
     /// missing, not decodable, or whose value breaks its rule.
-    pub fn parse(raw: &str) -> Result<TotalsParams, ParamError> {
+    pub(crate) fn parse(raw: &str) -> Result<TotalsParams, ParamError> {
         let mut given: [Option<String>; KNOWN.len()] = Default::default();
         for pair in raw.split('&').filter(|pair| !pair.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -241,6 +212,7 @@ fn parse_format(text: &str) -> Result<Format, ParamError> {
     match text {
         "json" => Ok(Format::Json),
         "csv" => Ok(Format::Csv),
+        // A table is for a terminal (the CLI's), not the API.
         other => Err(ParamError::new(
             "format",
             format!("invalid format {:?}: expected json or csv", shorten(other)),

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use count::Opened;
+use count::memory::MemoryCounter;
 use count_core::{
     Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Period, PeriodTotal,
     TotalsQuery,
@@ -18,9 +20,7 @@ use count_core::{
 use count_grpc::proto::count::v1 as pb;
 use count_grpc::proto::count::v1::count_service_client::CountServiceClient;
 use count_grpc::proto::google::r#type::Date;
-use count_memory::MemoryCounter;
 use count_server::ServerConfig;
-use count_server::backend::Opened;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -49,19 +49,14 @@ impl Running {
         Running::start_backend(config, opened).await
     }
 
-    /// Serves a backend [`count_server::backend::open`] opened.
+    /// Serves a backend [`count::open`] opened.
     pub async fn start_backend(config: ServerConfig, opened: Opened) -> Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(count_server::serve_backend(
-            config,
-            opened,
-            listener,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let task = tokio::spawn(count_server::serve(config, opened, listener, async move {
+            let _ = stopped.await;
+        }));
         Running {
             address,
             stop: Some(stop),

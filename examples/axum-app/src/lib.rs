@@ -16,8 +16,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use count_core::layer::CountLayer;
-use count_core::{
+use count::layer::CountLayer;
+use count::{
     CountQueue, Counter, CounterExt, DateRange, Day, Dimension, Error, Subject, TotalsQuery,
 };
 use serde_json::{Value, json};
@@ -32,11 +32,11 @@ impl ApiKeys {
     /// # Errors
     ///
     /// When an owner is not a valid subject (empty, too long, control characters).
-    pub fn new<'a>(keys: impl IntoIterator<Item = (&'a str, &'a str)>) -> count_core::Result<Self> {
+    pub fn new<'a>(keys: impl IntoIterator<Item = (&'a str, &'a str)>) -> count::Result<Self> {
         let keys = keys
             .into_iter()
             .map(|(key, owner)| Ok((key.to_owned(), Subject::new(owner)?)))
-            .collect::<count_core::Result<_>>()?;
+            .collect::<count::Result<_>>()?;
         Ok(ApiKeys(Arc::new(keys)))
     }
 

@@ -11,34 +11,27 @@
 //! `DB_URL` picks another place: `sqlite:path`, `postgresql://...`, or `memory:`.
 //! `COUNT_LISTEN` sets the address.
 
-use std::sync::Arc;
-
 use axum_app::ApiKeys;
-use count_core::{CountQueue, Counter};
+use count::CountQueue;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("DB_URL").unwrap_or_else(|_| "sqlite:count-axum-app.db".into());
-    // For SQLite, also the handle that empties its log at the end.
-    let mut sqlite = None;
-    let (counter, storage): (Arc<dyn Counter>, String) = if url == "memory:" {
-        let memory = count_memory::MemoryCounter::new();
-        (Arc::new(memory), "memory (lost on exit)".into())
-    } else if url.starts_with("sqlite:") {
-        let opened = count_sqlite::SqliteCounter::connect(&url).await?;
-        sqlite = Some(opened.clone());
-        (Arc::new(opened), url)
-    } else {
-        let pg = count_pg::PgCounter::connect(&url).await?;
-        (Arc::new(pg), "PostgreSQL".into())
-    };
+    let opened = count::open(&url).await?;
+    let counter = opened.counter();
     let queue = CountQueue::builder(counter.clone()).build()?;
     let keys = ApiKeys::new([("demo-key-acme", "acme"), ("demo-key-globex", "globex")])?;
     let listen = std::env::var("COUNT_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     eprintln!(
-        "listening on http://{}; counting into {storage}; API keys: demo-key-acme, demo-key-globex",
-        listener.local_addr()?
+        "listening on http://{}; counting into {}{}; API keys: demo-key-acme, demo-key-globex",
+        listener.local_addr()?,
+        opened.description(),
+        if opened.is_durable() {
+            ""
+        } else {
+            " (lost on exit)"
+        },
     );
     axum::serve(listener, axum_app::app(queue.clone(), counter, keys))
         .with_graceful_shutdown(async {
@@ -48,8 +41,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     queue.shutdown().await?;
     // Every count into the database file itself, out of its -wal: a copy of the file
     // then holds them all.
-    if let Some(sqlite) = sqlite {
-        sqlite.checkpoint().await?;
-    }
+    opened.stop().await;
     Ok(())
 }

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use axum_app::ApiKeys;
-use count_core::{CountQueue, Counter};
-use count_memory::MemoryCounter;
+use count::memory::MemoryCounter;
+use count::{CountQueue, Counter};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -41,7 +41,7 @@ async fn the_app_counts_its_requests_and_reports_them_live() {
 async fn the_app_counts_into_sqlite() {
     let dir = std::env::temp_dir().join(format!("axum-app-{}", std::process::id()));
     let url = format!("sqlite:{}", dir.join("count.db").display());
-    let counter = count_sqlite::SqliteCounter::connect(&url).await.unwrap();
+    let counter = count::sqlite::SqliteCounter::connect(&url).await.unwrap();
     the_app_counts_into(Arc::new(counter)).await;
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -52,7 +52,7 @@ async fn the_app_counts_into_postgresql() {
         return;
     };
     let url = cluster.fresh_database("axum_app");
-    the_app_counts_into(Arc::new(count_pg::PgCounter::connect(&url).await.unwrap())).await;
+    the_app_counts_into(Arc::new(count::pg::PgCounter::connect(&url).await.unwrap())).await;
 }
 
 async fn get_json(address: std::net::SocketAddr, path: &str, field: &str) -> Vec<Value> {

@@ -5,15 +5,13 @@
 //! picks another place: `sqlite:path/to/file.db`, `postgresql://user:pass@host/db`,
 //! or `memory:`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use count_core::jiff::{SignedDuration, Timestamp};
-use count_core::{
-    CountKey, CountQueue, Counter, DateRange, Day, Dimension, Method, Path, RollupScheduler,
-    Status, Subject, TotalsQuery,
+use count::jiff::{SignedDuration, Timestamp};
+use count::{
+    CountKey, CountQueue, DateRange, Day, Dimension, Method, Path, RollupScheduler, Status,
+    Subject, TotalsQuery,
 };
-use count_sqlite::SqliteCounter;
 
 /// Requests each run records: yesterday's, then today's.
 const YESTERDAY: u32 = 30_000;
@@ -27,23 +25,11 @@ async fn main() {
     }
 }
 
-/// The counter `url` names, and for SQLite the handle that empties its log at the end.
-async fn open(url: &str) -> count_core::Result<(Arc<dyn Counter>, Option<SqliteCounter>)> {
-    Ok(if url == "memory:" {
-        (Arc::new(count_memory::MemoryCounter::new()), None)
-    } else if url.starts_with("sqlite:") {
-        let sqlite = SqliteCounter::connect(url).await?;
-        (Arc::new(sqlite.clone()), Some(sqlite))
-    } else {
-        (Arc::new(count_pg::PgCounter::connect(url).await?), None)
-    })
-}
-
-async fn run() -> count_core::Result<()> {
+async fn run() -> count::Result<()> {
     let url = std::env::var("DB_URL").unwrap_or_else(|_| "sqlite:count-quickstart.db".into());
-    let shown = url.split('@').next_back().unwrap_or_default();
-    println!("counting into {shown}");
-    let (counter, sqlite) = open(&url).await?;
+    let opened = count::open(&url).await?;
+    println!("counting into {}", opened.description());
+    let counter = opened.counter();
     let queue = CountQueue::builder(counter.clone()).build()?;
 
     // Routes, callers and outcomes are checked and interned once; recording one is a
@@ -64,7 +50,7 @@ async fn run() -> count_core::Result<()> {
             (Method::Post, _) => Status::http(201),
             _ => Status::http(200),
         };
-        Ok::<_, count_core::Error>(CountKey::of(
+        Ok::<_, count::Error>(CountKey::of(
             method,
             path,
             Some(callers[(i % 3 % 2) as usize]),
@@ -77,7 +63,7 @@ async fn run() -> count_core::Result<()> {
     let yesterday = now - SignedDuration::from_hours(24);
     for i in 0..YESTERDAY {
         let at = yesterday + SignedDuration::from_secs(i64::from(i % 3600));
-        queue.record_key_at(key(i)?, at)?;
+        queue.record_at(key(i)?, at)?;
     }
     // ...and today's, stamped as it happens: no lock, no allocation, no blocking.
     for i in 0..TODAY {
@@ -146,8 +132,6 @@ async fn run() -> count_core::Result<()> {
     queue.shutdown().await?;
     // Every count into the database file itself, out of its -wal: a copy of the file
     // then holds them all.
-    match sqlite {
-        Some(sqlite) => sqlite.checkpoint().await,
-        None => Ok(()),
-    }
+    opened.stop().await;
+    Ok(())
 }
