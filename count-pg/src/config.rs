@@ -113,7 +113,7 @@ impl Target {
     }
 }
 
-/// `user@host:port/db`.
+/// `user@host:port/db` (no `user@` when the URL names none).
 fn describe(config: &tokio_postgres::Config) -> String {
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
@@ -121,11 +121,10 @@ fn describe(config: &tokio_postgres::Config) -> String {
         None => "?".into(),
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!(
-        "{}@{host}:{port}/{}",
-        config.get_user().unwrap_or("?"),
-        config.get_dbname().unwrap_or("?")
-    )
+    let user = config
+        .get_user()
+        .map_or(String::new(), |user| format!("{user}@"));
+    format!("{user}{host}:{port}/{}", config.get_dbname().unwrap_or("?"))
 }
 
 /// The URL with any password replaced by `***`.
@@ -152,27 +151,9 @@ pub(crate) fn redact(url: &str) -> String {
 }
 
 fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A schema name must be a plain identifier: it is spliced into SQL (always quoted,

@@ -62,6 +62,13 @@ impl PgCounter {
         }
     }
 
+    /// Raw counts moved per rollup transaction (the flavour's default, or the
+    /// builder's).
+    #[doc(hidden)]
+    pub fn rollup_chunk(&self) -> i64 {
+        self.inner.rollup_chunk
+    }
+
     /// The flavour the server turned out to be (`PostgreSQL`, `CockroachDB`).
     #[doc(hidden)]
     pub fn flavor(&self) -> &'static str {

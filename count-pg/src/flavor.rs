@@ -36,7 +36,16 @@ impl Flavor {
     pub const POSTGRES: Flavor = Flavor {
         name: "PostgreSQL",
         migrations: schema::POSTGRES,
-        fills: |_| Ok(&[]),
+        // CockroachDB speaks the protocol but needs its own DDL and retries.
+        fills: |version| match version.starts_with("CockroachDB") {
+            false => Ok(&[]),
+            true => Err(count_core::Error::invalid(
+                "server",
+                version,
+                "this is CockroachDB: use count_cockroach::CockroachCounter (count's \
+                 `cockroach` feature)",
+            )),
+        },
         report_prelude: None,
         rollup_chunk: 1_000_000,
     };

@@ -33,15 +33,23 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The kind required; `None` for [`Backend::Auto`].
+    pub const fn kind(self) -> Option<Kind> {
+        match self {
+            Backend::Auto => None,
+            Backend::Sqlite => Some(Kind::Sqlite),
+            Backend::Postgres => Some(Kind::Postgres),
+            Backend::Cockroach => Some(Kind::Cockroach),
+            Backend::Memory => Some(Kind::Memory),
+        }
+    }
+
     /// `auto`, `sqlite`, `postgres`, `cockroach`, `memory`: the value the
     /// `--backend` flag takes.
     pub const fn as_str(self) -> &'static str {
-        match self {
-            Backend::Auto => "auto",
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-            Backend::Cockroach => "cockroach",
-            Backend::Memory => "memory",
+        match self.kind() {
+            Some(kind) => kind.as_str(),
+            None => "auto",
         }
     }
 }
@@ -139,14 +147,10 @@ pub fn sqlite_url(path: &Path) -> Result<String> {
 /// As [`count::Options::open`].
 pub async fn open(url: &str, backend: Backend, migrations: Migrations) -> Result<Opened> {
     let options = count::Options::new().migrations(migrations);
-    let options = match backend {
-        Backend::Auto => options,
-        Backend::Sqlite => options.kind(Kind::Sqlite),
-        Backend::Postgres => options.kind(Kind::Postgres),
-        Backend::Cockroach => options.kind(Kind::Cockroach),
-        Backend::Memory => options.kind(Kind::Memory),
-    };
-    options.open(url).await
+    match backend.kind() {
+        Some(kind) => options.kind(kind).open(url).await,
+        None => options.open(url).await,
+    }
 }
 
 #[cfg(test)]

@@ -46,7 +46,8 @@ pub mod defaults {
 }
 
 /// Everything [`serve`](crate::serve) can be told. Start from [`ServerConfig::new`]
-/// (every default) and change what differs with the `with_` setters; each says its
+/// (every default) and change what differs with the `with_` setters; each names its
+/// flag, and the settings table in the [crate docs](crate) says what it does and its
 /// default.
 ///
 /// ```
@@ -114,130 +115,103 @@ impl ServerConfig {
         }
     }
 
-    /// The database URL (`sqlite:path`, `postgresql://...`, `memory:`; see
-    /// [`backend::open`]). Default none: a SQLite file at
-    /// [`with_db_path`](Self::with_db_path). An empty URL counts as none. Giving both
-    /// a URL and a path is refused at start (see [`Location::choose`]).
+    /// `--db-url`: see the settings table in the [crate docs](crate).
     pub fn with_db_url(mut self, url: impl Into<String>) -> Self {
         self.db_url = Some(url.into()).filter(|url| !url.is_empty());
         self
     }
 
-    /// The SQLite file counted into when no database URL is given. Default
-    /// [`backend::default_db_path`]. Giving both a URL and a path is refused at start.
+    /// `--db-path`: see the settings table in the [crate docs](crate).
     pub fn with_db_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.db_path = Some(path.into());
         self
     }
 
-    /// Which backend the URL is taken for. Default [`Backend::Auto`].
+    /// `--backend`: see the settings table in the [crate docs](crate).
     pub fn with_backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
         self
     }
 
-    /// Require `authorization: Bearer <token>` on every gRPC call and on `/api/*`,
-    /// `/metrics` and `/readyz` (the scheme's case does not matter). Default none (no
-    /// auth). An empty token is refused when the server starts: it would otherwise
-    /// turn auth off without a word (a secret that failed to render, say).
+    /// `--token`: see the settings table in the [crate docs](crate).
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
         self
     }
 
-    /// Whether finished days are rolled up in the background. Default true.
+    /// `--no-rollup (inverted)`: see the settings table in the [crate docs](crate).
     pub fn with_rollup(mut self, rollup: bool) -> Self {
         self.rollup = rollup;
         self
     }
 
-    /// The largest gRPC message accepted, in bytes (and sent, by the health and
-    /// reflection services). Default 4 MiB.
+    /// `--max-message-bytes`: see the settings table in the [crate docs](crate).
     pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes;
         self
     }
 
-    /// The largest answer of a count.v1 call, in bytes: a report of a day of 50,000
-    /// endpoints is over 4 MiB. Default 64 MiB.
+    /// `--max-response-bytes`: see the settings table in the [crate docs](crate).
     pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
         self
     }
 
-    /// Concurrent HTTP/2 streams (calls) per connection, at most
-    /// [`MAX_STREAMS_PER_CONNECTION`](crate::connection::MAX_STREAMS_PER_CONNECTION). Default 128.
+    /// `--max-streams-per-connection`: see the settings table in the [crate docs](crate).
     pub fn with_max_streams_per_connection(mut self, streams: u32) -> Self {
         self.max_streams_per_connection = streams;
         self
     }
 
-    /// count.v1 calls other than `Add`, and `/api/*` requests, in progress over all
-    /// connections; more wait for a free slot. Default 1024. Probes (`/healthz`,
-    /// `/readyz`, gRPC health), `/metrics`, the page and reflection are outside it.
+    /// `--max-concurrent-calls`: see the settings table in the [crate docs](crate).
     pub fn with_max_concurrent_calls(mut self, calls: usize) -> Self {
         self.max_concurrent_calls = calls;
         self
     }
 
-    /// `Add` streams open at once over all connections; one more is refused
-    /// RESOURCE_EXHAUSTED (waiting could be for ever: a client may hold its stream
-    /// for its whole life). Default 1024.
+    /// `--max-add-streams`: see the settings table in the [crate docs](crate).
     pub fn with_max_add_streams(mut self, streams: usize) -> Self {
         self.max_add_streams = streams;
         self
     }
 
-    /// Connections open at once; more wait in the listen backlog until one closes.
-    /// Default 4096.
+    /// `--max-connections`: see the settings table in the [crate docs](crate).
     pub fn with_max_connections(mut self, connections: usize) -> Self {
         self.max_connections = connections;
         self
     }
 
-    /// How long a new connection may take to send its first request (TLS handshake
-    /// included; for HTTP/2 the preface and a request's headers), and an HTTP/1.1
-    /// connection each request's head, idle time between requests included: a
-    /// connection that sends nothing useful is closed after it. Default 10 s.
+    /// `--header-read-timeout`: see the settings table in the [crate docs](crate).
     pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
         self
     }
 
-    /// How long a call other than an `Add` stream (a unary count.v1 call, an
-    /// `/api/*` request) may go without sending any of its request body: before the
-    /// first part, and between parts. Its body is read whole before it takes one of
-    /// `--max-concurrent-calls` slots, and a call whose body stops coming is ended
-    /// (`DEADLINE_EXCEEDED`, HTTP 408). Default 10 s.
+    /// `--request-read-timeout`: see the settings table in the [crate docs](crate).
     pub fn with_request_read_timeout(mut self, timeout: Duration) -> Self {
         self.request_read_timeout = timeout;
         self
     }
 
-    /// How long every write may fail, none succeeding, before the server says it is
-    /// not ready (`/readyz` 503 with the reason, gRPC health NOT_SERVING): a backend
-    /// can answer its health check while a full disk or a corrupted file fails every
-    /// write. Ready again at the next write that succeeds, or once no write has
-    /// failed for as long. Default 10 s.
+    /// `--unready-after-failing-writes`: see the settings table in the [crate docs](crate).
     pub fn with_unready_after_failing_writes(mut self, after: Duration) -> Self {
         self.unready_after_failing_writes = after;
         self
     }
 
-    /// Serve TLS (HTTP/2 and HTTP/1.1) with these files. Default none: plaintext.
+    /// `--tls-cert and --tls-key`: see the settings table in the [crate docs](crate).
     pub fn with_tls(mut self, files: TlsFiles) -> Self {
         self.tls = Some(files);
         self
     }
 
-    /// After the stop signal, how long calls in progress may still take before the
-    /// server stops anyway. Default 20 s.
+    /// `--shutdown-grace`: see the settings table in the [crate docs](crate).
     pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
         self
     }
 
-    /// The deadline of an `Add` call whose client sets none. Default 30 s.
+    /// `--add-timeout`: see the settings table in the [crate docs](crate).
     pub fn with_add_timeout(mut self, timeout: Duration) -> Self {
         self.add_timeout = timeout;
         self
@@ -290,8 +264,9 @@ impl ServerConfig {
     ///
     /// # Errors
     ///
-    /// As [`check`](Self::check) and [`database_url`](Self::database_url); a TLS
-    /// file that cannot be read; the backend's error when it cannot be opened.
+    /// A setting that cannot work (as [`serve`](crate::serve) says), as
+    /// [`database_url`](Self::database_url), a TLS file that cannot be read; the
+    /// backend's error when it cannot be opened.
     pub async fn open(&self) -> count_core::Result<Opened> {
         self.check()?;
         if let Some(files) = &self.tls {

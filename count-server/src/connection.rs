@@ -13,7 +13,7 @@
 //!   long.
 //! - **Errors seen.** A connection that ends in error (a GOAWAY sent or received, a
 //!   protocol error) is counted, and logged at warn at most once every
-//!   [`WARN_EVERY`] (else at debug: anyone who reaches the port can make such
+//!   [`WARN_EVERY`](crate::incoming::WARN_EVERY) (else at debug: anyone who reaches the port can make such
 //!   errors); a client that simply went away is not an error.
 //! - **A grace period that always ends.** The timer runs in the server's own task,
 //!   not in a future that a library may drop.
@@ -44,8 +44,8 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -59,7 +59,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::ServerConfig;
-use crate::incoming::Accepted;
+use crate::incoming::{Accepted, RateLimit};
 
 /// Each HTTP/2 stream's receive window, in bytes (HTTP/2's default).
 pub(crate) const STREAM_WINDOW: u32 = 65_535;
@@ -126,23 +126,8 @@ pub(crate) struct ConnectionFigures {
     open: AtomicU64,
     timed_out: AtomicU64,
     failed: AtomicU64,
-    /// When a failed connection was last logged at warn, in milliseconds since the
-    /// figures were made (plus one; 0: never).
-    last_warned: AtomicU64,
-    made: Epoch,
-}
-
-/// At most one warn line about failed connections this often.
-pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
-
-/// The moment the figures were made.
-#[derive(Debug)]
-struct Epoch(Instant);
-
-impl Default for Epoch {
-    fn default() -> Self {
-        Epoch(Instant::now())
-    }
+    /// Failed connections are logged at warn once per [`WARN_EVERY`](crate::incoming::WARN_EVERY).
+    warnings: Mutex<RateLimit>,
 }
 
 impl ConnectionFigures {
@@ -162,15 +147,10 @@ impl ConnectionFigures {
     }
 
     /// Whether a failed connection may be logged at warn now (one line per
-    /// [`WARN_EVERY`]).
+    /// [`WARN_EVERY`](crate::incoming::WARN_EVERY)).
     fn may_warn(&self) -> bool {
-        let now = self.made.0.elapsed().as_millis() as u64 + 1;
-        let last = self.last_warned.load(Relaxed);
-        (last == 0 || now.saturating_sub(last) >= WARN_EVERY.as_millis() as u64)
-            && self
-                .last_warned
-                .compare_exchange(last, now, Relaxed, Relaxed)
-                .is_ok()
+        let mut warnings = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        warnings.allow(Instant::now()).is_some()
     }
 }
 

@@ -167,7 +167,9 @@ pub async fn serve(
     if let Some(task) = rollup_task {
         task.stop().await;
     }
-    opened.stop().await;
+    if let Err(e) = opened.stop().await {
+        tracing::warn!(error = %e, "count-server: stopping: the SQLite log was not emptied");
+    }
     tracing::info!(stats = ?handler.stats(), "count-server: stopped");
     Ok(())
 }

@@ -24,11 +24,21 @@ async fn postgresql_urls_open_postgresql_or_cockroachdb() {
         .await
         .unwrap();
     assert_eq!(auto_pg.kind(), Kind::Postgres);
+    // The URL holds the cluster's password; the description never does.
+    let password = postgres.split_once("://postgres:").unwrap().1;
+    let password = password.split('@').next().unwrap();
     assert!(
-        auto_pg.description().starts_with("PostgreSQL at "),
+        auto_pg.description().starts_with("PostgreSQL at postgres@")
+            && !auto_pg.description().contains(password),
         "{}",
         auto_pg.description()
     );
+    // Each flavour's rollup chunk: PostgreSQL's million, CockroachDB's 10,000 (below
+    // its transaction size limits), unless the builder names one.
+    let count::Backend::Postgres(pg) = auto_pg.backend() else {
+        panic!("not PostgreSQL");
+    };
+    assert_eq!(pg.rollup_chunk(), 1_000_000);
     let auto_crdb = backend::open(&cockroach.url(), Backend::Auto, Migrations::Apply)
         .await
         .unwrap();
@@ -38,6 +48,19 @@ async fn postgresql_urls_open_postgresql_or_cockroachdb() {
         panic!("not CockroachDB");
     };
     assert_eq!(crdb.retries().restarts, 0);
+    assert_eq!(crdb.pg().rollup_chunk(), 10_000);
+    let chosen = count::cockroach::CockroachCounter::builder(&cockroach.url())
+        .pg(|pg| pg.rollup_chunk(500))
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(chosen.pg().rollup_chunk(), 500);
+    // PostgreSQL's counter refuses CockroachDB by name.
+    let refused = count::pg::PgCounter::connect(&cockroach.url())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("CockroachCounter"), "{refused}");
     auto_crdb.counter().health().await.unwrap();
     let server = Running::start_backend(ServerConfig::new(), auto_crdb).await;
     let metrics = server.get("/metrics", &[]).await.body;

@@ -918,7 +918,7 @@ async fn totals_read_a_sqlite_file_the_user_may_not_write() {
         .await
         .unwrap();
     send(opened.counter().as_ref(), &counts).await;
-    opened.stop().await;
+    opened.stop().await.unwrap();
     // Root's, as a server running as root leaves them: the directory 0755, the files
     // 0644.
     use std::os::unix::fs::PermissionsExt;

@@ -231,7 +231,7 @@ async fn limits_that_would_stop_every_call_are_refused_at_start() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let error = count_server::serve(
             config,
-            count::Opened::custom(counter, "a test's counter"),
+            count::Opened::custom(counter, "a test's counter", true),
             listener,
             async {},
         )

@@ -131,7 +131,7 @@ async fn a_missing_or_mismatched_file_stops_the_server_naming_it() {
         let config = ServerConfig::new().with_tls(files);
         count_server::serve(
             config,
-            count::Opened::custom(counter, "a test's counter"),
+            count::Opened::custom(counter, "a test's counter", true),
             listener,
             async {},
         )

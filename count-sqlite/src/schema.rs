@@ -308,28 +308,4 @@ mod tests {
         let err = check(&conn, MIGRATIONS, "t.db").unwrap_err().to_string();
         assert!(err.contains("newer version of count"), "{err}");
     }
-
-    #[test]
-    fn another_applications_database_is_refused_and_left_alone() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
-            .unwrap();
-        let err = migrate(&mut conn, MIGRATIONS, "app.db")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("\"app.db\"")
-                && err.contains("another application")
-                && err.contains("invoices"),
-            "{err}"
-        );
-        let tables: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(tables, 1);
-    }
 }

@@ -126,11 +126,6 @@ impl CockroachEmulation {
         )
     }
 
-    /// The URL of the database itself, bypassing the proxy.
-    pub fn direct_url(&self) -> String {
-        self.cluster.url_of(&self.database)
-    }
-
     /// The proxy, to break COMMITs.
     pub fn proxy(&self) -> &WireProxy {
         &self.proxy

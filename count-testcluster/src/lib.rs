@@ -233,19 +233,7 @@ impl TestCluster {
 
     /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`).
     pub fn stop_immediate(&self) -> Result<(), String> {
-        let s = self.started()?;
-        s.run_pg(
-            "pg_ctl",
-            &[
-                "-D",
-                path_str(&s.data_dir()),
-                "-m",
-                "immediate",
-                "-w",
-                "stop",
-            ],
-        )
-        .map(drop)
+        self.started()?.stop_immediate()
     }
 
     /// Kills the server with SIGKILL, as a crash or the kernel's OOM killer would:
@@ -375,7 +363,6 @@ impl Started {
         );
         let log = self.dir.join("postgres.log");
         let data = self.data_dir();
-        let started = Instant::now();
         self.run_pg(
             "pg_ctl",
             &[
@@ -395,8 +382,17 @@ impl Started {
             let log = std::fs::read_to_string(&log).unwrap_or_default();
             format!("{e}\npostgres.log:\n{log}")
         })?;
-        let _ = started;
         Ok(())
+    }
+
+    /// `pg_ctl stop -m immediate`, as a crash would stop it.
+    fn stop_immediate(&self) -> Result<(), String> {
+        let data = self.data_dir();
+        self.run_pg(
+            "pg_ctl",
+            &["-D", path_str(&data), "-m", "immediate", "-w", "stop"],
+        )
+        .map(drop)
     }
 
     fn run_pg(&self, program: &str, args: &[&str]) -> Result<Output, String> {
@@ -416,11 +412,7 @@ impl Started {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         if let Kind::Started(s) = &self.kind {
-            let data = s.data_dir();
-            let _ = s.run_pg(
-                "pg_ctl",
-                &["-D", path_str(&data), "-m", "immediate", "-w", "stop"],
-            );
+            let _ = s.stop_immediate();
             let _ = std::fs::remove_dir_all(&s.dir);
         }
     }
@@ -450,11 +442,7 @@ fn remove_orphans(bin: &Path, run_as_postgres: bool) {
             port: 0,
             run_as_postgres,
         };
-        let data = orphan.data_dir();
-        let _ = orphan.run_pg(
-            "pg_ctl",
-            &["-D", path_str(&data), "-m", "immediate", "-w", "stop"],
-        );
+        let _ = orphan.stop_immediate();
         let _ = std::fs::remove_dir_all(&orphan.dir);
     }
 }

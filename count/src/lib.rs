@@ -1,29 +1,4 @@
-//! count: count API requests per endpoint — and per customer and outcome — durably,
-//! without slowing the service that counts.
-//!
-//! One dependency: this crate re-exports [count-core](count_core)'s model, queue,
-//! rollups and (feature `tower`) [`layer::CountLayer`], and opens any backend from a
-//! URL with [`open`]. Each backend is a feature, re-exported as a module:
-//!
-//! | feature | URL | module |
-//! |---|---|---|
-//! | always | `memory:` | [`memory`] |
-//! | `sqlite` (default) | `sqlite:count.db`, `sqlite:///abs/count.db`, `sqlite::memory:` | `sqlite` |
-//! | `postgres` | `postgresql://user:pw@host/db?sslmode=verify-full` | `pg` |
-//! | `cockroach` | the same URLs, told apart by the server's `version()` | `cockroach` |
-//! | `grpc` | `grpc://host:7777`, `https://count.example` (a count-server) | `grpc` |
-//!
-//! ```no_run
-//! # async fn run() -> count::Result<()> {
-//! use count::{CountQueue, Method, Path};
-//!
-//! let opened = count::open("sqlite:count.db").await?;
-//! let queue = CountQueue::builder(opened.counter()).build()?;
-//! queue.record(Method::Get, Path::new("/users/{id}")?);
-//! queue.shutdown().await?;
-//! opened.stop().await;
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod open;

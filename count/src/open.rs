@@ -25,7 +25,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// `memory`, `sqlite`, `postgres`, `cockroach`, `grpc`.
+    /// `memory`, `sqlite`, `postgres`, `cockroach`, `grpc`, `custom`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Kind::Memory => "memory",
@@ -81,8 +81,11 @@ pub enum Backend {
     /// A remote count-server.
     #[cfg(feature = "grpc")]
     Grpc(count_grpc::GrpcCounter),
-    /// A counter the caller made ([`Opened::custom`]).
-    Custom,
+    /// A counter the caller made ([`Opened::custom`]), durable or not.
+    Custom {
+        /// Whether its counts outlive the process.
+        durable: bool,
+    },
 }
 
 /// A counter [`open`] made, with what its owner needs to know about it.
@@ -118,7 +121,7 @@ impl Opened {
             Backend::Cockroach(_) => Kind::Cockroach,
             #[cfg(feature = "grpc")]
             Backend::Grpc(_) => Kind::Grpc,
-            Backend::Custom => Kind::Custom,
+            Backend::Custom { .. } => Kind::Custom,
         }
     }
 
@@ -133,6 +136,7 @@ impl Opened {
     pub fn is_durable(&self) -> bool {
         match &self.backend {
             Backend::Memory(_) => false,
+            Backend::Custom { durable } => *durable,
             #[cfg(feature = "sqlite")]
             Backend::Sqlite(sqlite) => sqlite.path().is_some(),
             #[allow(unreachable_patterns)]
@@ -142,22 +146,29 @@ impl Opened {
 
     /// What a clean stop does after the last write: a SQLite file's write-ahead log
     /// is checkpointed into it, so the file alone holds every count. Nothing for the
-    /// other backends; a failure is logged (the counts stay in the log).
-    pub async fn stop(&self) {
-        #[cfg(feature = "sqlite")]
-        if let Backend::Sqlite(sqlite) = &self.backend
-            && let Err(e) = sqlite.checkpoint().await
-        {
-            tracing::warn!(error = %e, "count: stopping: the SQLite log was not emptied");
+    /// other backends.
+    ///
+    /// # Errors
+    ///
+    /// The checkpoint's: nothing is lost, the counts stay in the log.
+    pub async fn stop(&self) -> Result<()> {
+        match &self.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(sqlite) => sqlite.checkpoint().await,
+            _ => Ok(()),
         }
     }
 
     /// A counter made by the caller (a test's, a wrapper's), described as
-    /// `description`; it is taken for durable.
-    pub fn custom(counter: Arc<dyn Counter>, description: impl Into<String>) -> Opened {
+    /// `description`; `durable`: whether its counts outlive the process.
+    pub fn custom(
+        counter: Arc<dyn Counter>,
+        description: impl Into<String>,
+        durable: bool,
+    ) -> Opened {
         Opened {
             counter,
-            backend: Backend::Custom,
+            backend: Backend::Custom { durable },
             description: description.into(),
         }
     }
@@ -319,12 +330,20 @@ impl Options {
 
 #[cfg(feature = "grpc")]
 async fn grpc(url: &str) -> Result<Opened> {
-    let endpoint = match url.strip_prefix("grpc://") {
-        Some(rest) => format!("http://{rest}"),
-        None => url.to_owned(),
-    };
-    let grpc = count_grpc::GrpcCounter::connect(&endpoint).await?;
-    let description = format!("count-server at {}", host_of(url));
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = host_of(url);
+    if rest != host && rest != format!("{host}/") {
+        // Only the host: a user, password, path or query would be ignored, or shown.
+        return Err(Error::invalid(
+            "database URL",
+            format!("{scheme}://{host}/..."),
+            "a count-server's URL is grpc://host:port (or http://, https://) and nothing \
+             else; a token is given with count::grpc::GrpcCounter::builder(url).token(..)",
+        ));
+    }
+    let scheme = if scheme == "grpc" { "http" } else { scheme };
+    let grpc = count_grpc::GrpcCounter::connect(&format!("{scheme}://{host}")).await?;
+    let description = format!("count-server at {host}");
     Ok(Opened::new(
         Arc::new(grpc.clone()),
         Backend::Grpc(grpc),
@@ -382,19 +401,31 @@ enum Scheme {
 
 impl Scheme {
     fn of(url: &str) -> Result<Scheme> {
-        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        let (scheme, rest) = url.split_once(':').unwrap_or(("", url));
+        let authority = rest.starts_with("//");
         match scheme {
-            "memory" if url == "memory:" => Ok(Scheme::Memory),
+            "memory" if rest.is_empty() => Ok(Scheme::Memory),
             "sqlite" => Ok(Scheme::Sqlite),
-            "postgresql" | "postgres" if url.contains("://") => Ok(Scheme::Postgres),
-            "grpc" | "http" | "https" if url.contains("://") => Ok(Scheme::Grpc),
-            // Only the scheme is shown: the rest may hold a password.
-            _ => Err(Error::invalid(
-                "database URL",
-                format!("{scheme}:..."),
-                "expected sqlite:<path>, postgresql://..., postgres://..., memory:, \
-                 grpc://host:port, http://... or https://...",
-            )),
+            "postgresql" | "postgres" if authority => Ok(Scheme::Postgres),
+            "grpc" | "http" | "https" if authority => Ok(Scheme::Grpc),
+            _ => {
+                // Only a scheme is shown, never the rest: it may hold a password.
+                let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+                let shown = if is_scheme {
+                    format!("{scheme}:...")
+                } else {
+                    "(not a URL)".to_owned()
+                };
+                Err(Error::invalid(
+                    "database URL",
+                    shown,
+                    "expected sqlite:<path>, postgresql://..., postgres://..., memory:, \
+                     grpc://host:port, http://... or https://...",
+                ))
+            }
         }
     }
 
@@ -433,9 +464,16 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("hunter2"), "{err}");
-        for bad in ["", "memory:x", "postgres:h", "count.db"] {
+        for bad in ["", "memory:x", "postgres:h", "postgres:h/x://y", "count.db"] {
             assert!(Scheme::of(bad).is_err(), "{bad}");
         }
+        let keywords = Scheme::of("host=db password=s3cr3t:x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            keywords.contains("(not a URL)") && !keywords.contains("s3cr3t"),
+            "{keywords}"
+        );
     }
 
     #[tokio::test]
@@ -475,15 +513,22 @@ mod tests {
             opened.description(),
             format!("SQLite file {}", file.display())
         );
-        opened.stop().await;
+        opened.stop().await.unwrap();
         let in_memory = open("sqlite::memory:").await.unwrap();
         assert!(!in_memory.is_durable());
     }
 
     #[cfg(feature = "grpc")]
-    #[test]
-    fn a_servers_description_names_its_host_only() {
+    #[tokio::test]
+    async fn a_servers_url_is_its_host_and_nothing_else() {
         assert_eq!(host_of("grpc://tok@h.internal:7777/x"), "h.internal:7777");
         assert_eq!(host_of("https://count.example"), "count.example");
+        for url in ["grpc://u:hunter2@h:7777", "https://h/api", "http://h:1?x=1"] {
+            let err = open(url).await.unwrap_err().to_string();
+            assert!(
+                err.contains("grpc://host:port") && !err.contains("hunter2"),
+                "{err}"
+            );
+        }
     }
 }

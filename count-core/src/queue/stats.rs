@@ -74,7 +74,7 @@ impl Stats {
 
 /// The live counters behind [`Stats`]. `record` touches only the drop counters, and
 /// only when it drops; everything else is the flusher's, once per drain or write.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct StatsCells {
     pub(crate) drained: AtomicU64,
     pub(crate) dropped_full: AtomicU64,
@@ -92,33 +92,9 @@ pub(crate) struct StatsCells {
     pub(crate) batches_written: AtomicU64,
     pub(crate) write_failures: AtomicU64,
     pub(crate) write_panics: AtomicU64,
-    /// Unix milliseconds of the last write; `i64::MIN`: none yet.
+    /// Unix milliseconds of the last write (the clock's now); 0: none yet.
     pub(crate) last_write_ms: AtomicI64,
     pub(crate) last_error: Mutex<Option<Error>>,
-}
-
-impl Default for StatsCells {
-    fn default() -> Self {
-        StatsCells {
-            drained: AtomicU64::new(0),
-            dropped_full: AtomicU64::new(0),
-            dropped_closed: AtomicU64::new(0),
-            overflowed: AtomicU64::new(0),
-            overflowed_subjects: AtomicU64::new(0),
-            statuses_dropped: AtomicU64::new(0),
-            coarsened: AtomicU64::new(0),
-            lost: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            in_doubt: AtomicU64::new(0),
-            aggregated: AtomicU64::new(0),
-            written: AtomicU64::new(0),
-            batches_written: AtomicU64::new(0),
-            write_failures: AtomicU64::new(0),
-            write_panics: AtomicU64::new(0),
-            last_write_ms: AtomicI64::new(i64::MIN),
-            last_error: Mutex::new(None),
-        }
-    }
 }
 
 impl StatsCells {
@@ -141,7 +117,7 @@ impl StatsCells {
             write_failures: self.write_failures.load(Relaxed),
             write_panics: self.write_panics.load(Relaxed),
             last_write: match self.last_write_ms.load(Relaxed) {
-                i64::MIN => None,
+                0 => None,
                 ms => Timestamp::from_millisecond(ms).ok(),
             },
             last_error: self

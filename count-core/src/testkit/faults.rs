@@ -77,11 +77,6 @@ impl<C: Counter> FlakyCounter<C> {
         self.failures.load(Ordering::Relaxed)
     }
 
-    /// The wrapped counter.
-    pub fn inner(&self) -> &C {
-        &self.inner
-    }
-
     fn next_fault(&self) -> Fault {
         if let Some(fault) = self.plan.lock().unwrap().pop_front() {
             return fault;

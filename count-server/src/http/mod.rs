@@ -8,7 +8,7 @@
 //! | `GET /healthz` | no | 200 `ok` while the process serves (no backend call) |
 //! | `GET /readyz` | yes | 200 when the backend answers its health check in time and writes are not failing (see `health.rs`), else 503 with the kind of failure (and, for failing writes, the reason) |
 //! | `GET /metrics` | yes | the server's figures, Prometheus text format 0.0.4 |
-//! | `GET /api/v1/totals` | yes | totals as JSON or CSV; see [`TotalsParams::parse`] |
+//! | `GET /api/v1/totals` | yes | totals as JSON or CSV (the parameters in the crate docs) |
 
 pub(crate) mod error;
 mod format;

@@ -45,7 +45,7 @@ pub struct Running {
 impl Running {
     /// Serves `counter` with `config` on a free loopback port.
     pub async fn start(config: ServerConfig, counter: Arc<dyn Counter>) -> Running {
-        let opened = Opened::custom(counter, "a test's counter");
+        let opened = Opened::custom(counter, "a test's counter", true);
         Running::start_backend(config, opened).await
     }
 

@@ -41,6 +41,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     queue.shutdown().await?;
     // Every count into the database file itself, out of its -wal: a copy of the file
     // then holds them all.
-    opened.stop().await;
+    opened.stop().await?;
     Ok(())
 }

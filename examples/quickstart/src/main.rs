@@ -132,6 +132,6 @@ async fn run() -> count::Result<()> {
     queue.shutdown().await?;
     // Every count into the database file itself, out of its -wal: a copy of the file
     // then holds them all.
-    opened.stop().await;
+    opened.stop().await?;
     Ok(())
 }
