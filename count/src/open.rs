@@ -193,10 +193,15 @@ pub async fn open(url: &str) -> Result<Opened> {
 }
 
 /// How [`Options::open`] opens a URL.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     migrations: Migrations,
     kind: Option<Kind>,
+    /// A count-server's bearer token, and the PEM roots its TLS is checked against.
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    token: Option<String>,
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    ca_pem: Option<Vec<u8>>,
 }
 
 impl Options {
@@ -216,6 +221,19 @@ impl Options {
     /// the server which). Default: whatever the URL is.
     pub fn kind(mut self, kind: Kind) -> Options {
         self.kind = Some(kind);
+        self
+    }
+
+    /// For a count-server: the token sent as `authorization: Bearer <token>`.
+    pub fn token(mut self, token: impl Into<String>) -> Options {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// For a count-server over `https://`: trust these PEM roots besides the
+    /// system's.
+    pub fn ca_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Options {
+        self.ca_pem = Some(pem.into());
         self
     }
 
@@ -250,7 +268,7 @@ impl Options {
             (Scheme::Postgres, None | Some(Kind::Postgres | Kind::Cockroach)) => {
                 self.postgres(url).await
             }
-            (Scheme::Grpc, None | Some(Kind::Grpc)) => grpc(url).await,
+            (Scheme::Grpc, None | Some(Kind::Grpc)) => self.grpc(url).await,
             (scheme, Some(kind)) => Err(Error::invalid(
                 "backend",
                 kind.as_str(),
@@ -326,34 +344,41 @@ impl Options {
     async fn postgres(self, _: &str) -> Result<Opened> {
         Err(left_out("postgresql://", "postgres"))
     }
-}
 
-#[cfg(feature = "grpc")]
-async fn grpc(url: &str) -> Result<Opened> {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let host = host_of(url);
-    if rest != host && rest != format!("{host}/") {
-        // Only the host: a user, password, path or query would be ignored, or shown.
-        return Err(Error::invalid(
-            "database URL",
-            format!("{scheme}://{host}/..."),
-            "a count-server's URL is grpc://host:port (or http://, https://) and nothing \
-             else; a token is given with count::grpc::GrpcCounter::builder(url).token(..)",
-        ));
+    #[cfg(feature = "grpc")]
+    async fn grpc(self, url: &str) -> Result<Opened> {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let host = host_of(url);
+        if rest != host && rest != format!("{host}/") {
+            // Only the host: a user, password, path or query would be ignored, or shown.
+            return Err(Error::invalid(
+                "database URL",
+                format!("{scheme}://{host}/..."),
+                "a count-server's URL is grpc://host:port (or http://, https://) and \
+                 nothing else; a token is given with Options::token",
+            ));
+        }
+        let scheme = if scheme == "grpc" { "http" } else { scheme };
+        let mut builder = count_grpc::GrpcCounter::builder(&format!("{scheme}://{host}"));
+        if let Some(token) = self.token {
+            builder = builder.token(token);
+        }
+        if let Some(pem) = self.ca_pem {
+            builder = builder.ca_cert_pem(pem);
+        }
+        let grpc = builder.connect().await?;
+        let description = format!("count-server at {host}");
+        Ok(Opened::new(
+            Arc::new(grpc.clone()),
+            Backend::Grpc(grpc),
+            description,
+        ))
     }
-    let scheme = if scheme == "grpc" { "http" } else { scheme };
-    let grpc = count_grpc::GrpcCounter::connect(&format!("{scheme}://{host}")).await?;
-    let description = format!("count-server at {host}");
-    Ok(Opened::new(
-        Arc::new(grpc.clone()),
-        Backend::Grpc(grpc),
-        description,
-    ))
-}
 
-#[cfg(not(feature = "grpc"))]
-async fn grpc(_: &str) -> Result<Opened> {
-    Err(left_out("grpc://", "grpc"))
+    #[cfg(not(feature = "grpc"))]
+    async fn grpc(self, _: &str) -> Result<Opened> {
+        Err(left_out("grpc://", "grpc"))
+    }
 }
 
 /// A URL of a backend this build was compiled without.

@@ -125,6 +125,12 @@ impl GrpcCounterBuilder {
         self
     }
 
+    /// TLS trusting these PEM roots besides the system's (a private CA's).
+    pub fn ca_cert_pem(self, pem: impl AsRef<[u8]>) -> Self {
+        let roots = ClientTlsConfig::new().with_native_roots();
+        self.tls(roots.ca_certificate(tonic::transport::Certificate::from_pem(pem)))
+    }
+
     /// A bearer token sent with every call (`authorization: Bearer <token>`).
     /// Default none.
     pub fn token(mut self, token: impl Into<String>) -> Self {

@@ -5,8 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use count_core::{Counter, Error};
-use count_grpc::GrpcCounter;
-use tonic::transport::{Certificate, ClientTlsConfig};
 
 use super::failure::Failure;
 use count::{Migrations, Opened};
@@ -64,12 +62,12 @@ impl Source {
     /// [`Migrations::ReadOnly`] for a command that only reads.
     pub(crate) async fn open(&self, migrations: Migrations) -> Result<Arc<dyn Counter>, Failure> {
         match self.server.as_deref().filter(|url| !url.is_empty()) {
-            Some(url) => Ok(Arc::new(self.connect(url).await?)),
+            Some(url) => self.connect(url).await,
             None => Ok(self.database.open(migrations).await?.counter()),
         }
     }
 
-    async fn connect(&self, url: &str) -> Result<GrpcCounter, Failure> {
+    async fn connect(&self, url: &str) -> Result<Arc<dyn Counter>, Failure> {
         let rest = url
             .strip_prefix("http://")
             .or_else(|| url.strip_prefix("https://"));
@@ -79,7 +77,7 @@ impl Source {
                 "invalid --server {url:?}: expected http://host:port or https://host:port"
             )));
         }
-        let mut builder = GrpcCounter::builder(url);
+        let mut options = count::Options::new().kind(count::Kind::Grpc);
         match self.token.as_deref() {
             Some("") => {
                 return Err(Failure::Usage(
@@ -88,20 +86,16 @@ impl Source {
                         .to_owned(),
                 ));
             }
-            Some(token) => builder = builder.token(token),
+            Some(token) => options = options.token(token),
             None => {}
         }
         if let Some(path) = &self.ca_cert {
             let pem = std::fs::read(path).map_err(|e| {
                 Failure::Usage(format!("cannot read --ca-cert {}: {e}", path.display()))
             })?;
-            builder = builder.tls(
-                ClientTlsConfig::new()
-                    .with_native_roots()
-                    .ca_certificate(Certificate::from_pem(pem)),
-            );
+            options = options.ca_cert_pem(pem);
         }
-        Ok(builder.connect().await?)
+        Ok(options.open(url).await?.counter())
     }
 }
 
