@@ -227,17 +227,7 @@ async fn limits_that_would_stop_every_call_are_refused_at_start() {
             "must be from 1 to 326",
         ),
     ] {
-        let (_, counter) = memory();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let error = count_server::serve(
-            config,
-            count::Opened::custom(counter, "a test's counter", true),
-            listener,
-            async {},
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+        let error = Running::refused(config).await.to_string();
         assert!(error.contains(words), "{error}");
     }
 }

@@ -125,19 +125,7 @@ async fn grpc_and_http_1_1_share_the_tls_port() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_or_mismatched_file_stops_the_server_naming_it() {
-    let start = |files: TlsFiles| async move {
-        let (_, counter) = memory();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let config = ServerConfig::new().with_tls(files);
-        count_server::serve(
-            config,
-            count::Opened::custom(counter, "a test's counter", true),
-            listener,
-            async {},
-        )
-        .await
-        .unwrap_err()
-    };
+    let start = |files: TlsFiles| Running::refused(ServerConfig::new().with_tls(files));
     let error = start(TlsFiles::new(
         "/nonexistent/count.pem",
         "/nonexistent/count.key",

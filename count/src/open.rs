@@ -173,10 +173,15 @@ impl Opened {
         }
     }
 
-    fn new(counter: Arc<dyn Counter>, backend: Backend, description: String) -> Self {
+    /// `counter` as the counter, and as the backend `variant` holds.
+    fn new<C: Counter + Clone + 'static>(
+        counter: C,
+        variant: fn(C) -> Backend,
+        description: String,
+    ) -> Self {
         Opened {
-            counter,
-            backend,
+            counter: Arc::new(counter.clone()),
+            backend: variant(counter),
             description,
         }
     }
@@ -258,11 +263,11 @@ impl Options {
         match (scheme, self.kind) {
             (Scheme::Memory, None | Some(Kind::Memory)) => {
                 let memory = Arc::new(MemoryCounter::new());
-                Ok(Opened::new(
-                    memory.clone(),
-                    Backend::Memory(memory),
-                    "memory".to_owned(),
-                ))
+                Ok(Opened {
+                    counter: memory.clone(),
+                    backend: Backend::Memory(memory),
+                    description: "memory".to_owned(),
+                })
             }
             (Scheme::Sqlite, None | Some(Kind::Sqlite)) => self.sqlite(url).await,
             (Scheme::Postgres, None | Some(Kind::Postgres | Kind::Cockroach)) => {
@@ -288,11 +293,7 @@ impl Options {
             Some(path) => format!("SQLite file {}", path.display()),
             None => "SQLite in memory".to_owned(),
         };
-        Ok(Opened::new(
-            Arc::new(sqlite.clone()),
-            Backend::Sqlite(sqlite),
-            description,
-        ))
+        Ok(Opened::new(sqlite, Backend::Sqlite, description))
     }
 
     #[cfg(not(feature = "sqlite"))]
@@ -306,18 +307,14 @@ impl Options {
         let pg = |pg: count_pg::PgCounterBuilder| pg.migrate(migrate);
         let postgres = |pg: count_pg::PgCounter| {
             let description = format!("PostgreSQL at {}", pg.server());
-            Opened::new(Arc::new(pg.clone()), Backend::Postgres(pg), description)
+            Opened::new(pg, Backend::Postgres, description)
         };
         #[cfg(feature = "cockroach")]
         {
             use count_cockroach::{CockroachCounter, PgOrCockroach};
             let cockroach = |crdb: CockroachCounter| {
                 let description = format!("CockroachDB at {}", crdb.pg().server());
-                Opened::new(
-                    Arc::new(crdb.clone()),
-                    Backend::Cockroach(crdb),
-                    description,
-                )
+                Opened::new(crdb, Backend::Cockroach, description)
             };
             let builder = CockroachCounter::builder(url).pg(pg);
             match self.kind {
@@ -368,11 +365,7 @@ impl Options {
         }
         let grpc = builder.connect().await?;
         let description = format!("count-server at {host}");
-        Ok(Opened::new(
-            Arc::new(grpc.clone()),
-            Backend::Grpc(grpc),
-            description,
-        ))
+        Ok(Opened::new(grpc, Backend::Grpc, description))
     }
 
     #[cfg(not(feature = "grpc"))]

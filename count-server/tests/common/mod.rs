@@ -81,6 +81,17 @@ impl Running {
     }
 
     /// `GET path` over HTTP/1.1 with `headers`.
+    /// The error `serve` stops with at once for `config` (a setting that cannot
+    /// work), over a memory counter.
+    pub async fn refused(config: ServerConfig) -> count_core::Error {
+        let (_, counter) = memory();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let opened = Opened::custom(counter, "a test's counter", true);
+        count_server::serve(config, opened, listener, async {})
+            .await
+            .unwrap_err()
+    }
+
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
         let tcp = tokio::net::TcpStream::connect(self.address).await.unwrap();
         http1_get(tcp, &self.address.to_string(), path, headers).await
