@@ -12,7 +12,6 @@ mod output;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{GET, Held, NOON, add, date, hold_a_stream, temp_dir};
@@ -22,7 +21,7 @@ use count_grpc::GrpcCounter;
 use count_grpc::proto::count::v1 as pb;
 use count_grpc::proto::count::v1::count_service_client::CountServiceClient;
 use count_testcluster::TestCluster;
-use output::collect_output;
+use output::{Output, collect_output};
 
 /// Variables that configure the binary: none is inherited from the test's environment.
 const CONFIGURING: [&str; 20] = [
@@ -74,7 +73,7 @@ fn configured(mut command: Command, home: &Path) -> Command {
 struct Spawned {
     child: Child,
     port: u16,
-    log: Arc<Mutex<String>>,
+    output: Output,
 }
 
 impl Spawned {
@@ -106,8 +105,12 @@ impl Spawned {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("spawn count-server");
-        let log = collect_output(&mut child);
-        let mut spawned = Spawned { child, port, log };
+        let output = collect_output(&mut child);
+        let mut spawned = Spawned {
+            child,
+            port,
+            output,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -131,7 +134,7 @@ impl Spawned {
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.output.log.lock().unwrap().clone()
     }
 
     /// The log once it holds `words` (the port opens before the backend is).
@@ -162,7 +165,10 @@ impl Spawned {
     async fn exit_status(&mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            // Exited, and every line it wrote is in the log.
+            if let Some(status) = self.child.try_wait().unwrap()
+                && self.output.ended()
+            {
                 return status;
             }
             assert!(Instant::now() < deadline, "still running: {}", self.log());

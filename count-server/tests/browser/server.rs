@@ -54,7 +54,7 @@ impl Spawned {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("spawn count-server");
-        let log = collect_output(&mut child);
+        let log = collect_output(&mut child).log;
         let mut spawned = Spawned { child, port, log };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
