@@ -5,11 +5,11 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 
 use crate::{
-    Batch, DailyTotal, DateRange, Day, Endpoint, GroupedTotal, Period, PeriodTotal, Result,
-    TotalsQuery, backend::sum_by_endpoint,
+    Batch, DailyTotal, DateRange, Day, Endpoint, Error, GroupedTotal, Kept, Period, PeriodTotal,
+    Result, TotalsQuery, Zone, backend::sum_by_endpoint,
 };
 #[cfg(doc)]
-use crate::{BatchId, Error};
+use crate::{BatchId, QUARTER_SECONDS};
 
 /// Where counts are stored: SQLite, PostgreSQL, CockroachDB, memory, a remote count
 /// server.
@@ -44,7 +44,17 @@ use crate::{BatchId, Error};
 ///   [`GroupedTotal`] says. No total is zero.
 /// - **Totals saturate.** A sum that would pass `i64::MAX` is `i64::MAX`: no report or
 ///   rollup fails, and no other endpoint or day is affected.
-/// - **UTC.** A count belongs to the UTC day of its bucket.
+/// - **UTC.** A count belongs to the UTC day of its bucket; `count.v1`'s reports
+///   ([`daily_totals`](Counter::daily_totals), [`period_totals`](Counter::period_totals))
+///   are in UTC.
+/// - **Zones and hours, exact.** [`totals`](Counter::totals) answers in the query's
+///   zone, by the hour if asked: a count belongs to the local day and hour of its
+///   bucket. A rollup keeps the day's counts by the quarter hour ([`QUARTER_SECONDS`])
+///   as well as by the UTC day, and by the local day of every zone
+///   [`keep_zone_days`](Counter::keep_zone_days) named; the quarters are dropped by
+///   [`forget_quarters_before`](Counter::forget_quarters_before). A report that needs
+///   what is no longer kept (see [`Kept`]) fails with [`Error::InvalidInput`] naming
+///   what is; it never answers a shifted day.
 /// - **Unrolled days.** [`unrolled_days`](Counter::unrolled_days) lists, in order,
 ///   every day before the given one that holds counts not yet rolled up, so a
 ///   [`RollupScheduler`](crate::RollupScheduler) catches up after any downtime.
@@ -100,6 +110,45 @@ pub trait Counter: Send + Sync + Debug + 'static {
     ///
     /// When the backend fails.
     async fn unrolled_days(&self, before: Day) -> Result<Vec<Day>>;
+
+    /// What the backend keeps besides its UTC days, for reports in other zones or by
+    /// the hour. The default: nothing (such reports are refused, naming UTC days as
+    /// what is kept).
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    async fn kept(&self) -> Result<Kept> {
+        Ok(Kept::default())
+    }
+
+    /// Drops the quarter-hour counts of the UTC days before `day` (the hour retention);
+    /// from then on, [`kept`](Counter::kept) says quarters are kept from `day` (or
+    /// later, if they already were). Days, UTC and kept zones', stay.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails; nothing is dropped then.
+    async fn forget_quarters_before(&self, day: Day) -> Result<()> {
+        let _ = day;
+        Ok(())
+    }
+
+    /// Keeps `zone`'s days from now on, beside the UTC days: filled at once from the
+    /// quarters still kept, and by every rollup after. Returns the UTC day from whose
+    /// midnight they are complete. Keeping a zone already kept changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when the backend cannot keep days of other zones;
+    /// when the backend fails.
+    async fn keep_zone_days(&self, zone: &Zone) -> Result<Day> {
+        Err(Error::invalid(
+            "time zone",
+            zone.name(),
+            "this backend keeps days in UTC only",
+        ))
+    }
 
     /// Checks that the backend is reachable and working.
     ///

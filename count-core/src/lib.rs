@@ -28,8 +28,9 @@ pub mod testkit;
 
 pub use model::{
     Batch, BatchDigest, BatchId, BucketCount, BucketWidth, CountKey, DailyTotal, DateRange, Day,
-    Dimension, Endpoint, GroupedTotal, InternerUse, Method, Path, PathKind, Period, PeriodTotal,
-    Status, StatusClass, StatusFilter, Subject, SubjectKind, Text, TextKind, TotalsQuery,
+    Dimension, Endpoint, GroupedTotal, Hour, InternerUse, Kept, Method, Path, PathKind, Period,
+    PeriodTotal, QUARTER_SECONDS, Status, StatusClass, StatusFilter, Subject, SubjectKind, Text,
+    TextKind, TotalsQuery, Zone, tzdb_version,
 };
 
 pub use queue::{CountQueue, CountQueueBuilder, Recorded, Stats};
@@ -45,7 +46,7 @@ pub mod backend {
     pub use crate::backoff::Backoff;
     pub use crate::error::ShownValue;
     pub use crate::model::{
-        MAX_TIMESTAMP, MIN_TIMESTAMP, add_saturating, check_timestamp, floor_second,
+        MAX_TIMESTAMP, MIN_TIMESTAMP, Source, Sums, add_saturating, check_timestamp, floor_second,
         sum_by_endpoint,
     };
     pub use crate::queue::{OVERFLOW_PATH, OVERFLOW_SUBJECT};

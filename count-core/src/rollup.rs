@@ -29,6 +29,7 @@ use crate::{Counter, Day, Error, Result};
 pub struct RollupScheduler {
     counter: Arc<dyn Counter>,
     grace: Duration,
+    hour_retention: Duration,
     check_every: Duration,
     stats: Arc<Cells>,
 }
@@ -64,9 +65,31 @@ impl RollupScheduler {
         RollupScheduler {
             counter,
             grace: Duration::from_secs(3600),
+            hour_retention: RollupScheduler::DEFAULT_HOUR_RETENTION,
             check_every: Duration::from_secs(15 * 60),
             stats: Arc::default(),
         }
+    }
+
+    /// How long hours are kept by default: 90 days.
+    pub const DEFAULT_HOUR_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+
+    /// How long counts are kept by the quarter hour (for hours, and days in zones
+    /// whose days are not kept) after each check: the UTC days that ended longer ago
+    /// are forgotten by [`Counter::forget_quarters_before`]. Days are kept forever.
+    /// Default [`DEFAULT_HOUR_RETENTION`](RollupScheduler::DEFAULT_HOUR_RETENTION).
+    pub fn hour_retention(mut self, retention: Duration) -> Self {
+        self.hour_retention = retention;
+        self
+    }
+
+    /// The first UTC day whose quarters are kept at `now`.
+    pub fn first_day_of_hours(&self, now: Timestamp) -> Day {
+        SignedDuration::try_from(self.hour_retention)
+            .ok()
+            .and_then(|kept| now.checked_sub(kept).ok())
+            .and_then(|from| Day::of(from).ok())
+            .unwrap_or(Day::MIN)
     }
 
     /// How long after a day ends it is rolled up. Default 1 h.
@@ -151,6 +174,11 @@ impl RollupScheduler {
         self.stats
             .unrolled_days
             .store((days.len() - rolled.len()) as u64, Relaxed);
+        let forget = self.first_day_of_hours(now);
+        if let Err(error) = self.counter.forget_quarters_before(forget).await {
+            tracing::warn!(%forget, %error, "count: forgetting old quarter hours failed; it will be tried again");
+            last_error = Some(error);
+        }
         #[cfg(feature = "metrics")]
         crate::metrics::publish_rollup(&self.stats());
         match last_error {

@@ -212,7 +212,7 @@ proptest! {
     #[test]
     fn totals_of_every_period_equal_what_was_recorded(
         ops in proptest::collection::vec(op(), 1..120),
-        bucket_seconds in prop_oneof![Just(1u64), Just(60), Just(3600), Just(86_400)],
+        bucket_seconds in prop_oneof![Just(1u64), Just(60), Just(300), Just(900)],
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(check(ops, bucket_seconds))?;
@@ -244,7 +244,7 @@ proptest! {
     #[test]
     fn a_timestamp_lands_in_the_bucket_and_day_that_hold_it(
         (seconds, nanos) in instant(),
-        width in prop_oneof![Just(1i64), Just(60), Just(300), Just(3600), Just(86_400)],
+        width in prop_oneof![Just(1i64), Just(60), Just(300), Just(900)],
     ) {
         let total = i128::from(seconds) * 1_000_000_000 + i128::from(nanos);
         let at = Timestamp::from_nanosecond(total).unwrap();

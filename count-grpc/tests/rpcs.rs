@@ -295,6 +295,7 @@ fn totals_request(group_by: &[pb::Dimension]) -> pb::GetTotalsRequest {
         subject: None,
         status: None,
         endpoint: None,
+        time_zone: None,
     }
 }
 

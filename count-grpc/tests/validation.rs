@@ -336,6 +336,7 @@ async fn get_totals_refuses_bad_queries_naming_the_field() {
         subject: None,
         status: None,
         endpoint: None,
+        time_zone: None,
     };
     client.get_totals(good()).await.expect("a good query");
     let filter = |filter| {
@@ -383,6 +384,24 @@ async fn get_totals_refuses_bad_queries_naming_the_field() {
                 ..good()
             },
             &["group_by", "endpoint is named twice"],
+        ),
+        (
+            "unknown time zone",
+            pb::GetTotalsRequest {
+                time_zone: Some("Mars/Olympus".into()),
+                ..good()
+            },
+            &["time_zone", "Mars/Olympus", "IANA"],
+        ),
+        (
+            "hours the memory backend never dropped, in a zone of local mean time",
+            pb::GetTotalsRequest {
+                range: Some(Range::Period(date(1900, 1, 0))),
+                group_by: vec![pb::Dimension::Hour as i32],
+                time_zone: Some("Asia/Kolkata".into()),
+                ..good()
+            },
+            &["Asia/Kolkata", "quarter hour"],
         ),
         (
             "unknown class",

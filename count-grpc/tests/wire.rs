@@ -403,6 +403,7 @@ fn the_additions_have_their_own_numbers() {
                     false,
                     false,
                 ),
+                ("time_zone", 7, Type::String, "", false, true),
             ],
         ),
         (
@@ -439,11 +440,22 @@ fn the_additions_have_their_own_numbers() {
                     false,
                 ),
                 ("count", 5, Type::Int64, "", false, false),
+                (
+                    "hour",
+                    6,
+                    Type::Message,
+                    ".google.protobuf.Timestamp",
+                    false,
+                    false,
+                ),
             ],
         ),
         (
             "GetTotalsResponse",
-            &[("rows", 1, Type::Message, ".count.v1.TotalsRow", true, false)],
+            &[
+                ("rows", 1, Type::Message, ".count.v1.TotalsRow", true, false),
+                ("time_zone", 2, Type::String, "", false, true),
+            ],
         ),
     ];
     for (message, expected) in expect {
@@ -474,6 +486,7 @@ fn the_additions_have_their_own_numbers() {
             ("DIMENSION_ENDPOINT", 2),
             ("DIMENSION_SUBJECT", 3),
             ("DIMENSION_STATUS", 4),
+            ("DIMENSION_HOUR", 5),
         ]
     );
     assert_eq!(

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use count_core::jiff::Timestamp;
 use count_core::{
     Batch, BatchDigest, BatchId, CountKey, Counter, DailyTotal, DateRange, Day, Error,
-    GroupedTotal, Result, TotalsQuery, backend::add_saturating,
+    GroupedTotal, Kept, QUARTER_SECONDS, Result, TotalsQuery, Zone,
+    backend::{Source, add_saturating},
 };
 
 /// A [`Counter`] in memory. One mutex guards it all: a write is one short critical
@@ -27,8 +28,27 @@ struct State {
     applied: HashMap<BatchId, BatchDigest>,
     /// Counts not yet rolled up, per day, per key and bucket.
     raw: BTreeMap<Day, HashMap<(CountKey, Timestamp), u64>>,
-    /// Rolled-up totals, per day and key.
+    /// Rolled-up totals, per UTC day and key.
     rolled: BTreeMap<Day, HashMap<CountKey, u64>>,
+    /// Rolled-up totals per quarter hour (its first Unix second) and key.
+    quarters: BTreeMap<i64, HashMap<CountKey, u64>>,
+    /// The first UTC day whose quarters are kept; `None`: every day's.
+    quarters_from: Option<Day>,
+    /// The zones whose days are kept, as `keep_zone_days` named them.
+    zones: Vec<ZoneDays>,
+}
+
+/// One zone's days: rolled-up totals per local day and key, complete from `from`.
+#[derive(Debug)]
+struct ZoneDays {
+    zone: Zone,
+    from: Day,
+    days: BTreeMap<Day, HashMap<CountKey, u64>>,
+}
+
+fn add_to<K: std::hash::Hash + Eq>(sums: &mut HashMap<K, u64>, key: K, n: u64) {
+    let sum = sums.entry(key).or_default();
+    *sum = add_saturating(*sum, n);
 }
 
 impl MemoryCounter {
@@ -50,6 +70,60 @@ impl MemoryCounter {
 }
 
 impl State {
+    fn kept(&self) -> Kept {
+        let mut kept = Kept::default();
+        kept.quarters_from = Some(self.quarters_from.unwrap_or(Day::MIN));
+        kept.zone_days = self
+            .zones
+            .iter()
+            .map(|z| (z.zone.clone(), z.from))
+            .collect();
+        kept
+    }
+
+    /// The counts `query` reads from `source`, each at a Unix second of the day,
+    /// quarter or bucket it is kept by: rolled-up and raw.
+    fn counts_at(&self, query: &TotalsQuery, source: Source) -> Vec<(i64, CountKey, u64)> {
+        let (start, end) = query.seconds();
+        let range = query.range;
+        let mut counts = Vec::new();
+        fn keyed(
+            at: i64,
+            keys: &HashMap<CountKey, u64>,
+        ) -> impl Iterator<Item = (i64, CountKey, u64)> + '_ {
+            keys.iter().map(move |(&key, &n)| (at, key, n))
+        }
+        match source {
+            Source::UtcDays => {
+                for (day, keys) in self.rolled.range(range.start()..=range.end()) {
+                    counts.extend(keyed(day.start_second(), keys));
+                }
+            }
+            Source::ZoneDays => {
+                let zone = self.zones.iter().find(|z| z.zone == query.zone);
+                for (day, keys) in zone
+                    .into_iter()
+                    .flat_map(|z| z.days.range(range.start()..=range.end()))
+                {
+                    counts.extend(keyed(query.zone.start(*day), keys));
+                }
+            }
+            Source::Quarters => {
+                for (&quarter, keys) in self.quarters.range(start..end) {
+                    counts.extend(keyed(quarter, keys));
+                }
+            }
+        }
+        let utc_days = Zone::UTC.day_of(start)..=Zone::UTC.day_of(end - 1);
+        for rows in self.raw.range(utc_days).map(|(_, rows)| rows) {
+            counts.extend(rows.iter().filter_map(|(&(key, bucket), &n)| {
+                let at = bucket.as_second();
+                (start..end).contains(&at).then_some((at, key, n))
+            }));
+        }
+        counts
+    }
+
     /// Every count of `range` as (day, key, n): rolled totals and raw rows.
     fn counts(&self, range: DateRange) -> impl Iterator<Item = (Day, CountKey, u64)> + '_ {
         let rolled = self
@@ -91,11 +165,21 @@ impl Counter for MemoryCounter {
     async fn rollup(&self, day: Day) -> Result<Vec<DailyTotal>> {
         {
             let mut state = self.lock();
+            let state = &mut *state;
             let raw = state.raw.remove(&day).unwrap_or_default();
+            let keep_quarters = state.quarters_from.is_none_or(|from| day >= from);
             let rolled = state.rolled.entry(day).or_default();
-            for ((key, _bucket), n) in raw {
-                let total = rolled.entry(key).or_default();
-                *total = add_saturating(*total, n);
+            for ((key, bucket), n) in raw {
+                let at = bucket.as_second();
+                add_to(rolled, key, n);
+                if keep_quarters {
+                    let quarter = at - at.rem_euclid(QUARTER_SECONDS);
+                    add_to(state.quarters.entry(quarter).or_default(), key, n);
+                }
+                for zone in &mut state.zones {
+                    let local = zone.zone.day_of(at);
+                    add_to(zone.days.entry(local).or_default(), key, n);
+                }
             }
         }
         self.daily_totals(DateRange::day(day)).await
@@ -116,7 +200,44 @@ impl Counter for MemoryCounter {
 
     async fn totals(&self, query: &TotalsQuery) -> Result<Vec<GroupedTotal>> {
         let state = self.lock();
-        Ok(query.group(state.counts(query.range)))
+        let source = query.source(&state.kept())?;
+        Ok(query.group(state.counts_at(query, source)))
+    }
+
+    async fn kept(&self) -> Result<Kept> {
+        Ok(self.lock().kept())
+    }
+
+    async fn forget_quarters_before(&self, day: Day) -> Result<()> {
+        let mut state = self.lock();
+        let from = state.quarters_from.map_or(day, |from| from.max(day));
+        state.quarters_from = Some(from);
+        state.quarters = state.quarters.split_off(&from.start_second());
+        Ok(())
+    }
+
+    async fn keep_zone_days(&self, zone: &Zone) -> Result<Day> {
+        let mut state = self.lock();
+        if zone.is_utc() {
+            return Ok(Day::MIN);
+        }
+        if let Some(kept) = state.zones.iter().find(|z| z.zone == *zone) {
+            return Ok(kept.from);
+        }
+        let from = state.quarters_from.unwrap_or(Day::MIN);
+        let mut days = BTreeMap::<Day, HashMap<CountKey, u64>>::new();
+        for (&quarter, keys) in &state.quarters {
+            let local = days.entry(zone.day_of(quarter)).or_default();
+            for (&key, &n) in keys {
+                add_to(local, key, n);
+            }
+        }
+        state.zones.push(ZoneDays {
+            zone: zone.clone(),
+            from,
+            days,
+        });
+        Ok(from)
     }
 
     async fn unrolled_days(&self, before: Day) -> Result<Vec<Day>> {
@@ -139,7 +260,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conforms_to_the_counter_contract() {
-        count_core::testkit::run_all(Arc::new(MemoryCounter::new())).await;
+        let counter = Arc::new(MemoryCounter::new());
+        count_core::testkit::run_all(counter.clone()).await;
+        count_core::testkit::run_zones(&*counter).await;
     }
 
     #[tokio::test]

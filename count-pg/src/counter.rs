@@ -306,6 +306,9 @@ impl Counter for PgCounter {
     }
 
     async fn totals(&self, query: &TotalsQuery) -> Result<Vec<GroupedTotal>> {
+        // Days in UTC only, so far: a report in another zone or by the hour is
+        // refused naming what is kept, never answered in UTC.
+        query.source(&self.kept().await?)?;
         let inner = &*self.inner;
         let (sql, params) = inner.sql.totals(query);
         let params: Vec<&(dyn ToSql + Sync)> =

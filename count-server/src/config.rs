@@ -39,6 +39,8 @@ pub mod defaults {
     pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
     /// `--add-timeout`.
     pub const ADD_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `--hour-retention-days`.
+    pub const HOUR_RETENTION_DAYS: u64 = 90;
     /// How often the backend's health is checked.
     pub const HEALTH_CHECK_EVERY: Duration = Duration::from_secs(5);
     /// How long a backend call of the HTTP API may take.
@@ -79,6 +81,8 @@ pub struct ServerConfig {
     pub(crate) tls: Option<TlsFiles>,
     pub(crate) shutdown_grace: Duration,
     pub(crate) add_timeout: Duration,
+    pub(crate) hour_retention: Duration,
+    pub(crate) zone_days: Vec<count_core::Zone>,
     pub(crate) health_check_every: Duration,
     pub(crate) backend_timeout: Duration,
 }
@@ -110,6 +114,8 @@ impl ServerConfig {
             tls: None,
             shutdown_grace: defaults::SHUTDOWN_GRACE,
             add_timeout: defaults::ADD_TIMEOUT,
+            hour_retention: Duration::from_secs(defaults::HOUR_RETENTION_DAYS * 86_400),
+            zone_days: Vec::new(),
             health_check_every: defaults::HEALTH_CHECK_EVERY,
             backend_timeout: defaults::BACKEND_TIMEOUT,
         }
@@ -202,6 +208,18 @@ impl ServerConfig {
     /// `--tls-cert and --tls-key`: see the settings table in the [crate docs](crate).
     pub fn with_tls(mut self, files: TlsFiles) -> Self {
         self.tls = Some(files);
+        self
+    }
+
+    /// `--hour-retention-days`: see the settings table in the [crate docs](crate).
+    pub fn with_hour_retention(mut self, retention: Duration) -> Self {
+        self.hour_retention = retention;
+        self
+    }
+
+    /// `--keep-zone-days`: see the settings table in the [crate docs](crate).
+    pub fn with_zone_days(mut self, zones: Vec<count_core::Zone>) -> Self {
+        self.zone_days = zones;
         self
     }
 

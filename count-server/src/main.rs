@@ -120,6 +120,22 @@ struct Args {
     #[arg(long, env = "COUNT_ADD_TIMEOUT", default_value_t = defaults::ADD_TIMEOUT.as_secs())]
     add_timeout: u64,
 
+    /// Days counts are kept by the quarter hour (for reports by the hour, and by the
+    /// day in zones whose days are not kept); days are kept forever.
+    #[arg(long, env = "COUNT_HOUR_RETENTION_DAYS", default_value_t = defaults::HOUR_RETENTION_DAYS)]
+    hour_retention_days: u64,
+
+    /// IANA time zones whose days are kept forever beside UTC's (comma separated, as
+    /// Europe/Zurich,Asia/Kolkata), so reports by the day in them reach past the hour
+    /// retention.
+    #[arg(
+        long,
+        env = "COUNT_KEEP_ZONE_DAYS",
+        value_delimiter = ',',
+        value_name = "ZONE,..."
+    )]
+    keep_zone_days: Vec<count_core::Zone>,
+
     /// Log lines as text (coloured only on a terminal; NO_COLOR turns colours off) or
     /// JSON, one object a line.
     #[arg(long, env = "COUNT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -143,7 +159,11 @@ impl Args {
                 self.unready_after_failing_writes,
             ))
             .with_shutdown_grace(Duration::from_secs(self.shutdown_grace))
-            .with_add_timeout(Duration::from_secs(self.add_timeout));
+            .with_add_timeout(Duration::from_secs(self.add_timeout))
+            .with_hour_retention(Duration::from_secs(
+                self.hour_retention_days.saturating_mul(86_400),
+            ))
+            .with_zone_days(self.keep_zone_days);
         if let Some(url) = self.db_url {
             config = config.with_db_url(url);
         }

@@ -71,7 +71,17 @@ pub async fn serve(
     let handler = CountV1Handler::builder(counter.clone())
         .add_timeout(config.add_timeout)
         .build();
-    let rollups = config.rollup.then(|| RollupScheduler::new(counter.clone()));
+    for zone in &config.zone_days {
+        let from = counter.keep_zone_days(zone).await?;
+        tracing::info!(%zone, %from, "count-server: keeping this zone's days");
+    }
+    tracing::info!(
+        tzdb = count_core::tzdb_version(),
+        "count-server: time zones from the IANA database built in"
+    );
+    let rollups = config
+        .rollup
+        .then(|| RollupScheduler::new(counter.clone()).hour_retention(config.hour_retention));
     let rollup_task = rollups.clone().map(RollupScheduler::spawn);
 
     let (reporter, health_service) = tonic_health::server::health_reporter();

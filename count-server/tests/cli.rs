@@ -572,7 +572,7 @@ fn bad_arguments_exit_2_naming_the_value_and_the_rule() {
         (&["totals", "--year", "2026-11"], "expected YYYY"),
         (
             &["totals", "--period", "26"],
-            "expected a year (YYYY), a month (YYYY-MM) or a day",
+            "expected a year (YYYY), a month (YYYY-MM), a day",
         ),
         (&["totals", "--from", "2026-11-01"], "--to"),
         (
@@ -585,8 +585,13 @@ fn bad_arguments_exit_2_naming_the_value_and_the_rule() {
         ),
         (
             &["totals", "--group", "tenant"],
-            "expected day, endpoint, subject or status",
+            "expected day, hour, endpoint, subject or status",
         ),
+        (
+            &["totals", "--tz", "Mars/Olympus"],
+            "invalid time zone \"Mars/Olympus\"",
+        ),
+        (&["totals", "--period", "cycle/0"], "must be 1 to 31"),
         (&["totals", "--status", "600"], "or a class: 1xx"),
         (&["totals", "--status", "6xx"], "or a class: 1xx"),
         (

@@ -330,6 +330,54 @@ async fn bad_parameters_get_400_naming_the_parameter_and_the_rule() {
     server.stop().await.unwrap();
 }
 
+/// The days and hours of `tz=`, billing cycles, and what cannot be answered exactly:
+/// a zone that does not exist, hours the backend no longer keeps, a clock off the
+/// quarter hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zones_hours_and_cycles() {
+    let server = started(ServerConfig::new()).await;
+    // Noon UTC is 02:00 the next day at UTC+14.
+    assert_eq!(
+        json_of(&server, "period=2026-11-27&tz=Pacific/Kiritimati&group=day").await,
+        json!([{"day": "2026-11-27", "total": 8}])
+    );
+    // Noon UTC is 17:30 in Kolkata, in its hour from 17:00.
+    assert_eq!(
+        json_of(&server, "period=2026-11-27&tz=Asia/Kolkata&group=hour").await,
+        json!([{"hour": "2026-11-27T17:00:00+05:30", "total": 8}])
+    );
+    let csv = totals(
+        &server,
+        "period=2026-11-26&group=hour,subject&format=csv&subject=acme",
+    )
+    .await;
+    assert_eq!(
+        csv.body,
+        "hour,subject,total\r\n2026-11-26T12:00:00Z,acme,3\r\n"
+    );
+    assert_eq!(
+        json_of(&server, "period=cycle/26/2026-12-25&group=day").await,
+        json!([{"day": "2026-11-26", "total": 8}, {"day": "2026-11-27", "total": 8}])
+    );
+    assert_eq!(
+        json_of(&server, "period=cycle/27/2026-12-25&group=day").await,
+        json!([{"day": "2026-11-27", "total": 8}])
+    );
+    for (query, parameter, words) in [
+        ("period=2026&tz=Mars/Olympus", "tz", "\"Mars/Olympus\""),
+        ("period=1900-01&tz=Asia/Kolkata", "tz", "quarter hour"),
+        ("period=cycle/32", "period", "1 to 31"),
+    ] {
+        let reply = totals(&server, query).await;
+        assert_eq!(reply.status, 400, "{query}: {}", reply.body);
+        let body = reply.json();
+        assert_eq!(body["parameter"], parameter, "{query}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains(words), "{query}: {error}");
+    }
+    server.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_guards_the_api_metrics_and_readiness_not_the_page() {
     let (_, counter) = memory();

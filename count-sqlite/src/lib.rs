@@ -13,6 +13,7 @@ mod rollup;
 mod sum;
 mod write;
 mod writer;
+mod zones;
 
 mod names;
 mod packed;
@@ -27,8 +28,8 @@ use async_trait::async_trait;
 use count_core::backend::Backoff;
 use count_core::jiff::Timestamp;
 use count_core::{
-    Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Period, PeriodTotal, Result,
-    TotalsQuery,
+    Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Kept, Period, PeriodTotal,
+    Result, TotalsQuery, Zone,
 };
 use rusqlite::Connection;
 
@@ -222,6 +223,25 @@ impl Counter for SqliteCounter {
     async fn unrolled_days(&self, before: Day) -> Result<Vec<Day>> {
         self.inner
             .read(move |conn| reports::unrolled_days(conn, before))
+            .await
+    }
+
+    async fn kept(&self) -> Result<Kept> {
+        self.inner.read(zones::kept).await
+    }
+
+    async fn forget_quarters_before(&self, day: Day) -> Result<()> {
+        self.inner
+            .writer()?
+            .run(move |db| zones::forget_quarters_before(&mut db.conn, day))
+            .await
+    }
+
+    async fn keep_zone_days(&self, zone: &Zone) -> Result<Day> {
+        let zone = zone.clone();
+        self.inner
+            .writer()?
+            .run(move |db| zones::keep_zone(&mut db.conn, &zone))
             .await
     }
 

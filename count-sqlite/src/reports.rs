@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use count_core::{
     DailyTotal, DateRange, Day, Dimension, Error, GroupedTotal, PeriodTotal, Result, Status,
-    TotalsQuery, backend::add_saturating,
+    TotalsQuery,
+    backend::{Source, add_saturating},
 };
 use rusqlite::{Connection, OptionalExtension};
 
@@ -30,7 +31,8 @@ pub(crate) fn daily(
     range: DateRange,
 ) -> Result<Vec<DailyTotal>> {
     let mut sums = BTreeMap::new();
-    for (day, key, n) in keyed(conn, names, range, Grouping::DAY_AND_KEY, None)? {
+    let snapshot = snapshot(conn, range)?;
+    for (day, key, n) in keyed(&snapshot, names, range, Grouping::DAY_AND_KEY, None)? {
         let sum = sums.entry((day, key.endpoint)).or_default();
         *sum = add_saturating(*sum, n);
     }
@@ -48,7 +50,8 @@ pub(crate) fn period(
     range: DateRange,
 ) -> Result<Vec<PeriodTotal>> {
     let mut sums = BTreeMap::new();
-    for (_, key, n) in keyed(conn, names, range, Grouping::KEY, None)? {
+    let snapshot = snapshot(conn, range)?;
+    for (_, key, n) in keyed(&snapshot, names, range, Grouping::KEY, None)? {
         let sum = sums.entry(key.endpoint).or_default();
         *sum = add_saturating(*sum, n);
     }
@@ -58,17 +61,28 @@ pub(crate) fn period(
         .collect())
 }
 
+/// One read transaction: the rolled-up and raw counts (and what is kept) are read in
+/// one snapshot. Nothing is written, so ending it is a rollback.
+fn snapshot(conn: &Connection, range: DateRange) -> Result<rusqlite::Transaction<'_>> {
+    conn.unchecked_transaction()
+        .map_err(|e| classify(&format!("reading the counts of {range}"), e))
+}
+
 /// `query`'s totals, filtered, grouped and ordered as [`TotalsQuery::group`] would.
 ///
-/// The rolled-up totals of the range are summed in SQL down to the grain the query
-/// needs (per day only if it groups by day, per key only if it groups by a part of
-/// the key), over the keys its filters keep: a year of a thousand endpoints grouped
-/// by endpoint reads a thousand rows, not a row per day and key.
+/// In UTC by the day, the rolled-up totals of the range are summed in SQL down to the
+/// grain the query needs (per day only if it groups by day, per key only if it groups
+/// by a part of the key), over the keys its filters keep: a year of a thousand
+/// endpoints grouped by endpoint reads a thousand rows, not a row per day and key.
+/// In another zone or by the hour, they are read from what `zones.rs` keeps.
 pub(crate) fn totals(
     conn: &Connection,
     names: &KeyNames,
     query: &TotalsQuery,
 ) -> Result<Vec<GroupedTotal>> {
+    let snapshot = snapshot(conn, query.range)?;
+    let conn = &*snapshot;
+    let source = query.source(&crate::zones::kept(conn)?)?;
     let grouping = Grouping {
         by_day: query.groups(Dimension::Day),
         by_key: [Dimension::Endpoint, Dimension::Subject, Dimension::Status]
@@ -85,6 +99,9 @@ pub(crate) fn totals(
     } else {
         None
     };
+    if source != Source::UtcDays {
+        return crate::zones::totals(conn, names, query, source, keys.as_deref(), grouping.by_key);
+    }
     let mut rows = BTreeMap::<GroupedTotal, u64>::new();
     let mut add = |row: GroupedTotal, n: u64| {
         let sum = rows.entry(row).or_default();
@@ -92,7 +109,7 @@ pub(crate) fn totals(
     };
     if grouping.by_key {
         for (day, key, n) in keyed(conn, names, query.range, grouping, keys.as_deref())? {
-            add(query.row_of(Day::from_unix_day(day)?, &key, 0), n);
+            add(query.row_of_day(Day::from_unix_day(day)?, &key, 0), n);
         }
     } else {
         for ((day, _), n) in summed(conn, query.range, grouping, keys.as_deref())? {
@@ -187,8 +204,8 @@ fn keyed(
 }
 
 /// The counts of `range` over `keys`, rolled up or raw, summed per (day, key id);
-/// where `grouping` leaves out the day or the key, it is 0 in every row. One snapshot
-/// for both tables.
+/// where `grouping` leaves out the day or the key, it is 0 in every row. `conn` is in
+/// a snapshot, so both tables are read as of one moment.
 fn summed(
     conn: &Connection,
     range: DateRange,
@@ -209,17 +226,13 @@ fn summed(
         let sum = sums.entry(at).or_default();
         *sum = sum.saturating_add(n);
     };
-    // Nothing is written, so ending the snapshot is a rollback.
-    let snapshot = conn
-        .unchecked_transaction()
-        .map_err(|e| classify(&doing(), e))?;
     // Grouped by key alone, the rows are summed here: SQLite would sort them by key
     // first (the table is in day order), which costs several times the reading. SQL's
     // `sum` refuses to overflow: then too, row by row, stopping at `i64::MAX`.
     let in_sql = if grouping.by_key && !grouping.by_day {
         None
     } else {
-        match rolled_in_sql(&snapshot, bounds, grouping, keys) {
+        match rolled_in_sql(conn, bounds, grouping, keys) {
             Ok(rows) => Some(rows),
             Err(e) if is_overflow(&e) => None,
             Err(e) => return Err(classify(&doing(), e)),
@@ -230,7 +243,7 @@ fn summed(
             add((day, key_id), n);
         }
     } else {
-        let mut rolled = snapshot
+        let mut rolled = conn
             .prepare(&rolled_rows(keys))
             .map_err(|e| classify(&doing(), e))?;
         let rows = rolled
@@ -241,7 +254,7 @@ fn summed(
             add(grain(day, key_id), total);
         }
     }
-    let mut raw = snapshot
+    let mut raw = conn
         .prepare_cached(RAW)
         .map_err(|e| classify(&doing(), e))?;
     let mut rows = raw.query(bounds).map_err(|e| classify(&doing(), e))?;

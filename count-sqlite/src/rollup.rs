@@ -1,8 +1,9 @@
 //! One bounded step of a rollup, and the pruning of old batch ids.
 //!
 //! A step takes a day's first buckets, up to about `limit` counts (at least one
-//! bucket), adds each key's sum to the day's totals, and deletes those buckets, in
-//! one write transaction. SQLite has one writer at a time, so a step sees no
+//! bucket), adds each key's sum to the day's totals (and to its quarter hours and the
+//! days of the zones kept: `zones.rs`), and deletes those buckets, in one write
+//! transaction. SQLite has one writer at a time, so a step sees no
 //! concurrent write and no other rollup: each count is added exactly once, and
 //! counts written between steps are taken by a later step or the next rollup.
 
@@ -15,6 +16,7 @@ use crate::error::{classify, commit_failed};
 use crate::open::OpenedFiles;
 use crate::packed;
 use crate::sum::saturating_add;
+use crate::zones::Fold;
 
 const BUCKETS: &str = "SELECT bucket, counts FROM raw_buckets WHERE day = ?1 ORDER BY bucket";
 const ADD_TOTAL: &str = concat!(
@@ -53,6 +55,8 @@ pub(crate) fn step(
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| classify(&doing("starting a step"), e))?;
     let mut sums: HashMap<i64, i64> = HashMap::new();
+    let mut fold = Fold::new(&tx, day)?;
+    let mut pairs = Vec::new();
     let (mut counts, mut buckets, mut last, mut more) = (0, 0, None, false);
     {
         let mut select = tx
@@ -76,11 +80,14 @@ pub(crate) fn step(
                 .get_ref(1)
                 .and_then(|v| v.as_blob().map_err(Into::into))
                 .map_err(|e| classify(&doing("reading raw buckets"), e))?;
-            for (key_id, n) in packed::pairs(value)? {
+            pairs.clear();
+            pairs.extend(packed::pairs(value)?);
+            for &(key_id, n) in &pairs {
                 let total = sums.entry(key_id).or_default();
                 *total = total.saturating_add(n);
                 counts += 1;
             }
+            fold.add(bucket, &pairs);
             last = Some(bucket);
             buckets += 1;
         }
@@ -103,6 +110,7 @@ pub(crate) fn step(
                 .map_err(|e| classify(&doing("adding to the daily totals"), e))?;
         }
     }
+    fold.write(&tx, &doing)?;
     let deleted = tx
         .prepare_cached(DELETE_BUCKETS)
         .and_then(|mut s| s.execute((d, last)))

@@ -22,7 +22,7 @@ pub(crate) struct Migration {
 }
 
 /// The latest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The schema. Storage grows with distinct keys × buckets, never with requests or
 /// batches: a bucket holds each of its keys once, added to in place, and a rollup
@@ -39,10 +39,20 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// - `daily_totals`: rolled-up counts per day and key.
 /// - `batches`: the exactly-once record: each applied batch id with the digest of
 ///   its counts, pruned after the retention.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "keys, raw buckets, daily totals, batches",
-    sql: "
+///
+/// Version 2, for hours and time zones (see `zones.rs`):
+/// - `quarter_totals`: rolled-up counts per quarter hour (its first Unix second),
+///   packed as the raw buckets are, kept from `quarters_kept.from_day` on.
+/// - `quarters_kept`: the first UTC day whose quarters are all kept. A database
+///   migrated from version 1 keeps them from the day after its last rolled-up day
+///   (the days before were rolled up by the day only); a new one from 0001-01-01.
+/// - `zones` and `zone_day_totals`: the zones whose days are kept, each complete
+///   from `kept_from` (a UTC day), and their rolled-up totals per local day and key.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "keys, raw buckets, daily totals, batches",
+        sql: "
         CREATE TABLE keys (
             id INTEGER PRIMARY KEY,
             method INTEGER NOT NULL,
@@ -67,7 +77,31 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             applied_at INTEGER NOT NULL,
             PRIMARY KEY (writer, seq)) WITHOUT ROWID;
         CREATE INDEX batches_applied_at ON batches (applied_at);",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "quarter hours, and days in time zones",
+        sql: "
+        CREATE TABLE quarter_totals (
+            quarter INTEGER PRIMARY KEY,
+            counts BLOB NOT NULL);
+        CREATE TABLE quarters_kept (
+            one INTEGER PRIMARY KEY CHECK (one = 1),
+            from_day INTEGER NOT NULL);
+        INSERT INTO quarters_kept (one, from_day)
+            SELECT 1, min(coalesce(max(day) + 1, -719162), 2932895) FROM daily_totals;
+        CREATE TABLE zones (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            kept_from INTEGER NOT NULL);
+        CREATE TABLE zone_day_totals (
+            zone_id INTEGER NOT NULL,
+            day INTEGER NOT NULL,
+            key_id INTEGER NOT NULL,
+            total INTEGER NOT NULL,
+            PRIMARY KEY (zone_id, day, key_id)) WITHOUT ROWID;",
+    },
+];
 
 /// Applies the migrations of `migrations` that `conn`'s database lacks; returns how
 /// many. `shown` names the database in errors.
@@ -218,8 +252,8 @@ fn newer(shown: &str, current: i64, latest: i64) -> Error {
 mod tests {
     use super::*;
 
-    const V2: Migration = Migration {
-        version: 2,
+    const LATER: Migration = Migration {
+        version: SCHEMA_VERSION + 1,
         name: "a label per key",
         sql: "ALTER TABLE keys ADD COLUMN label TEXT NOT NULL DEFAULT 'none'",
     };
@@ -242,48 +276,56 @@ mod tests {
     #[test]
     fn a_new_database_gets_every_migration_once() {
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut conn, MIGRATIONS, "test.db").unwrap(), 1);
+        assert_eq!(migrate(&mut conn, MIGRATIONS, "test.db").unwrap(), 2);
         assert_eq!(migrate(&mut conn, MIGRATIONS, "test.db").unwrap(), 0);
-        assert_eq!(versions(&conn), [1]);
+        assert_eq!(versions(&conn), [1, 2]);
+        let from: i64 = conn
+            .query_row("SELECT from_day FROM quarters_kept", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(from, count_core::Day::MIN.unix_day());
+        assert_eq!(2932895, count_core::Day::MAX.unix_day());
     }
 
-    /// A database written by this version, opened by a later one with a second
-    /// migration: migrated in place, its rows kept.
+    /// A database of version 1, opened by this version: migrated in place, its rows
+    /// kept, its quarters kept from the day after its last rolled-up day (the days
+    /// before were rolled up by the UTC day only).
     #[test]
     fn an_older_schema_is_migrated_keeping_its_rows() {
         let mut conn = Connection::open_in_memory().unwrap();
-        migrate(&mut conn, MIGRATIONS, "test.db").unwrap();
-        conn.execute(
-            "INSERT INTO keys (method, path, subject, status) VALUES (3, '/old', '', -1)",
-            [],
+        migrate(&mut conn, &MIGRATIONS[..1], "test.db").unwrap();
+        conn.execute_batch(
+            "INSERT INTO keys (method, path, subject, status) VALUES (3, '/old', '', -1);
+             INSERT INTO daily_totals (day, key_id, total) VALUES (20000, 1, 5), (20400, 1, 7);",
         )
         .unwrap();
-        let later = [MIGRATIONS[0], V2];
-        assert_eq!(migrate(&mut conn, &later, "test.db").unwrap(), 1);
+        assert_eq!(migrate(&mut conn, MIGRATIONS, "test.db").unwrap(), 1);
         assert_eq!(versions(&conn), [1, 2]);
-        let row: (String, String) = conn
-            .query_row("SELECT path, label FROM keys", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+        let row: (String, i64, i64) = conn
+            .query_row(
+                "SELECT path, (SELECT sum(total) FROM daily_totals), \
+                 (SELECT from_day FROM quarters_kept) FROM keys",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .unwrap();
-        assert_eq!(row, ("/old".into(), "none".into()));
+        assert_eq!(row, ("/old".into(), 12, 20401));
     }
 
     #[test]
     fn a_newer_schema_is_refused_and_left_alone() {
         let mut conn = Connection::open_in_memory().unwrap();
-        migrate(&mut conn, &[MIGRATIONS[0], V2], "test.db").unwrap();
+        migrate(&mut conn, &[MIGRATIONS[0], MIGRATIONS[1], LATER], "test.db").unwrap();
         let err = migrate(&mut conn, MIGRATIONS, "test.db")
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("\"test.db\"")
                 && err.contains("newer version of count")
-                && err.contains("schema version 2")
-                && err.contains("up to 1"),
+                && err.contains("schema version 3")
+                && err.contains("up to 2"),
             "{err}"
         );
-        assert_eq!(versions(&conn), [1, 2]);
+        assert_eq!(versions(&conn), [1, 2, 3]);
     }
 
     #[test]
@@ -296,12 +338,12 @@ mod tests {
         );
         migrate(&mut conn, MIGRATIONS, "t.db").unwrap();
         check(&conn, MIGRATIONS, "t.db").unwrap();
-        let later = [MIGRATIONS[0], V2];
+        let later = [MIGRATIONS[0], MIGRATIONS[1], LATER];
         let err = check(&conn, &later, "t.db").unwrap_err().to_string();
         assert!(
-            err.contains("at schema version 1")
-                && err.contains("missing migration 2 (a label per key);")
-                && err.contains("needs 2"),
+            err.contains("at schema version 2")
+                && err.contains("missing migration 3 (a label per key);")
+                && err.contains("needs 3"),
             "{err}"
         );
         migrate(&mut conn, &later, "t.db").unwrap();

@@ -13,14 +13,16 @@ fn file_url(dir: &tempfile::TempDir) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_conforms_to_the_counter_contract() {
     let dir = tempfile::tempdir().unwrap();
-    let counter = SqliteCounter::connect(&file_url(&dir)).await.unwrap();
-    testkit::run_all(Arc::new(counter)).await;
+    let counter = Arc::new(SqliteCounter::connect(&file_url(&dir)).await.unwrap());
+    testkit::run_all(counter.clone()).await;
+    testkit::run_zones(&*counter).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_conforms_to_the_counter_contract() {
-    let counter = SqliteCounter::connect("sqlite::memory:").await.unwrap();
-    testkit::run_all(Arc::new(counter)).await;
+    let counter = Arc::new(SqliteCounter::connect("sqlite::memory:").await.unwrap());
+    testkit::run_all(counter.clone()).await;
+    testkit::run_zones(&*counter).await;
 }
 
 /// Small rollup steps, so every rollup of the suite takes several transactions.
@@ -32,7 +34,9 @@ async fn rollups_in_small_steps_conform() {
         .connect()
         .await
         .unwrap();
-    testkit::run_all(Arc::new(counter)).await;
+    let counter = Arc::new(counter);
+    testkit::run_all(counter.clone()).await;
+    testkit::run_zones(&*counter).await;
 }
 
 /// Two counters on one file, as two processes would be: writers and rollups split

@@ -5,10 +5,11 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::model::calendar::floor_second;
-use crate::{Day, Error, Result};
+use crate::{Error, QUARTER_SECONDS, Result};
 
-/// The width of a raw count bucket: whole seconds that divide a day, so a bucket never
-/// straddles midnight UTC and every bucket belongs to exactly one day.
+/// The width of a raw count bucket: whole seconds that divide a quarter hour, so a
+/// bucket never straddles a quarter ([`QUARTER_SECONDS`], the grain kept after the
+/// rollup) and so belongs to exactly one hour and one day in every time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BucketWidth(u32);
 
@@ -16,7 +17,7 @@ impl BucketWidth {
     /// One minute, the default.
     pub const MINUTE: BucketWidth = BucketWidth(60);
 
-    /// `width`, which must be whole seconds from 1 s to 24 h that divide 24 h.
+    /// `width`, which must be whole seconds from 1 s to 15 min that divide 15 min.
     ///
     /// # Errors
     ///
@@ -24,15 +25,11 @@ impl BucketWidth {
     pub fn new(width: Duration) -> Result<BucketWidth> {
         let seconds = width.as_secs();
         let whole = width.subsec_nanos() == 0;
-        if !whole
-            || seconds == 0
-            || seconds > Day::SECONDS as u64
-            || !(Day::SECONDS as u64).is_multiple_of(seconds)
-        {
+        if !whole || seconds == 0 || !(QUARTER_SECONDS as u64).is_multiple_of(seconds) {
             return Err(Error::invalid(
                 "bucket width",
                 width,
-                "must be whole seconds from 1 s to 24 h that divide 24 h evenly (60 s, 300 s, 3600 s, ...)",
+                "must be whole seconds from 1 s to 15 min that divide 15 min evenly (1 s, 60 s, 300 s, 900 s, ...)",
             ));
         }
         Ok(BucketWidth(seconds as u32))
@@ -68,8 +65,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accepts_divisors_of_a_day() {
-        for s in [1, 2, 60, 90, 300, 3600, 86_400] {
+    fn accepts_divisors_of_a_quarter_hour() {
+        for s in [1, 2, 60, 90, 300, 900] {
             assert_eq!(
                 BucketWidth::new(Duration::from_secs(s)).unwrap().seconds() as u64,
                 s
@@ -78,16 +75,16 @@ mod tests {
     }
 
     #[test]
-    fn refuses_widths_that_would_straddle_midnight() {
+    fn refuses_widths_that_would_straddle_a_quarter_hour() {
         for bad in [
             Duration::ZERO,
             Duration::from_secs(7),
-            Duration::from_secs(86_401),
-            Duration::from_secs(2 * 86_400),
+            Duration::from_secs(3600),
+            Duration::from_secs(86_400),
             Duration::from_millis(1500),
         ] {
             let err = BucketWidth::new(bad).unwrap_err().to_string();
-            assert!(err.contains("divide 24 h"), "{err}");
+            assert!(err.contains("divide 15 min"), "{err}");
             assert!(err.contains(&format!("{bad:?}")), "{err}");
         }
     }

@@ -184,8 +184,8 @@ impl Day {
         Day::of(at).expect("checked at record time")
     }
 
-    /// The Unix second of this day's midnight.
-    pub(crate) fn start_second(self) -> i64 {
+    /// The Unix second of this day's midnight UTC.
+    pub fn start_second(self) -> i64 {
         self.start().as_second()
     }
 
@@ -306,11 +306,13 @@ impl fmt::Display for DateRange {
     }
 }
 
-/// A day, a month or a year: what `GetPeriodTotals` sums over.
+/// A day, an ISO week, a month, a year or a billing cycle: days of the calendar, which
+/// a report's [`Zone`](crate::Zone) turns into instants.
 ///
-/// Made with [`Period::year`], [`Period::month`], [`Period::Day`], or parsed: the
-/// month and year variants cannot be built directly outside this crate, so every
-/// `Period` names days that exist.
+/// Made with [`Period::year`], [`Period::month`], [`Period::week`], [`Period::Day`],
+/// [`Period::cycle`] and [`Period::cycle_containing`], or parsed: the other variants
+/// cannot be built directly outside this crate, so every `Period` names days that
+/// exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Period {
     /// One day.
@@ -328,6 +330,26 @@ pub enum Period {
     Year {
         /// 1 to 9999.
         year: i32,
+    },
+    /// One ISO week: Monday to Sunday, in the ISO week-numbering year.
+    #[non_exhaustive]
+    Week {
+        /// The ISO week-numbering year, 1 to 9999.
+        year: i32,
+        /// 1 to 52 or 53.
+        week: u32,
+    },
+    /// The billing cycle that starts in `year`-`month` on its anchor day (clamped to
+    /// the month's last day: an anchor of 31 starts on February 28 or 29 and April
+    /// 30) and ends the day before the next one starts.
+    #[non_exhaustive]
+    Cycle {
+        /// The day of the month cycles start on, 1 to 31.
+        anchor: u32,
+        /// The year the cycle starts in.
+        year: i32,
+        /// The month the cycle starts in, 1 to 12.
+        month: u32,
     },
 }
 
@@ -370,6 +392,121 @@ impl Period {
         Day::new(year, month, 1).map(|_| Period::Month { year, month })
     }
 
+    /// ISO week `week` of the ISO week-numbering year `year` (Monday to Sunday).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] (field `week`) for a week the year does not have.
+    pub fn week(year: i32, week: u32) -> Result<Period> {
+        let shown = format!("{year:04}-W{week:02}");
+        let monday = i16::try_from(year)
+            .ok()
+            .filter(|y| (1..=9999).contains(y))
+            .zip(i8::try_from(week).ok())
+            .and_then(|(y, w)| {
+                jiff::civil::ISOWeekDate::new(y, w, jiff::civil::Weekday::Monday).ok()
+            })
+            .ok_or_else(|| {
+                Error::invalid(
+                    "week",
+                    &shown,
+                    "expected an ISO week 1 to 52 (or 53) of years 1 to 9999",
+                )
+            })?;
+        Day::from_date(monday.date())
+            .map_err(|_| Error::invalid("week", &shown, "starts before 0001-01-01"))?;
+        Ok(Period::Week { year, week })
+    }
+
+    /// The billing cycle anchored on day `anchor` (1 to 31) that starts in
+    /// `year`-`month`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] (field `cycle anchor`) for an anchor outside 1 to 31;
+    /// as [`Period::month`] for the month.
+    pub fn cycle(anchor: u32, year: i32, month: u32) -> Result<Period> {
+        if !(1..=31).contains(&anchor) {
+            return Err(Error::invalid(
+                "cycle anchor",
+                anchor,
+                "the day cycles start on must be 1 to 31 (past a month's last day, they start on its last day)",
+            ));
+        }
+        Period::month(year, month)?;
+        Ok(Period::Cycle {
+            anchor,
+            year,
+            month,
+        })
+    }
+
+    /// The billing cycle anchored on day `anchor` that holds `day`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Period::cycle`].
+    pub fn cycle_containing(anchor: u32, day: Day) -> Result<Period> {
+        let this = Period::cycle(anchor, day.year(), day.month())?;
+        if day >= this.range().start {
+            return Ok(this);
+        }
+        match previous_month(day.year(), day.month()) {
+            Some((year, month)) => Period::cycle(anchor, year, month),
+            None => Ok(this),
+        }
+    }
+
+    /// A period as the HTTP API and the CLI take it: what [`FromStr`](std::str::FromStr)
+    /// reads, or a billing cycle: `cycle/N` (the one anchored on day N holding
+    /// `today`), `cycle/N/-K` (K cycles before it) or `cycle/N/YYYY-MM-DD` (the one
+    /// holding that day).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] (field `period`) naming the text and the forms.
+    pub fn parse_on(text: &str, today: Day) -> Result<Period> {
+        const CYCLE: &str = "expected cycle/N, cycle/N/-K or cycle/N/YYYY-MM-DD (N: the day of the month cycles start on, 1 to 31; K: cycles back)";
+        let Some(cycle) = text.strip_prefix("cycle/") else {
+            return text.parse();
+        };
+        let refuse = || Error::invalid("period", text, CYCLE);
+        let (anchor, which) = cycle
+            .split_once('/')
+            .map_or((cycle, None), |(a, w)| (a, Some(w)));
+        let anchor: u32 = (!anchor.is_empty() && anchor.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| anchor.parse().ok())
+            .flatten()
+            .ok_or_else(refuse)?;
+        match which {
+            None => Period::cycle_containing(anchor, today),
+            Some(back) if back.starts_with('-') => {
+                let back: u32 = back[1..].parse().map_err(|_| refuse())?;
+                Period::cycle_containing(anchor, today)?
+                    .cycles_back(back)
+                    .ok_or_else(|| Error::invalid("period", text, "reaches before year 1"))
+            }
+            Some(date) => Period::cycle_containing(anchor, date.parse().map_err(|_| refuse())?),
+        }
+    }
+
+    /// The cycle `back` cycles before this one (a cycle period only: others are
+    /// returned as they are); `None` before year 1.
+    pub fn cycles_back(self, back: u32) -> Option<Period> {
+        let Period::Cycle {
+            anchor,
+            mut year,
+            mut month,
+        } = self
+        else {
+            return Some(self);
+        };
+        for _ in 0..back {
+            (year, month) = previous_month(year, month)?;
+        }
+        Period::cycle(anchor, year, month).ok()
+    }
+
     /// The days of the period.
     pub fn range(self) -> DateRange {
         let (start, end) = match self {
@@ -382,6 +519,31 @@ impl Period {
                 Day::new(year, 1, 1).expect("checked at construction"),
                 Day(jiff::civil::date(year as i16, 12, 31)).min(Day::MAX),
             ),
+            Period::Week { year, week } => {
+                let monday = jiff::civil::ISOWeekDate::new(
+                    year as i16,
+                    week as i8,
+                    jiff::civil::Weekday::Monday,
+                )
+                .expect("checked at construction")
+                .date();
+                let sunday = monday
+                    .checked_add(jiff::Span::new().days(6))
+                    .unwrap_or(monday);
+                (Day(monday), Day(sunday).min(Day::MAX))
+            }
+            Period::Cycle {
+                anchor,
+                year,
+                month,
+            } => {
+                let start = cycle_start(anchor, year, month);
+                let end = next_month(year, month)
+                    .map(|(y, m)| cycle_start(anchor, y, m))
+                    .and_then(Day::prev)
+                    .unwrap_or(Day::MAX);
+                (start, end)
+            }
         };
         DateRange { start, end }
     }
@@ -390,9 +552,19 @@ impl Period {
 impl std::str::FromStr for Period {
     type Err = Error;
 
-    /// `YYYY` (a year), `YYYY-MM` (a month) or `YYYY-MM-DD` (a day).
+    /// `YYYY` (a year), `YYYY-MM` (a month), `YYYY-MM-DD` (a day) or `YYYY-Www` (an
+    /// ISO week).
     fn from_str(text: &str) -> Result<Period> {
-        const RULE: &str = "expected a year (YYYY), a month (YYYY-MM) or a day (YYYY-MM-DD)";
+        const RULE: &str = "expected a year (YYYY), a month (YYYY-MM), a day (YYYY-MM-DD) or an ISO week (YYYY-Www)";
+        if let Some((year, week)) = text.split_once("-W") {
+            let number = |part: &str, digits: usize| {
+                (part.len() == digits && part.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| part.parse::<u32>().ok())
+                    .flatten()
+                    .ok_or_else(|| Error::invalid("period", text, RULE))
+            };
+            return Period::week(number(year, 4)? as i32, number(week, 2)?);
+        }
         match split_date(text, "period", RULE)? {
             (year, None, None) => Period::year(year),
             (year, Some(month), None) => Period::month(year, month),
@@ -408,13 +580,141 @@ impl fmt::Display for Period {
             Period::Day(day) => write!(f, "{day}"),
             Period::Month { year, month } => write!(f, "{year:04}-{month:02}"),
             Period::Year { year } => write!(f, "{year:04}"),
+            Period::Week { year, week } => write!(f, "{year:04}-W{week:02}"),
+            Period::Cycle { anchor, .. } => {
+                write!(f, "{} (the cycle from day {anchor})", self.range())
+            }
         }
+    }
+}
+
+/// The first day of the cycle anchored on `anchor` that starts in `year`-`month`.
+fn cycle_start(anchor: u32, year: i32, month: u32) -> Day {
+    let first = Day::new(year, month, 1).expect("checked at construction");
+    let last = first.date().days_in_month() as u32;
+    Day::new(year, month, anchor.min(last)).unwrap_or(Day::MAX)
+}
+
+fn previous_month(year: i32, month: u32) -> Option<(i32, u32)> {
+    match month {
+        1 if year > 1 => Some((year - 1, 12)),
+        1 => None,
+        m => Some((year, m - 1)),
+    }
+}
+
+fn next_month(year: i32, month: u32) -> Option<(i32, u32)> {
+    match month {
+        12 if year < 9999 => Some((year + 1, 1)),
+        12 => None,
+        m => Some((year, m + 1)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cycles_clamp_their_anchor_to_the_month_and_follow_each_other() {
+        let range = |p: Period| (p.range().start.to_string(), p.range().end.to_string());
+        let s = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        // Anchored on the 31st across February of a leap year.
+        assert_eq!(
+            range(Period::cycle(31, 2024, 1).unwrap()),
+            s("2024-01-31", "2024-02-28")
+        );
+        assert_eq!(
+            range(Period::cycle(31, 2024, 2).unwrap()),
+            s("2024-02-29", "2024-03-30")
+        );
+        assert_eq!(
+            range(Period::cycle(31, 2024, 3).unwrap()),
+            s("2024-03-31", "2024-04-29")
+        );
+        assert_eq!(
+            range(Period::cycle(31, 2024, 4).unwrap()),
+            s("2024-04-30", "2024-05-30")
+        );
+        assert_eq!(
+            range(Period::cycle(31, 2023, 2).unwrap()),
+            s("2023-02-28", "2023-03-30")
+        );
+        assert_eq!(
+            range(Period::cycle(1, 2024, 12).unwrap()),
+            s("2024-12-01", "2024-12-31")
+        );
+        assert_eq!(
+            range(Period::cycle(15, 2024, 12).unwrap()),
+            s("2024-12-15", "2025-01-14")
+        );
+        assert_eq!(
+            Period::cycle_containing(31, day(2024, 2, 28)).unwrap(),
+            Period::cycle(31, 2024, 1).unwrap()
+        );
+        assert_eq!(
+            Period::cycle_containing(31, day(2024, 2, 29)).unwrap(),
+            Period::cycle(31, 2024, 2).unwrap()
+        );
+        assert_eq!(
+            Period::cycle(31, 2024, 3).unwrap().cycles_back(2),
+            Some(Period::cycle(31, 2024, 1).unwrap())
+        );
+        assert_eq!(Period::cycle(5, 1, 1).unwrap().cycles_back(1), None);
+        let err = Period::cycle(32, 2024, 1).unwrap_err().to_string();
+        assert!(err.contains("32") && err.contains("1 to 31"), "{err}");
+        // Every day of a stretch is in exactly one cycle, the one holding it.
+        let mut d = day(2023, 12, 1);
+        while d < day(2025, 3, 1) {
+            let cycle = Period::cycle_containing(31, d).unwrap();
+            assert!(cycle.range().contains(d), "{d} {cycle}");
+            let next = cycle.range().end.next().unwrap();
+            assert_eq!(
+                Period::cycle_containing(31, next).unwrap().range().start,
+                next
+            );
+            d = d.next().unwrap();
+        }
+    }
+
+    #[test]
+    fn cycles_are_named_by_anchor_and_offset_or_date() {
+        let today = day(2024, 3, 10);
+        let at = |text: &str| Period::parse_on(text, today).map(|p| p.range().to_string());
+        assert_eq!(at("cycle/31").unwrap(), "2024-02-29..=2024-03-30");
+        assert_eq!(at("cycle/31/-1").unwrap(), "2024-01-31..=2024-02-28");
+        assert_eq!(
+            at("cycle/15/2024-01-14").unwrap(),
+            "2023-12-15..=2024-01-14"
+        );
+        assert_eq!(at("2024-02").unwrap(), "2024-02-01..=2024-02-29");
+        for bad in [
+            "cycle/",
+            "cycle/0",
+            "cycle/x",
+            "cycle/31/-x",
+            "cycle/31/2024-13-01",
+        ] {
+            let err = at(bad).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("{bad:?}")) || err.contains("0"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn iso_weeks_run_monday_to_sunday() {
+        let week: Period = "2026-W01".parse().unwrap();
+        assert_eq!(week.range().start, day(2025, 12, 29));
+        assert_eq!(week.range().end, day(2026, 1, 4));
+        assert_eq!(week.to_string(), "2026-W01");
+        let err = Period::week(2025, 53).unwrap_err().to_string();
+        assert!(err.contains("2025-W53"), "{err}");
+        assert!(Period::week(2026, 53).is_ok());
+        assert!(Period::week(2020, 53).is_ok());
+        assert!("2026-W1".parse::<Period>().is_err());
+    }
 
     fn day(y: i32, m: u32, d: u32) -> Day {
         Day::new(y, m, d).unwrap()

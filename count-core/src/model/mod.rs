@@ -18,6 +18,7 @@ mod status;
 mod subject;
 mod text;
 mod totals;
+mod zone;
 
 pub use batch::{Batch, BatchDigest, BatchId, BucketCount};
 pub use bucket::BucketWidth;
@@ -33,5 +34,7 @@ pub use status::{Status, StatusClass, StatusFilter};
 pub use subject::{Subject, SubjectKind};
 pub use text::{Text, TextKind};
 pub use totals::{
-    DailyTotal, Dimension, GroupedTotal, PeriodTotal, TotalsQuery, add_saturating, sum_by_endpoint,
+    DailyTotal, Dimension, GroupedTotal, Kept, PeriodTotal, Source, Sums, TotalsQuery,
+    add_saturating, sum_by_endpoint,
 };
+pub use zone::{Hour, QUARTER_SECONDS, Zone, tzdb_version};

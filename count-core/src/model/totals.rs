@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::Status;
 use std::sync::Arc;
 
 use crate::{
-    CountKey, DateRange, Day, Endpoint, Error, Method, Period, Result, StatusFilter, Subject,
+    CountKey, DateRange, Day, Endpoint, Error, Hour, Method, Period, Result, Status, StatusFilter,
+    Subject, Zone,
 };
 
 /// The count of one endpoint on one day, summed over subjects and statuses.
@@ -73,8 +73,10 @@ pub fn add_saturating(a: u64, b: u64) -> u64 {
 /// What a [`TotalsQuery`] can group by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Dimension {
-    /// Per UTC day.
+    /// Per day (of the report's zone).
     Day,
+    /// Per hour (of the report's zone's clock).
+    Hour,
     /// Per endpoint (method and path).
     Endpoint,
     /// Per subject (requests without one form a group of their own).
@@ -85,17 +87,19 @@ pub enum Dimension {
 
 impl Dimension {
     /// Every dimension, in the order rows are sorted by.
-    pub const ALL: [Dimension; 4] = [
+    pub const ALL: [Dimension; 5] = [
         Dimension::Day,
+        Dimension::Hour,
         Dimension::Endpoint,
         Dimension::Subject,
         Dimension::Status,
     ];
 
-    /// `"day"`, `"endpoint"`, `"subject"`, `"status"`.
+    /// `"day"`, `"hour"`, `"endpoint"`, `"subject"`, `"status"`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Dimension::Day => "day",
+            Dimension::Hour => "hour",
             Dimension::Endpoint => "endpoint",
             Dimension::Subject => "subject",
             Dimension::Status => "status",
@@ -111,7 +115,11 @@ impl FromStr for Dimension {
             .into_iter()
             .find(|d| d.as_str() == text)
             .ok_or_else(|| {
-                Error::invalid("group", text, "expected day, endpoint, subject or status")
+                Error::invalid(
+                    "group",
+                    text,
+                    "expected day, hour, endpoint, subject or status",
+                )
             })
     }
 }
@@ -122,8 +130,9 @@ impl fmt::Display for Dimension {
     }
 }
 
-/// A report over the dimensions: totals over a day range, kept only where the
-/// filters match, grouped by one or more [`Dimension`]s. Live, like every report.
+/// A report over the dimensions: totals over a day range in a time zone (UTC unless
+/// [`in_zone`](TotalsQuery::in_zone) says otherwise), kept only where the filters
+/// match, grouped by one or more [`Dimension`]s. Live, like every report.
 ///
 /// ```
 /// use count_core::{Dimension, Period, StatusFilter, Subject, TotalsQuery};
@@ -137,10 +146,12 @@ impl fmt::Display for Dimension {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct TotalsQuery {
-    /// The days summed over.
+    /// The days summed over, on the calendar of `zone`.
     pub range: DateRange,
+    /// Where the days (and hours) begin.
+    pub zone: Zone,
     /// Which dimensions rows are kept apart by: `group[d as usize]`.
-    group: [bool; 4],
+    group: [bool; 5],
     /// Only counts of the subject of this text. A filter is text, never interned: a
     /// text never counted matches nothing, and a made-up one costs no memory.
     pub subject: Option<Arc<str>>,
@@ -162,15 +173,16 @@ impl TotalsQuery {
             return Err(Error::invalid(
                 "group",
                 "",
-                "group by at least one of day, endpoint, subject or status",
+                "group by at least one of day, hour, endpoint, subject or status",
             ));
         }
-        let mut group = [false; 4];
+        let mut group = [false; 5];
         for &dimension in group_by {
             group[dimension as usize] = true;
         }
         Ok(TotalsQuery {
             range,
+            zone: Zone::UTC,
             group,
             subject: None,
             status: None,
@@ -185,6 +197,71 @@ impl TotalsQuery {
     /// As [`TotalsQuery::new`].
     pub fn for_period(period: Period, group_by: &[Dimension]) -> Result<TotalsQuery> {
         TotalsQuery::new(period.range(), group_by)
+    }
+
+    /// The report's days (and hours) in `zone` instead of UTC.
+    pub fn in_zone(mut self, zone: Zone) -> Self {
+        self.zone = zone;
+        self
+    }
+
+    /// The Unix seconds the report covers, `start..end`: from the first day's start
+    /// in its zone to the last day's end.
+    pub fn seconds(&self) -> (i64, i64) {
+        (
+            self.zone.start(self.range.start()),
+            self.zone.end(self.range.end()),
+        )
+    }
+
+    /// Where a backend that keeps `kept` reads this report's rolled-up counts from.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] (field `range`) when the report needs hours (or days
+    /// of a zone) the backend no longer keeps, naming what it keeps; (field `time
+    /// zone`) when the zone's days there do not begin on a quarter hour.
+    pub fn source(&self, kept: &Kept) -> Result<Source> {
+        let by_hour = self.groups(Dimension::Hour);
+        if self.zone.is_utc() && !by_hour {
+            return Ok(Source::UtcDays);
+        }
+        let (start, end) = self.seconds();
+        self.zone.check_quarters(start, end)?;
+        let zone_days = kept.zone_days.iter().find(|(zone, _)| *zone == self.zone);
+        if !by_hour && zone_days.is_some_and(|(_, from)| start >= from.start_second()) {
+            return Ok(Source::ZoneDays);
+        }
+        if kept
+            .quarters_from
+            .is_some_and(|from| start >= from.start_second())
+        {
+            return Ok(Source::Quarters);
+        }
+        let zones: String = std::iter::once("UTC".to_owned())
+            .chain(
+                kept.zone_days
+                    .iter()
+                    .map(|(zone, from)| format!("{zone} (from {from})")),
+            )
+            .collect::<Vec<_>>()
+            .join(", ");
+        let wanted = if by_hour {
+            "hours"
+        } else {
+            "days in this zone"
+        };
+        let rule = match kept.quarters_from {
+            Some(from) => format!(
+                "{wanted} are no longer kept: hours, and days in any zone, are kept from                  {from} (the hour retention); before that only days in {zones}"
+            ),
+            None => format!("{wanted} are not kept by this backend: only days in {zones}"),
+        };
+        Err(Error::invalid(
+            "range",
+            format!("{} in {}", self.range, self.zone),
+            rule,
+        ))
     }
 
     /// Keeps only counts of the subject `subject` (a [`Subject`], or its text: checked
@@ -223,22 +300,57 @@ impl TotalsQuery {
         Dimension::ALL.into_iter().filter(|d| self.groups(*d))
     }
 
-    /// Whether a count of `key` on `day` is in the report.
-    pub fn matches(&self, day: Day, key: &CountKey) -> bool {
-        self.range.contains(day)
-            && self.endpoint.as_ref().is_none_or(|(method, path)| {
-                *method == key.endpoint.method && **path == *key.endpoint.path.as_str()
-            })
-            && (self.subject.as_deref())
-                .is_none_or(|s| key.subject.is_some_and(|k| k.as_str() == s))
+    /// Whether a count of `key` at the Unix second `second` is in the report.
+    pub fn matches(&self, second: i64, key: &CountKey) -> bool {
+        let (start, end) = self.seconds();
+        (start..end).contains(&second) && self.keeps(key)
+    }
+
+    /// Whether the filters keep `key`.
+    pub fn keeps(&self, key: &CountKey) -> bool {
+        self.endpoint.as_ref().is_none_or(|(method, path)| {
+            *method == key.endpoint.method && **path == *key.endpoint.path.as_str()
+        }) && (self.subject.as_deref()).is_none_or(|s| key.subject.is_some_and(|k| k.as_str() == s))
             && self.status.is_none_or(|f| f.matches(key.status))
     }
 
-    /// The row a count of `key` on `day` is summed into: the grouped parts kept, the
-    /// others `None`.
-    pub fn row_of(&self, day: Day, key: &CountKey, total: u64) -> GroupedTotal {
+    /// The row a count of `key` at the Unix second `second` is summed into: the
+    /// grouped parts kept (its day and hour in the report's zone), the others `None`.
+    pub fn row_of(&self, second: i64, key: &CountKey, total: u64) -> GroupedTotal {
+        self.in_slot(self.slot_of(second), key, total)
+    }
+
+    /// The row of a count of `key` kept by the day, on `day` of the report's zone
+    /// (a report grouped by hour never reads days).
+    pub fn row_of_day(&self, day: Day, key: &CountKey, total: u64) -> GroupedTotal {
+        self.in_slot(self.slot_of_day(day), key, total)
+    }
+
+    /// The time of a row holding the Unix second `second`: its day and hour in the
+    /// report's zone where the report groups by them, nothing else set.
+    pub fn slot_of(&self, second: i64) -> GroupedTotal {
+        GroupedTotal {
+            day: self
+                .groups(Dimension::Day)
+                .then(|| self.zone.day_of(second)),
+            hour: self
+                .groups(Dimension::Hour)
+                .then(|| self.zone.hour_of(second)),
+            ..GroupedTotal::new(0)
+        }
+    }
+
+    /// The time of a row of counts kept by the day, on `day` of the report's zone.
+    pub fn slot_of_day(&self, day: Day) -> GroupedTotal {
         GroupedTotal {
             day: self.groups(Dimension::Day).then_some(day),
+            ..GroupedTotal::new(0)
+        }
+    }
+
+    /// `slot` (a row's time) with the parts of `key` the report groups by, and `total`.
+    pub fn in_slot(&self, slot: GroupedTotal, key: &CountKey, total: u64) -> GroupedTotal {
+        GroupedTotal {
             endpoint: self.groups(Dimension::Endpoint).then_some(key.endpoint),
             subject: if self.groups(Dimension::Subject) {
                 key.subject
@@ -251,41 +363,88 @@ impl TotalsQuery {
                 None
             },
             total,
+            ..slot
         }
     }
 
-    /// The reference answer: `counts` (day, key, n) filtered, grouped, summed
-    /// (saturating) and ordered as the contract says. Backends that cannot group in
-    /// their storage use it; the others are checked against it.
+    /// The reference answer: `counts` (Unix second, key, n) filtered, grouped,
+    /// summed (saturating) and ordered as the contract says. Backends that cannot
+    /// group in their storage use it; the others are checked against it.
     pub fn group(
         &self,
-        counts: impl IntoIterator<Item = (Day, CountKey, u64)>,
+        counts: impl IntoIterator<Item = (i64, CountKey, u64)>,
     ) -> Vec<GroupedTotal> {
-        let mut sums = BTreeMap::<GroupedTotal, u64>::new();
-        for (day, key, n) in counts {
-            if self.matches(day, &key) {
-                let sum = sums.entry(self.row_of(day, &key, 0)).or_default();
-                *sum = add_saturating(*sum, n);
+        let (start, end) = self.seconds();
+        let mut sums = Sums::default();
+        for (second, key, n) in counts {
+            if (start..end).contains(&second) && self.keeps(&key) {
+                sums.add(self.row_of(second, &key, 0), n);
             }
         }
-        sums.into_iter()
+        sums.rows()
+    }
+}
+
+/// Rows being summed: each total saturates, and [`Sums::rows`] gives them in the
+/// contract's order without the empty ones.
+#[derive(Debug, Default)]
+pub struct Sums(BTreeMap<GroupedTotal, u64>);
+
+impl Sums {
+    /// Adds `n` to `row` (its own `total` ignored).
+    pub fn add(&mut self, row: GroupedTotal, n: u64) {
+        let sum = self.0.entry(GroupedTotal { total: 0, ..row }).or_default();
+        *sum = add_saturating(*sum, n);
+    }
+
+    /// The rows, ordered, none zero.
+    pub fn rows(self) -> Vec<GroupedTotal> {
+        self.0
+            .into_iter()
             .filter(|(_, total)| *total > 0)
             .map(|(row, total)| GroupedTotal { total, ..row })
             .collect()
     }
 }
 
+/// What a backend keeps besides its UTC days (which it keeps forever): what a report
+/// in another zone, or by the hour, can be answered from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Kept {
+    /// The first UTC day from whose midnight counts are kept by the quarter hour
+    /// (hours, and days in every zone); `None` when the backend keeps none.
+    pub quarters_from: Option<Day>,
+    /// Zones whose days are kept forever, each with the UTC day from whose midnight
+    /// they are complete.
+    pub zone_days: Vec<(Zone, Day)>,
+}
+
+/// Where a report's rolled-up counts are read from (see [`TotalsQuery::source`]);
+/// counts not yet rolled up are read from the raw buckets, whatever the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The UTC days.
+    UtcDays,
+    /// The days kept for the report's zone.
+    ZoneDays,
+    /// The quarter hours.
+    Quarters,
+}
+
 /// One row of a [`TotalsQuery`]'s answer.
 ///
 /// Only the grouped dimensions are set; the others are `None`. Where a query groups by
 /// subject (or status), `None` in that field is the group of counts made without one.
-/// Rows are ordered by day, endpoint (path, then method), subject (none first, then by
+/// Rows are ordered by day, hour, endpoint (path, then method), subject (none first, then by
 /// text) and status (none first, then by code); no total is zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub struct GroupedTotal {
     /// The day, when grouped by day.
     pub day: Option<Day>,
+    /// The hour, when grouped by hour.
+    pub hour: Option<Hour>,
     /// The endpoint, when grouped by endpoint.
     pub endpoint: Option<Endpoint>,
     /// The subject, when grouped by subject (`None` also for counts without one).
@@ -302,6 +461,7 @@ impl GroupedTotal {
     pub const fn new(total: u64) -> GroupedTotal {
         GroupedTotal {
             day: None,
+            hour: None,
             endpoint: None,
             subject: None,
             status: None,
@@ -312,6 +472,12 @@ impl GroupedTotal {
     /// The row with its day.
     pub const fn with_day(mut self, day: Day) -> Self {
         self.day = Some(day);
+        self
+    }
+
+    /// The row with its hour.
+    pub const fn with_hour(mut self, hour: Hour) -> Self {
+        self.hour = Some(hour);
         self
     }
 
@@ -378,7 +544,7 @@ mod tests {
         assert_eq!("subject".parse::<Dimension>().unwrap(), Dimension::Subject);
         let err = "tenant".parse::<Dimension>().unwrap_err().to_string();
         assert!(
-            err.contains("\"tenant\"") && err.contains("day, endpoint"),
+            err.contains("\"tenant\"") && err.contains("day, hour, endpoint"),
             "{err}"
         );
     }
@@ -404,6 +570,7 @@ mod tests {
             (day(2), CountKey::new(get), 7),
             (day(3), CountKey::new(get).with_subject(acme), 100),
         ];
+        let counts = counts.map(|(d, key, n)| (d.start_second(), key, n));
         let range = DateRange::new(day(1), day(2)).unwrap();
         let by_subject = TotalsQuery::new(range, &[Dimension::Subject]).unwrap();
         assert_eq!(

@@ -139,6 +139,18 @@ impl<C: Counter> Counter for FlakyCounter<C> {
         self.inner.daily_totals(range).await
     }
 
+    async fn kept(&self) -> Result<crate::Kept> {
+        self.inner.kept().await
+    }
+
+    async fn forget_quarters_before(&self, day: crate::Day) -> Result<()> {
+        self.inner.forget_quarters_before(day).await
+    }
+
+    async fn keep_zone_days(&self, zone: &crate::Zone) -> Result<crate::Day> {
+        self.inner.keep_zone_days(zone).await
+    }
+
     async fn period_totals(&self, period: Period) -> Result<Vec<PeriodTotal>> {
         self.inner.period_totals(period).await
     }

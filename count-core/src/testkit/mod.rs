@@ -9,10 +9,12 @@
 mod dimensions;
 mod faults;
 mod suite;
+mod zones;
 
 pub use dimensions::*;
 pub use faults::{Fault, FlakyCounter};
 pub use suite::*;
+pub use zones::*;
 
 use jiff::Timestamp;
 use uuid::Uuid;

@@ -246,9 +246,11 @@ impl Counter for GrpcCounter {
     }
 
     async fn period_totals(&self, period: Period) -> Result<Vec<PeriodTotal>> {
-        let request = self.request(pb::GetPeriodTotalsRequest {
-            period: Some(convert::period_date(period)),
-        });
+        let Some(date) = convert::period_date(period) else {
+            let daily = self.daily_totals(period.range()).await?;
+            return Ok(count_core::backend::sum_by_endpoint(daily));
+        };
+        let request = self.request(pb::GetPeriodTotalsRequest { period: Some(date) });
         let counts = self.client.clone().get_period_totals(request).await;
         sorted(
             none_if_not_found(counts.map(|r| r.into_inner().method_counts))?,
@@ -264,8 +266,19 @@ impl Counter for GrpcCounter {
             .get_totals(request)
             .await
             .map_err(|s| error(s, Call::Read))?;
+        let response = response.into_inner();
+        let answered = response.time_zone.as_deref().unwrap_or("UTC");
+        if answered != query.zone.name() && !(query.zone.is_utc() && answered == "UTC") {
+            return Err(Error::invalid(
+                "time zone",
+                query.zone.name(),
+                format!(
+                    "the count server answered in {answered}: it predates time zones (or \
+                     names the zone otherwise); ask in UTC, or upgrade the server"
+                ),
+            ));
+        }
         let mut rows = response
-            .into_inner()
             .rows
             .into_iter()
             .map(|row| totals::row(query, row))

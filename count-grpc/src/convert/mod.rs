@@ -166,20 +166,22 @@ pub(crate) fn wire_timestamp(at: Timestamp) -> prost_types::Timestamp {
     }
 }
 
-/// A period back to `GetPeriodTotals`' partly set date.
-pub(crate) fn period_date(period: Period) -> Date {
+/// A period back to `GetPeriodTotals`' partly set date; `None` for a week or a
+/// cycle, which it cannot name (ask for their days instead).
+pub(crate) fn period_date(period: Period) -> Option<Date> {
     match period {
-        Period::Day(day) => date(day),
-        Period::Month { year, month, .. } => Date {
+        Period::Day(day) => Some(date(day)),
+        Period::Month { year, month, .. } => Some(Date {
             year,
             month: month as i32,
             day: 0,
-        },
-        Period::Year { year, .. } => Date {
+        }),
+        Period::Year { year, .. } => Some(Date {
             year,
             month: 0,
             day: 0,
-        },
+        }),
+        Period::Week { .. } | Period::Cycle { .. } => None,
     }
 }
 

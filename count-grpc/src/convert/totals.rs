@@ -1,8 +1,8 @@
 //! `GetTotals`: its request ⇄ a [`TotalsQuery`], its rows ⇄ [`GroupedTotal`]s.
 
 use count_core::{
-    DateRange, Dimension, Error, GroupedTotal, Path, Status, StatusClass, StatusFilter, Subject,
-    TotalsQuery,
+    DateRange, Dimension, Error, GroupedTotal, Hour, Path, Status, StatusClass, StatusFilter,
+    Subject, TotalsQuery, Zone,
 };
 
 use super::{date, day, method, period, renamed_keeping_value, total, wire_total};
@@ -43,6 +43,9 @@ pub(crate) fn query(request: pb::GetTotalsRequest) -> Result<TotalsQuery, Error>
         Path::check(&endpoint.path).map_err(|e| renamed_keeping_value(e, "endpoint.path"))?;
         query = query.endpoint_at(method, &endpoint.path);
     }
+    if let Some(name) = request.time_zone.as_deref() {
+        query = query.in_zone(Zone::new(name).map_err(|e| renamed_keeping_value(e, "time_zone"))?);
+    }
     Ok(query)
 }
 
@@ -54,12 +57,13 @@ fn dimensions(numbers: &[i32]) -> Result<Vec<Dimension>, Error> {
             Ok(pb::Dimension::Endpoint) => Dimension::Endpoint,
             Ok(pb::Dimension::Subject) => Dimension::Subject,
             Ok(pb::Dimension::Status) => Dimension::Status,
+            Ok(pb::Dimension::Hour) => Dimension::Hour,
             Ok(pb::Dimension::Unspecified) | Err(_) => {
                 return Err(Error::invalid(
                     "group_by",
                     number,
-                    "expected DIMENSION_DAY (1), DIMENSION_ENDPOINT (2), DIMENSION_SUBJECT (3) \
-                     or DIMENSION_STATUS (4)",
+                    "expected DIMENSION_DAY (1), DIMENSION_ENDPOINT (2), DIMENSION_SUBJECT (3), \
+                     DIMENSION_STATUS (4) or DIMENSION_HOUR (5)",
                 ));
             }
         };
@@ -116,6 +120,7 @@ pub(crate) fn request(query: &TotalsQuery) -> pb::GetTotalsRequest {
             .group_by()
             .map(|d| match d {
                 Dimension::Day => pb::Dimension::Day,
+                Dimension::Hour => pb::Dimension::Hour,
                 Dimension::Endpoint => pb::Dimension::Endpoint,
                 Dimension::Subject => pb::Dimension::Subject,
                 Dimension::Status => pb::Dimension::Status,
@@ -138,6 +143,8 @@ pub(crate) fn request(query: &TotalsQuery) -> pb::GetTotalsRequest {
             method: method.number(),
             path: path.to_string(),
         }),
+        // UTC is the default: an older server then still answers.
+        time_zone: (!query.zone.is_utc()).then(|| query.zone.name().to_owned()),
     }
 }
 
@@ -161,6 +168,11 @@ pub(crate) fn wire_row(query: &TotalsQuery, row: &GroupedTotal) -> pb::TotalsRow
             code: row.status.map(|s| s.code().into()),
         }),
         count: wire_total(row.total),
+        hour: query
+            .groups(Dimension::Hour)
+            .then_some(row.hour)
+            .flatten()
+            .map(|hour| super::wire_timestamp(hour.start())),
     }
 }
 
@@ -184,11 +196,17 @@ pub(crate) fn row(query: &TotalsQuery, row: pb::TotalsRow) -> Result<GroupedTota
         }
     };
     expect(Dimension::Day, row.date.is_some())?;
+    expect(Dimension::Hour, row.hour.is_some())?;
     expect(Dimension::Endpoint, row.endpoint.is_some())?;
     expect(Dimension::Subject, row.subject.is_some())?;
     expect(Dimension::Status, row.status.is_some())?;
     if let Some(d) = row.date {
         total = total.with_day(day("date", Some(d))?);
+    }
+    if let Some(at) = row.hour {
+        let start = super::timestamp("hour", Some(at))?;
+        total = total
+            .with_hour(Hour::starting_at(start).map_err(|e| renamed_keeping_value(e, "hour"))?);
     }
     if let Some(endpoint) = row.endpoint {
         total = total.with_endpoint(super::endpoint(endpoint.method, &endpoint.path)?);

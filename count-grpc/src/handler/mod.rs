@@ -488,6 +488,7 @@ impl CountService for CountV1Handler {
                 .iter()
                 .map(|row| totals::wire_row(&query, row))
                 .collect(),
+            time_zone: Some(query.zone.name().to_owned()),
         }))
     }
 }

@@ -213,6 +213,18 @@ impl Counter for Shared {
         self.0.totals(query).await
     }
 
+    async fn kept(&self) -> count_core::Result<count_core::Kept> {
+        self.0.kept().await
+    }
+
+    async fn forget_quarters_before(&self, day: count_core::Day) -> count_core::Result<()> {
+        self.0.forget_quarters_before(day).await
+    }
+
+    async fn keep_zone_days(&self, zone: &count_core::Zone) -> count_core::Result<count_core::Day> {
+        self.0.keep_zone_days(zone).await
+    }
+
     async fn unrolled_days(
         &self,
         before: count_core::Day,

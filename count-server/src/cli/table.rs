@@ -13,10 +13,13 @@ pub(crate) fn render(query: &TotalsQuery, rows: &[GroupedTotal]) -> String {
         format!("from {} to {}", range.start(), range.end())
     };
     if rows.is_empty() {
-        return format!("No requests counted {span} (UTC).\n");
+        return format!("No requests counted {span} ({}).\n", query.zone);
     }
     let columns = columns(query);
-    let mut cells: Vec<Vec<String>> = rows.iter().map(|row| cells_of(&columns, row)).collect();
+    let mut cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| cells_of(query, &columns, row))
+        .collect();
     let total = rows
         .iter()
         .fold(0, |sum, row| add_saturating(sum, row.total));
@@ -40,7 +43,7 @@ pub(crate) fn render(query: &TotalsQuery, rows: &[GroupedTotal]) -> String {
         .map(Dimension::as_str)
         .collect::<Vec<_>>()
         .join(", ");
-    let mut out = format!("Requests {span} (UTC), by {by}\n\n");
+    let mut out = format!("Requests {span} ({}), by {by}\n\n", query.zone);
     let headers: Vec<String> = headers.into_iter().map(str::to_owned).collect();
     write_line(&mut out, &headers, &widths);
     cells.push(Vec::new()); // the rule above the total line
@@ -61,6 +64,7 @@ pub(crate) fn render(query: &TotalsQuery, rows: &[GroupedTotal]) -> String {
 #[derive(Debug, Clone, Copy)]
 enum Column {
     Day,
+    Hour,
     Method,
     Path,
     Subject,
@@ -71,6 +75,7 @@ impl Column {
     fn header(self) -> &'static str {
         match self {
             Column::Day => "DAY",
+            Column::Hour => "HOUR",
             Column::Method => "METHOD",
             Column::Path => "PATH",
             Column::Subject => "SUBJECT",
@@ -84,6 +89,7 @@ fn columns(query: &TotalsQuery) -> Vec<Column> {
         .group_by()
         .flat_map(|dimension| match dimension {
             Dimension::Day => &[Column::Day][..],
+            Dimension::Hour => &[Column::Hour][..],
             Dimension::Endpoint => &[Column::Method, Column::Path][..],
             Dimension::Subject => &[Column::Subject][..],
             Dimension::Status => &[Column::Status][..],
@@ -93,12 +99,13 @@ fn columns(query: &TotalsQuery) -> Vec<Column> {
 }
 
 /// The text cells of `row`, then its requests.
-fn cells_of(columns: &[Column], row: &GroupedTotal) -> Vec<String> {
+fn cells_of(query: &TotalsQuery, columns: &[Column], row: &GroupedTotal) -> Vec<String> {
     let none = || "(none)".to_owned();
     let mut cells: Vec<String> = columns
         .iter()
         .map(|column| match column {
             Column::Day => row.day.map_or_else(none, |d| d.to_string()),
+            Column::Hour => row.hour.map_or_else(none, |h| h.in_zone(&query.zone)),
             Column::Method => row.endpoint.map_or_else(none, |e| e.method.to_string()),
             Column::Path => row
                 .endpoint

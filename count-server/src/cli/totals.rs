@@ -2,7 +2,7 @@
 //! filtered as `/api/v1/totals` does, printed as a table, CSV or JSON.
 
 use count_core::{
-    DateRange, Day, Dimension, Endpoint, Method, Period, StatusFilter, Subject, TotalsQuery,
+    DateRange, Day, Dimension, Endpoint, Method, Period, StatusFilter, Subject, TotalsQuery, Zone,
 };
 
 use super::failure::Failure;
@@ -19,8 +19,10 @@ Examples:
   count-server totals --db-url postgresql://count@db/count --year 2026 --status 5xx --format csv
   count-server totals --from 2026-11-01 --to 2026-11-07 --group endpoint,status \\
       --endpoint 'GET /users/{id}' --subject acme --format json
+  count-server totals --db-path count.db --tz Asia/Kolkata --day 2026-11-27 --group hour
+  count-server totals --db-path count.db --tz America/New_York --period cycle/15 --subject acme
 
-Without a range option the totals are today's (UTC). CSV and JSON are exactly what
+Without a range option the totals are today's (in --tz, UTC by default). CSV and JSON are exactly what
 GET /api/v1/totals answers for the same options. An empty answer is no failure.
 
 ",
@@ -33,8 +35,8 @@ pub struct TotalsArgs {
     #[command(flatten)]
     range: RangeArgs,
 
-    /// Keep rows apart by these dimensions, comma separated: endpoint, day, subject,
-    /// status.
+    /// Keep rows apart by these dimensions, comma separated: endpoint, day, hour,
+    /// subject, status.
     #[arg(
         long,
         value_delimiter = ',',
@@ -68,7 +70,12 @@ pub struct TotalsArgs {
 /// `--from` with `--to`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RangeArgs {
-    /// One UTC day.
+    /// The IANA time zone the days (and hours) are of, as Europe/Zurich; UTC when
+    /// absent.
+    #[arg(long, value_name = "ZONE")]
+    tz: Option<Zone>,
+
+    /// One day.
     #[arg(long, group = "range", value_name = "YYYY-MM-DD")]
     day: Option<Day>,
 
@@ -80,9 +87,11 @@ pub struct RangeArgs {
     #[arg(long, group = "range", value_parser = parse_year, value_name = "YYYY")]
     year: Option<Period>,
 
-    /// A year, a month or a day, as /api/v1/totals takes it.
-    #[arg(long, group = "range", value_name = "YYYY[-MM[-DD]]")]
-    period: Option<Period>,
+    /// A year, a month, a day, an ISO week (YYYY-Www) or a billing cycle (cycle/N:
+    /// the one anchored on day N holding today; cycle/N/-K: K before it;
+    /// cycle/N/YYYY-MM-DD: the one holding that day), as /api/v1/totals takes it.
+    #[arg(long, group = "range", value_name = "PERIOD")]
+    period: Option<String>,
 
     /// The first day of a range (with --to; both included).
     #[arg(long, group = "range", requires = "to", value_name = "YYYY-MM-DD")]
@@ -99,14 +108,20 @@ pub struct RangeArgs {
 }
 
 impl RangeArgs {
-    /// The days asked for; today (UTC) when none was.
+    /// The zone asked for; UTC when none was.
+    fn zone(&self) -> Zone {
+        self.tz.clone().unwrap_or_default()
+    }
+
+    /// The days asked for; today (in the zone) when none was.
     fn range(&self) -> Result<DateRange, Failure> {
-        let period = self
-            .day
-            .map(Period::Day)
-            .or(self.month)
-            .or(self.year)
-            .or(self.period);
+        let today = self
+            .zone()
+            .day_of(count_core::jiff::Timestamp::now().as_second());
+        let period = match &self.period {
+            Some(text) => Some(Period::parse_on(text, today)?),
+            None => self.day.map(Period::Day).or(self.month).or(self.year),
+        };
         if let Some(period) = period {
             return Ok(period.range());
         }
@@ -116,7 +131,7 @@ impl RangeArgs {
                     "invalid range --from {from} --to {to}: --from must be on or before --to"
                 ))
             }),
-            _ => Ok(DateRange::day(Day::today())),
+            _ => Ok(DateRange::day(today)),
         }
     }
 }
@@ -124,7 +139,8 @@ impl RangeArgs {
 impl TotalsArgs {
     /// The report these options ask for.
     fn query(&self) -> Result<TotalsQuery, Failure> {
-        let mut query = TotalsQuery::new(self.range.range()?, &self.group)?;
+        let mut query =
+            TotalsQuery::new(self.range.range()?, &self.group)?.in_zone(self.range.zone());
         if let Some(status) = self.status {
             query = query.status(status);
         }

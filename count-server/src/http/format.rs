@@ -119,6 +119,7 @@ pub fn totals_csv(query: &TotalsQuery, rows: &[GroupedTotal]) -> String {
         for column in columns(query) {
             fields.push(spreadsheet_safe(match column {
                 "day" => row.day.map(|d| d.to_string()).unwrap_or_default(),
+                "hour" => row.hour.map(|h| h.in_zone(&query.zone)).unwrap_or_default(),
                 "method" => row
                     .endpoint
                     .map(|e| e.method.as_str().to_owned())
@@ -156,6 +157,7 @@ fn columns(query: &TotalsQuery) -> impl Iterator<Item = &'static str> + '_ {
     let grouped = |dimension| query.groups(dimension);
     [
         ("day", grouped(Dimension::Day)),
+        ("hour", grouped(Dimension::Hour)),
         ("method", grouped(Dimension::Endpoint)),
         ("path", grouped(Dimension::Endpoint)),
         ("subject", grouped(Dimension::Subject)),
@@ -178,6 +180,9 @@ impl Serialize for JsonRow<'_> {
         let mut map = serializer.serialize_map(None)?;
         if query.groups(Dimension::Day) {
             map.serialize_entry("day", &row.day.map(|d| d.to_string()))?;
+        }
+        if query.groups(Dimension::Hour) {
+            map.serialize_entry("hour", &row.hour.map(|h| h.in_zone(&query.zone)))?;
         }
         if query.groups(Dimension::Endpoint) {
             map.serialize_entry("method", &row.endpoint.map(|e| e.method.as_str()))?;

@@ -27,7 +27,7 @@ use count_core::Counter;
 
 pub(crate) use format::Format;
 pub use format::{totals_csv, totals_json};
-use params::TotalsParams;
+use params::{ParamError, TotalsParams};
 
 use crate::metrics::Metrics;
 use error::ApiError;
@@ -126,7 +126,13 @@ async fn totals(
     let report = api.counter.totals(&query);
     let rows = match tokio::time::timeout(api.backend_timeout, report).await {
         Ok(Ok(rows)) => rows,
-        Ok(Err(error)) => return ApiError::backend(&error).into_response(),
+        Ok(Err(error)) => {
+            return match ParamError::of_report(error) {
+                Ok(refused) => ApiError::Parameter(refused),
+                Err(error) => ApiError::backend(&error),
+            }
+            .into_response();
+        }
         Err(_) => return ApiError::backend_timeout(api.backend_timeout).into_response(),
     };
     // A year of a thousand endpoints by day is hundreds of thousands of rows: write

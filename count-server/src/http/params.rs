@@ -8,11 +8,12 @@ use std::str::FromStr;
 use super::Format;
 use count_core::{
     DateRange, Day, Dimension, Endpoint, Error, Method, Period, StatusFilter, Subject, TotalsQuery,
+    Zone,
 };
 
 /// The parameters `/api/v1/totals` knows, in the order its docs list them.
-const KNOWN: [&str; 8] = [
-    "from", "to", "period", "group", "subject", "status", "endpoint", "format",
+const KNOWN: [&str; 9] = [
+    "from", "to", "period", "tz", "group", "subject", "status", "endpoint", "format",
 ];
 
 /// The longest parameter name shown back in an error.
@@ -65,6 +66,23 @@ impl ParamError {
     }
 }
 
+impl ParamError {
+    /// The backend's refusal of a report it cannot answer exactly (hours or a zone's
+    /// days no longer kept, a zone's clock off the quarter hour), as a refusal of the
+    /// parameter that asked for it; any other error is the backend's, given back.
+    pub(crate) fn of_report(error: Error) -> Result<ParamError, Error> {
+        match &error {
+            Error::InvalidInput { field: "range", .. } => {
+                Ok(ParamError::from_core("period", error))
+            }
+            Error::InvalidInput {
+                field: "time zone", ..
+            } => Ok(ParamError::from_core("tz", error)),
+            _ => Err(error),
+        }
+    }
+}
+
 impl fmt::Display for ParamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -77,9 +95,11 @@ impl TotalsParams {
     /// Reads `raw`, the query string after `?` (percent-encoded, `+` for a space).
     ///
     /// `from=YYYY-MM-DD&to=YYYY-MM-DD` (both included) or
-    /// `period=YYYY|YYYY-MM|YYYY-MM-DD`; `group=` a comma-separated list of `day`,
-    /// `endpoint` (the default), `subject`, `status`; filters `subject=`, `status=` (a
-    /// code, or a class such as `5xx`), `endpoint=<METHOD> <path>`; `format=json|csv`.
+    /// `period=YYYY|YYYY-MM|YYYY-MM-DD|YYYY-Www|cycle/N[/-K|/YYYY-MM-DD]`, days of the
+    /// zone `tz=` (an IANA name; UTC when absent); `group=` a comma-separated list of
+    /// `day`, `hour`, `endpoint` (the default), `subject`, `status`; filters
+    /// `subject=`, `status=` (a code, or a class such as `5xx`), `endpoint=<METHOD>
+    /// <path>`; `format=json|csv`.
     ///
     /// # Errors
     ///
@@ -96,7 +116,7 @@ impl TotalsParams {
                 return Err(ParamError::new(
                     shorten(&name),
                     format!(
-                        "unknown parameter {:?}; expected from, to, period, group, subject, status, endpoint or format",
+                        "unknown parameter {:?}; expected from, to, period, tz, group, subject, status, endpoint or format",
                         shorten(&name)
                     ),
                 ));
@@ -110,12 +130,30 @@ impl TotalsParams {
             }
             given[slot] = Some(value.into_owned());
         }
-        let [from, to, period, group, subject, status, endpoint, format] = given;
+        let [
+            from,
+            to,
+            period,
+            tz,
+            group,
+            subject,
+            status,
+            endpoint,
+            format,
+        ] = given;
 
-        let range = range(from.as_deref(), to.as_deref(), period.as_deref())?;
+        let zone = tz
+            .as_deref()
+            .map(Zone::new)
+            .transpose()
+            .map_err(|e| ParamError::from_core("tz", e))?
+            .unwrap_or_default();
+        let today = zone.day_of(count_core::jiff::Timestamp::now().as_second());
+        let range = range(from.as_deref(), to.as_deref(), period.as_deref(), today)?;
         let dimensions = group_by(group.as_deref())?;
-        let mut query =
-            TotalsQuery::new(range, &dimensions).map_err(|e| ParamError::from_core("group", e))?;
+        let mut query = TotalsQuery::new(range, &dimensions)
+            .map_err(|e| ParamError::from_core("group", e))?
+            .in_zone(zone);
         if let Some(subject) = subject {
             Subject::check(&subject).map_err(|e| ParamError::from_core("subject", e))?;
             query = query.subject(subject);
@@ -139,11 +177,12 @@ fn range(
     from: Option<&str>,
     to: Option<&str>,
     period: Option<&str>,
+    today: Day,
 ) -> Result<DateRange, ParamError> {
     let day =
         |name: &str, text: &str| Day::from_str(text).map_err(|e| ParamError::from_core(name, e));
     match (from, to, period) {
-        (None, None, Some(period)) => Period::from_str(period)
+        (None, None, Some(period)) => Period::parse_on(period, today)
             .map(Period::range)
             .map_err(|e| ParamError::from_core("period", e)),
         (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => Err(ParamError::new(
@@ -169,7 +208,7 @@ fn range(
         )),
         (None, None, None) => Err(ParamError::new(
             "period",
-            "missing: give period (YYYY, YYYY-MM or YYYY-MM-DD), or from and to (YYYY-MM-DD, both included)",
+            "missing: give period (YYYY, YYYY-MM, YYYY-MM-DD, YYYY-Www or cycle/N), or from and to (YYYY-MM-DD, both included)",
         )),
     }
 }
@@ -186,7 +225,7 @@ fn group_by(group: Option<&str>) -> Result<Vec<Dimension>, ParamError> {
             return Err(ParamError::new(
                 "group",
                 format!(
-                    "invalid group {:?}: expected a comma-separated list of day, endpoint, subject or status",
+                    "invalid group {:?}: expected a comma-separated list of day, hour, endpoint, subject or status",
                     shorten(group)
                 ),
             ));

@@ -398,6 +398,18 @@ impl Counter for Switch {
         self.inner.unrolled_days(before).await
     }
 
+    async fn kept(&self) -> count_core::Result<count_core::Kept> {
+        self.inner.kept().await
+    }
+
+    async fn forget_quarters_before(&self, day: count_core::Day) -> count_core::Result<()> {
+        self.inner.forget_quarters_before(day).await
+    }
+
+    async fn keep_zone_days(&self, zone: &count_core::Zone) -> count_core::Result<count_core::Day> {
+        self.inner.keep_zone_days(zone).await
+    }
+
     async fn health(&self) -> count_core::Result<()> {
         self.answering().await
     }
