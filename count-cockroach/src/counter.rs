@@ -210,6 +210,18 @@ impl Counter for CockroachCounter {
         self.retrying(|| self.pg.totals(query)).await
     }
 
+    async fn kept(&self) -> Result<count_core::Kept> {
+        self.retrying(|| self.pg.kept()).await
+    }
+
+    async fn forget_quarters_before(&self, day: Day) -> Result<()> {
+        self.retrying(|| self.pg.forget_quarters_before(day)).await
+    }
+
+    async fn keep_zone_days(&self, zone: &count_core::Zone) -> Result<Day> {
+        self.retrying(|| self.pg.keep_zone_days(zone)).await
+    }
+
     async fn unrolled_days(&self, before: Day) -> Result<Vec<Day>> {
         self.retrying(|| self.pg.unrolled_days(before)).await
     }

@@ -63,6 +63,7 @@ async fn conforms_to_the_counter_contract() {
     let counter = connect(&url, &schema).await;
     let counter = Arc::new(counter);
     count_core::testkit::run_all(counter.clone()).await;
+    count_core::testkit::run_zones(&*counter).await;
     assert_eq!(counter.retries().gave_up, 0);
 }
 
@@ -78,6 +79,7 @@ async fn conforms_with_30_percent_restarts_and_5_percent_ambiguous_commits() {
 
     let counter = Arc::new(counter);
     count_core::testkit::run_all(counter.clone()).await;
+    count_core::testkit::run_zones(&*counter).await;
 
     let retries = counter.retries();
     let injected = emulation.restarts_injected();

@@ -19,7 +19,9 @@ async fn grpc_counter_conforms_through_the_server() {
     let (_, server) = Served::memory().await;
     let remote = GrpcCounter::connect(&server.url()).await.unwrap();
     remote.health().await.unwrap();
-    count_core::testkit::run_all(Arc::new(remote)).await;
+    let remote = Arc::new(remote);
+    count_core::testkit::run_all(remote.clone()).await;
+    count_core::testkit::run_zones(&*remote).await;
     server.stop().await;
 }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use count_core::{
-    Batch, CountKey, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Period, PeriodTotal,
-    Result, TotalsQuery,
+    Batch, CountKey, Counter, DailyTotal, DateRange, Day, Dimension, Error, GroupedTotal, Kept,
+    Period, PeriodTotal, Result, TotalsQuery, Zone,
 };
 use deadpool_postgres::Pool;
 use tokio_postgres::types::ToSql;
@@ -17,6 +17,7 @@ use crate::error::{self, ambiguous, classify};
 use crate::flavor::Flavor;
 use crate::keys::{KeyIds, endpoint_of, status_of, subject_of};
 use crate::sql::Sql;
+use crate::zones::{self, Fold};
 
 /// A [`Counter`] on PostgreSQL; see the [crate docs](crate).
 #[derive(Debug, Clone)]
@@ -255,12 +256,25 @@ impl Counter for PgCounter {
                 .transaction()
                 .await
                 .map_err(|e| classify("starting a rollup chunk", e))?;
+            let fold = Fold::new(&tx, &inner.sql.schema, day).await?;
             let chunk = tx
                 .prepare_cached(&inner.sql.rollup_chunk)
                 .await
                 .map_err(|e| classify("preparing the rollup", e))?;
             let last: Option<i64> = tx
-                .query_one(&chunk, &[&d, &inner.rollup_chunk, &after])
+                .query_one(
+                    &chunk,
+                    &[
+                        &d,
+                        &inner.rollup_chunk,
+                        &after,
+                        &fold.keep_quarters,
+                        &fold.zones,
+                        &fold.days,
+                        &fold.from,
+                        &fold.to,
+                    ],
+                )
                 .await
                 .map_err(|e| classify(&format!("rolling up {day}"), e))?
                 .get(0);
@@ -306,10 +320,17 @@ impl Counter for PgCounter {
     }
 
     async fn totals(&self, query: &TotalsQuery) -> Result<Vec<GroupedTotal>> {
-        // Days in UTC only, so far: a report in another zone or by the hour is
-        // refused naming what is kept, never answered in UTC.
-        query.source(&self.kept().await?)?;
         let inner = &*self.inner;
+        if !query.zone.is_utc() || query.groups(Dimension::Hour) {
+            let mut client = inner.client().await?;
+            return zones::totals(
+                &mut client,
+                &inner.sql.schema,
+                inner.flavor.report_prelude,
+                query,
+            )
+            .await;
+        }
         let (sql, params) = inner.sql.totals(query);
         let params: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
@@ -337,6 +358,21 @@ impl Counter for PgCounter {
         Ok(totals)
     }
 
+    async fn kept(&self) -> Result<Kept> {
+        let client = self.inner.client().await?;
+        zones::kept(&client, &self.inner.sql.schema).await
+    }
+
+    async fn forget_quarters_before(&self, day: Day) -> Result<()> {
+        let mut client = self.inner.client().await?;
+        zones::forget_quarters_before(&mut client, &self.inner.sql.schema, day).await
+    }
+
+    async fn keep_zone_days(&self, zone: &Zone) -> Result<Day> {
+        let mut client = self.inner.client().await?;
+        zones::keep_zone(&mut client, &self.inner.sql.schema, zone).await
+    }
+
     async fn unrolled_days(&self, before: Day) -> Result<Vec<Day>> {
         let client = self.inner.client().await?;
         let rows = client
@@ -358,7 +394,7 @@ impl Counter for PgCounter {
     }
 }
 
-fn total_of(total: i64) -> Result<u64> {
+pub(crate) fn total_of(total: i64) -> Result<u64> {
     u64::try_from(total).map_err(|_| {
         Error::invalid(
             "stored total",

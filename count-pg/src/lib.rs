@@ -9,6 +9,7 @@ mod keys;
 pub mod schema;
 mod sql;
 mod tls;
+mod zones;
 
 pub use builder::PgCounterBuilder;
 pub use config::SslMode;

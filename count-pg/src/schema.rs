@@ -37,7 +37,7 @@ pub struct Migration {
 /// - `daily_key_totals`: rolled-up totals per day and key id.
 /// - `batches`: the exactly-once record (writer, seq, digest of the counts), written
 ///   in the batch's own transaction, pruned after the batch retention.
-pub const POSTGRES: &[Migration] = &[V1, V2];
+pub const POSTGRES: &[Migration] = &[V1, V2, HOURS_AND_ZONES];
 
 /// The first schema, per endpoint only; kept as deployed, so that existing databases
 /// migrate from it.
@@ -105,6 +105,38 @@ const V2: Migration = Migration {
         "DROP TABLE {schema}.daily_totals",
         "DROP TABLE {schema}.endpoints",
         "ALTER TABLE {schema}.batches ADD COLUMN digest BYTEA",
+    ],
+};
+
+/// The tables of hours and zones (count-pg's and count-cockroach's version 3; see `zones.rs`). A
+/// database migrated from version 2 keeps quarters from the day after the last day it
+/// holds counts of (the days before were rolled up by the UTC day only, or counted
+/// by a version that allowed buckets wider than a quarter hour).
+pub const HOURS_AND_ZONES: Migration = Migration {
+    version: 3,
+    name: "quarter hours, and days in time zones",
+    sql: &[
+        "CREATE TABLE {schema}.quarter_key_totals (
+            quarter BIGINT NOT NULL,
+            key_id BIGINT NOT NULL,
+            total BIGINT NOT NULL CHECK (total > 0),
+            PRIMARY KEY (quarter, key_id))",
+        "CREATE TABLE {schema}.quarters_kept (
+            one BIGINT NOT NULL PRIMARY KEY CHECK (one = 1),
+            from_day BIGINT NOT NULL)",
+        "INSERT INTO {schema}.quarters_kept (one, from_day)
+            SELECT 1, LEAST(coalesce(max(day - DATE '1970-01-01') + 1, -719162), 2932895)
+            FROM (SELECT day FROM {schema}.daily_key_totals
+                  UNION ALL SELECT day FROM {schema}.raw_batches) days",
+        "CREATE TABLE {schema}.zones (
+            name TEXT NOT NULL PRIMARY KEY,
+            kept_from BIGINT NOT NULL)",
+        "CREATE TABLE {schema}.zone_day_totals (
+            zone TEXT NOT NULL,
+            day BIGINT NOT NULL,
+            key_id BIGINT NOT NULL,
+            total BIGINT NOT NULL CHECK (total > 0),
+            PRIMARY KEY (zone, day, key_id))",
     ],
 };
 

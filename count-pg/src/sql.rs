@@ -76,7 +76,9 @@ impl Sql {
             ),
             // One chunk: the day's next rows after id $3 holding up to $2 counts (at
             // least one row), deleted, their counts summed per key and added to the
-            // daily totals. Returns the chunk's last id (NULL: the day is done). No
+            // daily totals, per quarter hour to the quarters (when $4: see zones.rs)
+            // and per local day to the days of the zones kept ($5 to $8: each zone's
+            // local days over the UTC day, as stretches of Unix seconds). Returns the chunk's last id (NULL: the day is done). No
             // row locks first: a concurrent rollup's DELETE waits on ours and then
             // skips the rows we deleted (RETURNING gives only what a statement deleted
             // itself), so each row is summed exactly once.
@@ -92,7 +94,7 @@ impl Sql {
                     DELETE FROM {s}.raw_batches
                     WHERE day = DATE '1970-01-01' + $1::bigint::int AND id > $3
                       AND id <= (SELECT last FROM chunk)
-                    RETURNING key_ids, counts),
+                    RETURNING key_ids, buckets, counts),
                  sums AS (
                     SELECT u.key_id, sum(u.n) AS total
                     FROM moved, unnest(moved.key_ids, moved.counts) AS u(key_id, n)
@@ -101,7 +103,28 @@ impl Sql {
                     INSERT INTO {s}.daily_key_totals (day, key_id, total)
                     SELECT DATE '1970-01-01' + $1::bigint::int, key_id, LEAST(total, {max})::bigint FROM sums
                     ON CONFLICT (day, key_id) DO UPDATE
-                    SET total = LEAST({s}.daily_key_totals.total::numeric + excluded.total, {max})::bigint)
+                    SET total = LEAST({s}.daily_key_totals.total::numeric + excluded.total, {max})::bigint),
+                 quarter_sums AS (
+                    SELECT u.bucket - ((u.bucket % 900) + 900) % 900 AS quarter, u.key_id, sum(u.n) AS total
+                    FROM moved, unnest(moved.key_ids, moved.buckets, moved.counts) AS u(key_id, bucket, n)
+                    WHERE $4::bool
+                    GROUP BY 1, 2),
+                 added_quarters AS (
+                    INSERT INTO {s}.quarter_key_totals (quarter, key_id, total)
+                    SELECT quarter, key_id, LEAST(total, {max})::bigint FROM quarter_sums
+                    ON CONFLICT (quarter, key_id) DO UPDATE
+                    SET total = LEAST({s}.quarter_key_totals.total::numeric + excluded.total, {max})::bigint),
+                 zone_sums AS (
+                    SELECT z.zone, z.day, u.key_id, sum(u.n) AS total
+                    FROM moved, unnest(moved.key_ids, moved.buckets, moved.counts) AS u(key_id, bucket, n),
+                         unnest($5::text[], $6::bigint[], $7::bigint[], $8::bigint[]) AS z(zone, day, from_s, to_s)
+                    WHERE u.bucket >= z.from_s AND u.bucket < z.to_s
+                    GROUP BY 1, 2, 3),
+                 added_zone_days AS (
+                    INSERT INTO {s}.zone_day_totals (zone, day, key_id, total)
+                    SELECT zone, day, key_id, LEAST(total, {max})::bigint FROM zone_sums
+                    ON CONFLICT (zone, day, key_id) DO UPDATE
+                    SET total = LEAST({s}.zone_day_totals.total::numeric + excluded.total, {max})::bigint)
                  SELECT (SELECT last FROM chunk)::bigint",
             ),
             prune_batches: s(
@@ -126,79 +149,110 @@ impl Sql {
     }
 
     /// The statement and its parameters after the two day bounds (`$1`, `$2`) for
-    /// `query`: grouped and filtered in SQL. Every row has the same six columns: day
-    /// (days since 1970-01-01), method, path, subject, status, total; a dimension not
-    /// grouped by is NULL.
+    /// `query` in UTC by the day: grouped and filtered in SQL. Every row has the
+    /// same six columns: day (days since 1970-01-01), method, path, subject, status,
+    /// total; a dimension not grouped by is NULL.
     pub(crate) fn totals(
         &self,
         query: &TotalsQuery,
     ) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
-        // (dimension, its columns as selected, as grouped by, when not grouped by)
-        let dimensions = [
-            (
-                Dimension::Day,
-                "(c.day - DATE '1970-01-01')::bigint",
-                "c.day",
-                "NULL::bigint",
-            ),
-            (
-                Dimension::Endpoint,
-                "k.method, k.path",
-                "k.method, k.path",
-                "NULL::text, NULL::text",
-            ),
-            (Dimension::Subject, "k.subject", "k.subject", "NULL::text"),
-            (Dimension::Status, "k.status", "k.status", "NULL::bigint"),
-        ];
-        let mut columns = Vec::new();
-        let mut group_by = Vec::new();
-        for (dimension, selected, grouped, null) in dimensions {
-            if query.groups(dimension) {
-                columns.push(selected);
-                group_by.push(grouped);
-            } else {
-                columns.push(null);
-            }
-        }
-        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        let mut filters = Vec::new();
-        let mut param = |value: Box<dyn ToSql + Sync + Send>| {
-            params.push(value);
-            format!("${}", params.len() + 2)
-        };
-        if let Some((method, path)) = &query.endpoint {
-            let method = param(Box::new(method.as_str()));
-            let path = param(Box::new(path.to_string()));
-            filters.push(format!("k.method = {method} AND k.path = {path}"));
-        }
-        if let Some(subject) = &query.subject {
-            let subject = param(Box::new(subject.to_string()));
-            filters.push(format!("k.subject = {subject}"));
-        }
-        if let Some(filter) = query.status {
-            // The codes that pass, listed by the model itself: its classes (gRPC's
-            // included) are not repeated in SQL.
-            let codes: Vec<i64> = (0..=16)
-                .chain(100..=599)
-                .filter(|&code| filter.matches(Status::from_code(code).ok()))
-                .collect();
-            let codes = param(Box::new(codes));
-            filters.push(format!("k.status = ANY({codes}::bigint[])"));
-        }
-        let filter = if filters.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", filters.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT {}, LEAST(sum(c.n), {MAX_TOTAL})::bigint
-             FROM ({COUNTS}) c JOIN {{s}}.count_keys k ON k.id = c.key_id
-             {filter}
-             GROUP BY {}",
-            columns.join(", "),
-            group_by.join(", ")
+        let counts = COUNTS.replace("{s}", &self.schema);
+        // The day bounds ($1, $2) come first: the filters' parameters follow them.
+        grouped(
+            query,
+            &counts,
+            "(c.day - DATE '1970-01-01')::bigint",
+            &self.schema,
+            (2, vec![]),
         )
-        .replace("{s}", &self.schema);
-        (sql, params)
     }
+}
+
+/// The report over `counts` (a subquery of `(time column, key_id, n)` rows, whose
+/// parameters are `taken` given elsewhere, then `params`): grouped by `time` (when the query groups by day or hour)
+/// and by the key's grouped parts, filtered by the query's filters (their parameters
+/// appended). Every row has six columns: time, method, path, subject, status, total;
+/// a dimension not grouped by is NULL. `schema` is quoted.
+pub(crate) fn grouped(
+    query: &TotalsQuery,
+    counts: &str,
+    time: &str,
+    schema: &str,
+    (taken, mut params): (usize, Vec<Box<dyn ToSql + Sync + Send>>),
+) -> (String, Vec<Box<dyn ToSql + Sync + Send>>) {
+    let by_time = query.groups(Dimension::Day) || query.groups(Dimension::Hour);
+    // (grouped, its columns as selected, as grouped by, when not grouped by)
+    let dimensions = [
+        (by_time, time, time, "NULL::bigint"),
+        (
+            query.groups(Dimension::Endpoint),
+            "k.method, k.path",
+            "k.method, k.path",
+            "NULL::text, NULL::text",
+        ),
+        (
+            query.groups(Dimension::Subject),
+            "k.subject",
+            "k.subject",
+            "NULL::text",
+        ),
+        (
+            query.groups(Dimension::Status),
+            "k.status",
+            "k.status",
+            "NULL::bigint",
+        ),
+    ];
+    let mut columns = Vec::new();
+    let mut group_by = Vec::new();
+    for (grouped, selected, grouped_as, null) in dimensions {
+        if grouped {
+            columns.push(selected);
+            group_by.push(grouped_as);
+        } else {
+            columns.push(null);
+        }
+    }
+    let mut filters = Vec::new();
+    let mut param = |value: Box<dyn ToSql + Sync + Send>| {
+        params.push(value);
+        format!("${}", taken + params.len())
+    };
+    if let Some((method, path)) = &query.endpoint {
+        let method = param(Box::new(method.as_str()));
+        let path = param(Box::new(path.to_string()));
+        filters.push(format!("k.method = {method} AND k.path = {path}"));
+    }
+    if let Some(subject) = &query.subject {
+        let subject = param(Box::new(subject.to_string()));
+        filters.push(format!("k.subject = {subject}"));
+    }
+    if let Some(filter) = query.status {
+        // The codes that pass, listed by the model itself: its classes (gRPC's
+        // included) are not repeated in SQL.
+        let codes: Vec<i64> = (0..=16)
+            .chain(100..=599)
+            .filter(|&code| filter.matches(Status::from_code(code).ok()))
+            .collect();
+        let codes = param(Box::new(codes));
+        filters.push(format!("k.status = ANY({codes}::bigint[])"));
+    }
+    let filter = if filters.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", filters.join(" AND "))
+    };
+    let group_by = if group_by.is_empty() {
+        String::new()
+    } else {
+        format!("GROUP BY {}", group_by.join(", "))
+    };
+    let sql = format!(
+        "SELECT {}, LEAST(sum(c.n), {MAX_TOTAL})::bigint
+         FROM ({counts}) c JOIN {schema}.count_keys k ON k.id = c.key_id
+         {filter}
+         {group_by}",
+        columns.join(", "),
+    );
+    (sql, params)
 }

@@ -22,7 +22,9 @@ async fn conforms_to_the_counter_contract() {
     let Some((_cluster, _url, counter)) = fresh("conformance").await else {
         return;
     };
-    count_core::testkit::run_all(Arc::new(counter)).await;
+    let counter = Arc::new(counter);
+    count_core::testkit::run_all(counter.clone()).await;
+    count_core::testkit::run_zones(&*counter).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

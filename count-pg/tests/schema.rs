@@ -90,6 +90,19 @@ async fn a_version_1_database_with_raw_and_rolled_counts_migrates_exactly() {
             .join(", ")
     };
     assert_eq!(shown(counter.daily_totals(range).await.unwrap()), expected);
+    // The days rolled up by the day only have no quarters: hours are kept from the
+    // day after the last of them.
+    assert_eq!(
+        cluster
+            .psql(
+                &database,
+                "SELECT from_day = (SELECT max(day) - DATE '1970-01-01' + 1 FROM
+                     (SELECT day FROM count.daily_key_totals UNION ALL SELECT day FROM count.raw_batches) d)
+                 FROM count.quarters_kept"
+            )
+            .unwrap(),
+        "t"
+    );
     assert!(expected.contains("2024-02-02 GET /v1/c 7"), "{expected}");
     assert_eq!(
         cluster
@@ -214,7 +227,9 @@ async fn without_migrations_connect_says_what_is_missing() {
     let old = version_1(&cluster, "older").await;
     let err = unmigrated(old.clone()).await;
     assert!(
-        err.contains("at version 1") && err.contains("missing migration 2 (count_keys"),
+        err.contains("at version 1")
+            && err.contains("missing migrations 2 (count_keys")
+            && err.contains("3 (quarter hours"),
         "{err}"
     );
     // Migrating brings it to this version; then migrate(false) is content.
@@ -230,7 +245,7 @@ async fn without_migrations_connect_says_what_is_missing() {
     cluster
         .psql(
             &database_of(&old),
-            "INSERT INTO count.count_migrations (version, name) VALUES (3, 'from the future')",
+            "INSERT INTO count.count_migrations (version, name) VALUES (4, 'from the future')",
         )
         .unwrap();
     for migrate in [false, true] {
@@ -242,8 +257,8 @@ async fn without_migrations_connect_says_what_is_missing() {
             .to_string();
         assert!(
             err.contains("written by a newer version of count")
-                && err.contains("migration 3")
-                && err.contains("up to 2"),
+                && err.contains("migration 4")
+                && err.contains("up to 3"),
             "migrate({migrate}): {err}"
         );
     }

@@ -82,7 +82,11 @@ pub(crate) fn totals(
 ) -> Result<Vec<GroupedTotal>> {
     let snapshot = snapshot(conn, query.range)?;
     let conn = &*snapshot;
-    let source = query.source(&crate::zones::kept(conn)?)?;
+    let source = if query.zone.is_utc() && !query.groups(Dimension::Hour) {
+        Source::UtcDays
+    } else {
+        query.source(&crate::zones::kept(conn)?)?
+    };
     let grouping = Grouping {
         by_day: query.groups(Dimension::Day),
         by_key: [Dimension::Endpoint, Dimension::Subject, Dimension::Status]

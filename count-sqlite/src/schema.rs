@@ -44,8 +44,10 @@ pub const SCHEMA_VERSION: i64 = 2;
 /// - `quarter_totals`: rolled-up counts per quarter hour (its first Unix second),
 ///   packed as the raw buckets are, kept from `quarters_kept.from_day` on.
 /// - `quarters_kept`: the first UTC day whose quarters are all kept. A database
-///   migrated from version 1 keeps them from the day after its last rolled-up day
-///   (the days before were rolled up by the day only); a new one from 0001-01-01.
+///   migrated from version 1 keeps them from the day after the last day it holds
+///   counts of (the days before were rolled up by the day only, or counted by a
+///   version that allowed buckets wider than a quarter hour); a new one from
+///   0001-01-01.
 /// - `zones` and `zone_day_totals`: the zones whose days are kept, each complete
 ///   from `kept_from` (a UTC day), and their rolled-up totals per local day and key.
 pub(crate) const MIGRATIONS: &[Migration] = &[
@@ -89,7 +91,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             one INTEGER PRIMARY KEY CHECK (one = 1),
             from_day INTEGER NOT NULL);
         INSERT INTO quarters_kept (one, from_day)
-            SELECT 1, min(coalesce(max(day) + 1, -719162), 2932895) FROM daily_totals;
+            SELECT 1, min(coalesce(max(day) + 1, -719162), 2932895)
+            FROM (SELECT day FROM daily_totals UNION ALL SELECT day FROM raw_buckets);
         CREATE TABLE zones (
             id INTEGER PRIMARY KEY,
             name TEXT NOT NULL UNIQUE,

@@ -32,13 +32,14 @@ pub(crate) fn kept(conn: &Connection) -> Result<Kept> {
     kept.quarters_from = Some(Day::from_unix_day(from)?);
     kept.zone_days = zones(conn)?
         .into_iter()
-        .map(|(_, zone, from)| (zone, from))
+        .filter_map(|(_, zone, from)| Some((zone.ok()?, from)))
         .collect();
     Ok(kept)
 }
 
-/// The zones whose days are kept: id, zone, complete from.
-fn zones(conn: &Connection) -> Result<Vec<(i64, Zone, Day)>> {
+/// The zones whose days are kept: id, zone (an error for a name this build's tzdb
+/// lacks: a newer count's), complete from.
+fn zones(conn: &Connection) -> Result<Vec<(i64, Result<Zone>, Day)>> {
     let doing = || "reading the zones whose days are kept".to_owned();
     let mut select = conn
         .prepare_cached("SELECT id, name, kept_from FROM zones ORDER BY id")
@@ -49,7 +50,7 @@ fn zones(conn: &Connection) -> Result<Vec<(i64, Zone, Day)>> {
     let mut zones = Vec::new();
     for row in rows {
         let (id, name, from): (i64, String, i64) = row.map_err(|e| classify(&doing(), e))?;
-        zones.push((id, Zone::new(&name)?, Day::from_unix_day(from)?));
+        zones.push((id, Zone::new(&name), Day::from_unix_day(from)?));
     }
     Ok(zones)
 }
@@ -83,7 +84,10 @@ pub(crate) fn keep_zone(conn: &mut Connection, zone: &Zone) -> Result<Day> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| classify(&doing("starting"), e))?;
-    if let Some((_, _, from)) = zones(&tx)?.into_iter().find(|(_, z, _)| z == zone) {
+    if let Some((_, _, from)) = zones(&tx)?
+        .into_iter()
+        .find(|(_, z, _)| z.as_ref().is_ok_and(|z| z == zone))
+    {
         return Ok(from);
     }
     let from = kept(&tx)?.quarters_from.unwrap_or(Day::MIN);
@@ -146,7 +150,12 @@ impl Fold {
         let kept = kept(tx)?;
         Ok(Fold {
             keep_quarters: kept.quarters_from.is_none_or(|from| day >= from),
-            zones: zones(tx)?.into_iter().map(|(id, z, _)| (id, z)).collect(),
+            // A zone this build cannot read stops the rollup: its days would miss
+            // these counts.
+            zones: zones(tx)?
+                .into_iter()
+                .map(|(id, z, _)| Ok((id, z?)))
+                .collect::<Result<_>>()?,
             quarters: BTreeMap::new(),
             zone_days: HashMap::new(),
         })
@@ -218,15 +227,20 @@ pub(crate) fn totals(
     // Counts are summed per (slot, key id): a slot is a day or an hour of the report
     // (or nothing, when it groups by neither), found once per day, quarter or bucket.
     let mut slots: Vec<GroupedTotal> = Vec::new();
+    let mut index: HashMap<GroupedTotal, i64> = HashMap::new();
     let mut slot_of: HashMap<(bool, i64), i64> = HashMap::new();
     let mut sums: HashMap<(i64, i64), i64> = HashMap::new();
     let mut add = |slot: GroupedTotal, at: (bool, i64), key_id: i64, n: i64| {
         if wanted.as_ref().is_some_and(|w| !w.contains(&key_id)) {
             return;
         }
+        // Seconds with the same day and hour (every second, when the report groups
+        // by neither) share one slot.
         let slot = *slot_of.entry(at).or_insert_with(|| {
-            slots.push(slot);
-            slots.len() as i64 - 1
+            *index.entry(slot).or_insert_with(|| {
+                slots.push(slot);
+                slots.len() as i64 - 1
+            })
         });
         let sum = sums
             .entry((slot, if by_key { key_id } else { 0 }))

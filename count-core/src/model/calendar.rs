@@ -314,6 +314,7 @@ impl fmt::Display for DateRange {
 /// cannot be built directly outside this crate, so every `Period` names days that
 /// exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Period {
     /// One day.
     Day(Day),
@@ -453,7 +454,11 @@ impl Period {
         }
         match previous_month(day.year(), day.month()) {
             Some((year, month)) => Period::cycle(anchor, year, month),
-            None => Ok(this),
+            None => Err(Error::invalid(
+                "period",
+                format!("the cycle from day {anchor} holding {day}"),
+                "starts before 0001-01-01",
+            )),
         }
     }
 
@@ -481,7 +486,11 @@ impl Period {
         match which {
             None => Period::cycle_containing(anchor, today),
             Some(back) if back.starts_with('-') => {
-                let back: u32 = back[1..].parse().map_err(|_| refuse())?;
+                let digits = &back[1..];
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(refuse());
+                }
+                let back: u32 = digits.parse().map_err(|_| refuse())?;
                 Period::cycle_containing(anchor, today)?
                     .cycles_back(back)
                     .ok_or_else(|| Error::invalid("period", text, "reaches before year 1"))
@@ -527,9 +536,10 @@ impl Period {
                 )
                 .expect("checked at construction")
                 .date();
+                // Past 9999-12-30 only in the last week: it ends on the last day.
                 let sunday = monday
                     .checked_add(jiff::Span::new().days(6))
-                    .unwrap_or(monday);
+                    .unwrap_or(Day::MAX.0);
                 (Day(monday), Day(sunday).min(Day::MAX))
             }
             Period::Cycle {
@@ -581,9 +591,8 @@ impl fmt::Display for Period {
             Period::Month { year, month } => write!(f, "{year:04}-{month:02}"),
             Period::Year { year } => write!(f, "{year:04}"),
             Period::Week { year, week } => write!(f, "{year:04}-W{week:02}"),
-            Period::Cycle { anchor, .. } => {
-                write!(f, "{} (the cycle from day {anchor})", self.range())
-            }
+            // As `Period::parse_on` reads it back.
+            Period::Cycle { anchor, .. } => write!(f, "cycle/{anchor}/{}", self.range().start),
         }
     }
 }
@@ -690,17 +699,25 @@ mod tests {
         assert_eq!(at("2024-02").unwrap(), "2024-02-01..=2024-02-29");
         for bad in [
             "cycle/",
-            "cycle/0",
             "cycle/x",
             "cycle/31/-x",
+            "cycle/31/-+5",
             "cycle/31/2024-13-01",
         ] {
             let err = at(bad).unwrap_err().to_string();
             assert!(
-                err.contains(&format!("{bad:?}")) || err.contains("0"),
+                err.contains(&format!("{bad:?}")) && err.contains("cycle/N/-K"),
                 "{err}"
             );
         }
+        let err = at("cycle/0").unwrap_err().to_string();
+        assert!(err.contains("anchor 0") && err.contains("1 to 31"), "{err}");
+        let cycle = Period::parse_on("cycle/31/-1", today).unwrap();
+        assert_eq!(Period::parse_on(&cycle.to_string(), today).unwrap(), cycle);
+        assert!(Period::cycle_containing(15, day(1, 1, 5)).is_err());
+        let last = Period::week(9999, 52).unwrap().range();
+        assert_eq!(last.start.to_string(), "9999-12-27");
+        assert_eq!(last.end, Day::MAX);
     }
 
     #[test]

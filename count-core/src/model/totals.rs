@@ -253,7 +253,9 @@ impl TotalsQuery {
         };
         let rule = match kept.quarters_from {
             Some(from) => format!(
-                "{wanted} are no longer kept: hours, and days in any zone, are kept from                  {from} (the hour retention); before that only days in {zones}"
+                "{wanted} are no longer kept: hours, and days in any zone, are kept from \
+                 {from} on (the hour retention, or the day an older database was upgraded); \
+                 before that only days in {zones}"
             ),
             None => format!("{wanted} are not kept by this backend: only days in {zones}"),
         };

@@ -77,9 +77,11 @@ impl Zone {
         self.tz.iana_name().unwrap_or("UTC")
     }
 
-    /// Whether this is UTC (or a name of it, as `Etc/UTC`).
+    /// Whether this is UTC: any zone whose clock never left it (`Etc/UTC`, `GMT`,
+    /// `Zulu`, ...).
     pub fn is_utc(&self) -> bool {
-        self.tz == TimeZone::UTC || matches!(self.name(), "UTC" | "Etc/UTC" | "Etc/Universal")
+        self.tz.to_offset(Timestamp::UNIX_EPOCH) == jiff::tz::Offset::UTC
+            && self.tz.following(Timestamp::MIN).next().is_none()
     }
 
     /// The `jiff` time zone.
@@ -137,6 +139,37 @@ impl Zone {
             .map(|t| t.timestamp().as_second())
             .filter(|&t| t > candidate);
         Hour(transition.unwrap_or(candidate))
+    }
+
+    /// The stretches of `start..end` over which this zone's offset from UTC holds
+    /// still, in order and covering it: `(from, to, offset, since)` in seconds, `to`
+    /// excluded, `since` the transition that set the offset (at or before `from`). A
+    /// database that cannot read the zone computes local days and hours from them:
+    /// the local day of `t` is `floor((t + offset) / 86400)`; its hour begins at the
+    /// later of `since` and the hour boundary of `t + offset`.
+    pub fn stretches(&self, start: i64, end: i64) -> Vec<(i64, i64, i64, i64)> {
+        let offset = |at: i64| i64::from(self.tz.to_offset(timestamp(at)).seconds());
+        let since = self
+            .tz
+            .preceding(timestamp(start + 1))
+            .next()
+            .map_or(MIN_TIMESTAMP.as_second(), |t| t.timestamp().as_second());
+        let mut stretches = Vec::new();
+        let (mut from, mut since) = (start, since);
+        for transition in self.tz.following(timestamp(start)) {
+            let at = transition.timestamp().as_second();
+            if at >= end {
+                break;
+            }
+            if at > from {
+                stretches.push((from, at, offset(from), since));
+                (from, since) = (at, at);
+            }
+        }
+        if from < end {
+            stretches.push((from, end, offset(from), since));
+        }
+        stretches
     }
 
     /// Refuses the Unix seconds `start..end` when, in this zone, a local day or hour
@@ -296,7 +329,18 @@ mod tests {
     fn names_are_iana_and_a_bad_one_is_refused_by_name() {
         assert_eq!(zone("asia/kolkata").name(), "Asia/Kolkata");
         assert_eq!(Zone::UTC.name(), "UTC");
-        assert!(zone("UTC").is_utc() && zone("Etc/UTC").is_utc());
+        for utc in [
+            "UTC",
+            "Etc/UTC",
+            "GMT",
+            "Etc/GMT",
+            "Zulu",
+            "UCT",
+            "Etc/Universal",
+        ] {
+            assert!(zone(utc).is_utc(), "{utc}");
+        }
+        assert!(!zone("Europe/London").is_utc() && !zone("Etc/GMT-1").is_utc());
         assert!(!zone("Europe/Zurich").is_utc());
         for bad in [
             "Mars/Olympus",
@@ -376,6 +420,38 @@ mod tests {
         let second_one = new_york.hour_of(second("2026-11-01T06:30:00Z"));
         assert_eq!(first.in_zone(&new_york), "2026-11-01T01:00:00-04:00");
         assert_eq!(second_one.in_zone(&new_york), "2026-11-01T01:00:00-05:00");
+    }
+
+    #[test]
+    fn stretches_give_each_second_its_day_and_hour() {
+        for name in [
+            "Australia/Lord_Howe",
+            "America/New_York",
+            "Asia/Kathmandu",
+            "UTC",
+        ] {
+            let zone = zone(name);
+            let (start, end) = (
+                second("2026-03-01T00:00:00Z"),
+                second("2026-12-01T00:00:00Z"),
+            );
+            let stretches = zone.stretches(start, end);
+            assert_eq!(stretches.first().unwrap().0, start);
+            assert_eq!(stretches.last().unwrap().1, end);
+            assert!(stretches.windows(2).all(|w| w[0].1 == w[1].0));
+            for &(from, to, offset, since) in &stretches {
+                for t in (from..to).step_by(900) {
+                    let local = t + offset;
+                    assert_eq!(
+                        Day::from_unix_day(local.div_euclid(86_400)).unwrap(),
+                        zone.day_of(t),
+                        "{name} {t}"
+                    );
+                    let hour = (local - local.rem_euclid(3600) - offset).max(since);
+                    assert_eq!(hour, zone.hour_of(t).unix_second(), "{name} {t}");
+                }
+            }
+        }
     }
 
     #[test]

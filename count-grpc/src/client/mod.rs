@@ -287,6 +287,54 @@ impl Counter for GrpcCounter {
         Ok(rows)
     }
 
+    async fn kept(&self) -> Result<count_core::Kept> {
+        let request = self.request(pb::GetKeptRequest {});
+        let response = self
+            .client
+            .clone()
+            .get_kept(request)
+            .await
+            .map_err(|s| error(s, Call::Read))?
+            .into_inner();
+        let mut kept = count_core::Kept::default();
+        kept.quarters_from = response
+            .quarters_from
+            .map(|d| convert::day("quarters_from", Some(d)))
+            .transpose()?;
+        for zone in response.zones {
+            let from = convert::day("kept_from", zone.kept_from)?;
+            kept.zone_days
+                .push((count_core::Zone::new(&zone.time_zone)?, from));
+        }
+        Ok(kept)
+    }
+
+    async fn forget_quarters_before(&self, day: Day) -> Result<()> {
+        let request = self.request(pb::ForgetQuartersBeforeRequest {
+            before: Some(convert::date(day)),
+        });
+        self.client
+            .clone()
+            .forget_quarters_before(request)
+            .await
+            .map_err(|s| error(s, Call::Read))?;
+        Ok(())
+    }
+
+    async fn keep_zone_days(&self, zone: &count_core::Zone) -> Result<Day> {
+        let request = self.request(pb::KeepZoneDaysRequest {
+            time_zone: zone.name().to_owned(),
+        });
+        let response = self
+            .client
+            .clone()
+            .keep_zone_days(request)
+            .await
+            .map_err(|s| error(s, Call::Read))?
+            .into_inner();
+        convert::day("kept_from", response.kept_from)
+    }
+
     async fn unrolled_days(&self, before: Day) -> Result<Vec<Day>> {
         let request = self.request(pb::ListUnrolledDaysRequest {
             before: Some(convert::date(before)),

@@ -181,7 +181,7 @@ pub(crate) fn period_date(period: Period) -> Option<Date> {
             month: 0,
             day: 0,
         }),
-        Period::Week { .. } | Period::Cycle { .. } => None,
+        _ => None,
     }
 }
 

@@ -477,6 +477,47 @@ impl CountService for CountV1Handler {
         }))
     }
 
+    async fn get_kept(
+        &self,
+        _: Request<pb::GetKeptRequest>,
+    ) -> Result<Response<pb::GetKeptResponse>, Status> {
+        let kept = self.shared.counter.kept().await.map_err(codes::status)?;
+        Ok(Response::new(pb::GetKeptResponse {
+            quarters_from: kept.quarters_from.map(convert::date),
+            zones: kept
+                .zone_days
+                .iter()
+                .map(|(zone, from)| pb::KeptZone {
+                    time_zone: zone.name().to_owned(),
+                    kept_from: Some(convert::date(*from)),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn forget_quarters_before(
+        &self,
+        request: Request<pb::ForgetQuartersBeforeRequest>,
+    ) -> Result<Response<pb::ForgetQuartersBeforeResponse>, Status> {
+        let before = convert::day("before", request.into_inner().before).map_err(codes::status)?;
+        (self.shared.counter.forget_quarters_before(before).await).map_err(codes::status)?;
+        Ok(Response::new(pb::ForgetQuartersBeforeResponse {}))
+    }
+
+    async fn keep_zone_days(
+        &self,
+        request: Request<pb::KeepZoneDaysRequest>,
+    ) -> Result<Response<pb::KeepZoneDaysResponse>, Status> {
+        let name = request.into_inner().time_zone;
+        let zone = count_core::Zone::new(&name)
+            .map_err(|e| convert::renamed_keeping_value(e, "time_zone"))
+            .map_err(codes::status)?;
+        let from = (self.shared.counter.keep_zone_days(&zone).await).map_err(codes::status)?;
+        Ok(Response::new(pb::KeepZoneDaysResponse {
+            kept_from: Some(convert::date(from)),
+        }))
+    }
+
     async fn get_totals(
         &self,
         request: Request<pb::GetTotalsRequest>,

@@ -122,12 +122,12 @@ async fn totals(
     let format = params.format.unwrap_or_else(|| {
         Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
     });
-    let query = params.query;
+    let (query, range_parameter) = (params.query, params.range_parameter);
     let report = api.counter.totals(&query);
     let rows = match tokio::time::timeout(api.backend_timeout, report).await {
         Ok(Ok(rows)) => rows,
         Ok(Err(error)) => {
-            return match ParamError::of_report(error) {
+            return match ParamError::of_report(error, range_parameter) {
                 Ok(refused) => ApiError::Parameter(refused),
                 Err(error) => ApiError::backend(&error),
             }

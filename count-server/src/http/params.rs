@@ -25,6 +25,8 @@ const MAX_SHOWN_NAME: usize = 64;
 pub(crate) struct TotalsParams {
     /// The range, grouping and filters.
     pub(crate) query: TotalsQuery,
+    /// The parameter that gave the range: `period`, or `from` (with `to`).
+    pub(crate) range_parameter: &'static str,
     /// The form asked for with `format=`; `None`: decided by the `Accept` header.
     pub(crate) format: Option<Format>,
 }
@@ -69,11 +71,12 @@ impl ParamError {
 impl ParamError {
     /// The backend's refusal of a report it cannot answer exactly (hours or a zone's
     /// days no longer kept, a zone's clock off the quarter hour), as a refusal of the
-    /// parameter that asked for it; any other error is the backend's, given back.
-    pub(crate) fn of_report(error: Error) -> Result<ParamError, Error> {
+    /// parameter that asked for it (`range_parameter` for the range); any other
+    /// error is the backend's, given back.
+    pub(crate) fn of_report(error: Error, range_parameter: &str) -> Result<ParamError, Error> {
         match &error {
             Error::InvalidInput { field: "range", .. } => {
-                Ok(ParamError::from_core("period", error))
+                Ok(ParamError::from_core(range_parameter, error))
             }
             Error::InvalidInput {
                 field: "time zone", ..
@@ -168,7 +171,12 @@ impl TotalsParams {
             query = query.endpoint_at(method, path);
         }
         let format = format.as_deref().map(parse_format).transpose()?;
-        Ok(TotalsParams { query, format })
+        let range_parameter = if period.is_some() { "period" } else { "from" };
+        Ok(TotalsParams {
+            query,
+            range_parameter,
+            format,
+        })
     }
 }
 
