@@ -14,7 +14,10 @@ mod webdriver;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use count_core::{DateRange, Day, Dimension, TotalsQuery};
+use count_core::{
+    Batch, BatchId, BucketCount, CountKey, Counter, DateRange, Day, Dimension, Endpoint, Method,
+    Path, TotalsQuery, Zone,
+};
 use serde_json::{Value, json};
 use server::{Known, days_before, expected, serving_known_counts, thousands};
 use webdriver::Browser;
@@ -25,9 +28,15 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// The health badge says the backend answered `/readyz`.
 const HEALTHY: &str = "document.getElementById('health').dataset.health === 'up'";
 
-/// Waits until the page has loaded the range `from..=to` and says `ready`.
+/// Waits until the page has loaded the range `from..=to` (in UTC, the browser's zone
+/// here) and says `ready`.
 async fn wait_ready(browser: &Browser, from: Day, to: Day) {
-    let hash = format!("#from={from}&to={to}");
+    wait_ready_in(browser, from, to, "UTC").await;
+}
+
+/// Waits until the page has loaded the range `from..=to` in `zone` and says `ready`.
+async fn wait_ready_in(browser: &Browser, from: Day, to: Day, zone: &str) {
+    let hash = format!("#from={from}&to={to}&tz={}", zone.replace('/', "%2F"));
     browser
         .wait_for(
             &format!(
@@ -215,6 +224,122 @@ async fn the_dashboard_shows_the_known_totals_and_follows_the_period() {
     assert!(errors.is_empty(), "console errors: {errors:?}");
     let picture = browser.screenshot("dashboard").await;
     println!("screenshot: {}", picture.display());
+    browser.close().await;
+}
+
+/// The bars of the chart, summed per hour (its first instant, in ms): the hours the
+/// chart has, and those with requests.
+async fn bars_per_hour(browser: &Browser) -> (usize, BTreeMap<i64, u64>) {
+    let bars = browser
+        .js(
+            "return [...document.querySelectorAll('#chart rect[data-hour]')]
+                .map((r) => [Number(r.dataset.hour), Number(r.dataset.value)]);",
+            vec![],
+        )
+        .await;
+    let bars: Vec<(i64, u64)> = serde_json::from_value(bars).unwrap();
+    let mut hours = BTreeMap::<i64, u64>::new();
+    for (hour, value) in bars {
+        *hours.entry(hour).or_default() += value;
+    }
+    let slots = hours.len();
+    hours.retain(|_, total| *total > 0);
+    (slots, hours)
+}
+
+/// A day's chart is by the hour, on the chosen zone's clock: a known curve of 24
+/// hours in UTC (the browser's zone here); the zone picker moves it to Asia/Kolkata
+/// (+05:30), whose day starts at 18:30 UTC the day before, its hours labelled on that
+/// clock.
+#[tokio::test]
+async fn the_hourly_chart_follows_the_zone_picker() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let (spawned, today, counts) = serving_known_counts(&[], None).await;
+    let day = days_before(today, 1);
+    // 1, 2, ..., 24 requests to GET /hourly at ten past each UTC hour of the day.
+    let hourly = CountKey::new(Endpoint::new(Method::Get, Path::new("/hourly").unwrap()));
+    let curve: Vec<(i64, CountKey, u64)> = (0..24)
+        .map(|h| (day.start_second() + h * 3600 + 600, hourly, h as u64 + 1))
+        .collect();
+    let batch = curve
+        .iter()
+        .map(|&(at, key, n)| {
+            BucketCount::new(
+                key,
+                count_core::jiff::Timestamp::from_second(at).unwrap(),
+                n,
+            )
+        })
+        .collect();
+    let id = BatchId {
+        writer: count_core::uuid::Uuid::new_v4(),
+        seq: 1,
+    };
+    let client = count_grpc::GrpcCounter::connect(&spawned.url())
+        .await
+        .unwrap();
+    client.write(&Batch::new(id, batch).unwrap()).await.unwrap();
+    let everything: Vec<(i64, CountKey, u64)> = counts
+        .iter()
+        .map(|c| (c.day.start_second(), c.key(), c.n))
+        .chain(curve)
+        .collect();
+    let hours_in = |zone: &str| -> BTreeMap<i64, u64> {
+        TotalsQuery::new(DateRange::day(day), &[Dimension::Hour])
+            .unwrap()
+            .in_zone(Zone::new(zone).unwrap())
+            .group(everything.iter().copied())
+            .into_iter()
+            .map(|row| (row.hour.unwrap().unix_second() * 1000, row.total))
+            .collect()
+    };
+
+    browser
+        .goto(&format!("{}/#from={day}&to={day}", spawned.url()))
+        .await;
+    wait_ready(&browser, day, day).await;
+    let (slots, utc) = bars_per_hour(&browser).await;
+    assert_eq!(slots, 24, "a UTC day has 24 hours");
+    assert_eq!(utc, hours_in("UTC"), "the hours in UTC");
+    assert_eq!(utc.len(), 24, "every hour of the curve: {utc:?}");
+    let title = "return document.getElementById('chart-title').textContent";
+    assert_eq!(browser.js(title, vec![]).await, json!("Requests per hour"));
+
+    // Chromium lists India's zone under its older name; either is the same zone.
+    let kolkata = browser
+        .js(
+            "const zone = document.getElementById('zone');
+             const option = [...zone.options].find((o) => o.value === 'Asia/Kolkata' || o.value === 'Asia/Calcutta');
+             zone.value = option.value;
+             zone.dispatchEvent(new Event('change'));
+             return option.value;",
+            vec![],
+        )
+        .await;
+    let name = kolkata.as_str().unwrap().to_owned();
+    wait_ready_in(&browser, day, day, &name).await;
+    let (slots, kolkata) = bars_per_hour(&browser).await;
+    assert_eq!(slots, 24);
+    assert_eq!(kolkata, hours_in("Asia/Kolkata"), "the hours in Kolkata");
+    assert_ne!(kolkata, utc, "the zone moves the bars");
+    // The first hour is 00:00 on Kolkata's clock: 18:30 UTC the day before.
+    let first = browser
+        .js(
+            "const r = document.querySelector('#chart rect[data-hour]');
+             return [Number(r.dataset.hour), r.dataset.label, r.dataset.day];",
+            vec![],
+        )
+        .await;
+    let start_ms = (day.start_second() - 5 * 3600 - 1800) * 1000;
+    assert_eq!(first, json!([start_ms, "00:00", day.to_string()]));
+    let label = "return document.getElementById('range-label').textContent";
+    let label = browser.js(label, vec![]).await;
+    assert!(label.as_str().unwrap().ends_with(&name), "{label}");
+    let errors = console_errors(&browser).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    browser.screenshot("hourly-kolkata").await;
     browser.close().await;
 }
 

@@ -328,6 +328,18 @@ mod tests {
     #[test]
     fn names_are_iana_and_a_bad_one_is_refused_by_name() {
         assert_eq!(zone("asia/kolkata").name(), "Asia/Kolkata");
+        // The older names browsers still give (ICU's) are links to the same zones.
+        for (old, new) in [
+            ("Asia/Calcutta", "Asia/Kolkata"),
+            ("Asia/Katmandu", "Asia/Kathmandu"),
+        ] {
+            let at = second("2026-06-01T00:00:00Z");
+            assert_eq!(
+                zone(old).start(day("2026-06-01")),
+                zone(new).start(day("2026-06-01"))
+            );
+            assert_eq!(zone(old).hour_of(at), zone(new).hour_of(at));
+        }
         assert_eq!(Zone::UTC.name(), "UTC");
         for utc in [
             "UTC",

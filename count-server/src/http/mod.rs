@@ -52,6 +52,7 @@ pub(crate) struct Api {
 pub(crate) fn guarded(api: Arc<Api>) -> Router {
     Router::new()
         .route("/api/v1/totals", get(totals))
+        .route("/api/v1/kept", get(kept))
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .method_not_allowed_fallback(method_not_allowed)
@@ -100,6 +101,33 @@ async fn readyz(State(api): State<Arc<Api>>) -> Response {
             .into_response()
         }
     }
+}
+
+/// What the backend keeps besides its UTC days, and the time-zone database:
+/// `{"tzdb": "2026f", "quarters_from": "2026-09-08", "zone_days": [{"zone":
+/// "Europe/Zurich", "from": "0001-01-01"}]}` (`quarters_from` null when no hours
+/// are kept). The dashboard asks for hours only where they are kept.
+async fn kept(State(api): State<Arc<Api>>) -> Response {
+    let kept = match tokio::time::timeout(api.backend_timeout, api.counter.kept()).await {
+        Ok(Ok(kept)) => kept,
+        Ok(Err(error)) => return ApiError::backend(&error).into_response(),
+        Err(_) => return ApiError::backend_timeout(api.backend_timeout).into_response(),
+    };
+    let zone_days: Vec<serde_json::Value> = kept
+        .zone_days
+        .iter()
+        .map(|(zone, from)| serde_json::json!({"zone": zone.name(), "from": from.to_string()}))
+        .collect();
+    let body = serde_json::json!({
+        "tzdb": count_core::tzdb_version(),
+        "quarters_from": kept.quarters_from.map(|d| d.to_string()),
+        "zone_days": zone_days,
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn metrics(State(api): State<Arc<Api>>) -> Response {

@@ -71,6 +71,8 @@ impl Browser {
             .port();
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
+            // The browser's own zone, which the page starts in: UTC, whatever the machine's.
+            .env("TZ", "UTC")
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
