@@ -116,11 +116,13 @@ pub const HOURS_AND_ZONES: Migration = Migration {
     version: 3,
     name: "quarter hours, and days in time zones",
     sql: &[
-        "CREATE TABLE {schema}.quarter_key_totals (
+        // One row of arrays per quarter hour and rollup chunk, appended (reports and
+        // the zones' backfill sum them): 16 bytes a key-quarter, no upsert.
+        "CREATE TABLE {schema}.quarter_batches (
             quarter BIGINT NOT NULL,
-            key_id BIGINT NOT NULL,
-            total BIGINT NOT NULL CHECK (total > 0),
-            PRIMARY KEY (quarter, key_id))",
+            key_ids BIGINT[] NOT NULL,
+            totals BIGINT[] NOT NULL)",
+        "CREATE INDEX quarter_batches_quarter ON {schema}.quarter_batches (quarter)",
         "CREATE TABLE {schema}.quarters_kept (
             one BIGINT NOT NULL PRIMARY KEY CHECK (one = 1),
             from_day BIGINT NOT NULL)",

@@ -76,9 +76,11 @@ impl Sql {
             ),
             // One chunk: the day's next rows after id $3 holding up to $2 counts (at
             // least one row), deleted, their counts summed per key and added to the
-            // daily totals, per quarter hour to the quarters (when $4: see zones.rs)
+            // daily totals, per quarter hour to the quarters (when $4: see zones.rs;
+            // one row of arrays per quarter and chunk, appended, as raw counts are)
             // and per local day to the days of the zones kept ($5 to $8: each zone's
-            // local days over the UTC day, as stretches of Unix seconds). Returns the chunk's last id (NULL: the day is done). No
+            // local days over the UTC day, as stretches of Unix seconds, which begin
+            // on quarter hours wherever a zone's days can be asked for). Returns the chunk's last id (NULL: the day is done). No
             // row locks first: a concurrent rollup's DELETE waits on ours and then
             // skips the rows we deleted (RETURNING gives only what a statement deleted
             // itself), so each row is summed exactly once.
@@ -95,30 +97,26 @@ impl Sql {
                     WHERE day = DATE '1970-01-01' + $1::bigint::int AND id > $3
                       AND id <= (SELECT last FROM chunk)
                     RETURNING key_ids, buckets, counts),
+                 quarter_sums AS (
+                    SELECT u.bucket - ((u.bucket % 900) + 900) % 900 AS quarter, u.key_id, sum(u.n) AS total
+                    FROM moved, unnest(moved.key_ids, moved.buckets, moved.counts) AS u(key_id, bucket, n)
+                    GROUP BY 1, 2),
                  sums AS (
-                    SELECT u.key_id, sum(u.n) AS total
-                    FROM moved, unnest(moved.key_ids, moved.counts) AS u(key_id, n)
-                    GROUP BY u.key_id),
+                    SELECT key_id, sum(total) AS total FROM quarter_sums GROUP BY key_id),
                  added AS (
                     INSERT INTO {s}.daily_key_totals (day, key_id, total)
                     SELECT DATE '1970-01-01' + $1::bigint::int, key_id, LEAST(total, {max})::bigint FROM sums
                     ON CONFLICT (day, key_id) DO UPDATE
                     SET total = LEAST({s}.daily_key_totals.total::numeric + excluded.total, {max})::bigint),
-                 quarter_sums AS (
-                    SELECT u.bucket - ((u.bucket % 900) + 900) % 900 AS quarter, u.key_id, sum(u.n) AS total
-                    FROM moved, unnest(moved.key_ids, moved.buckets, moved.counts) AS u(key_id, bucket, n)
-                    WHERE $4::bool
-                    GROUP BY 1, 2),
                  added_quarters AS (
-                    INSERT INTO {s}.quarter_key_totals (quarter, key_id, total)
-                    SELECT quarter, key_id, LEAST(total, {max})::bigint FROM quarter_sums
-                    ON CONFLICT (quarter, key_id) DO UPDATE
-                    SET total = LEAST({s}.quarter_key_totals.total::numeric + excluded.total, {max})::bigint),
+                    INSERT INTO {s}.quarter_batches (quarter, key_ids, totals)
+                    SELECT quarter, array_agg(key_id), array_agg(LEAST(total, {max})::bigint)
+                    FROM quarter_sums WHERE $4::bool GROUP BY quarter),
                  zone_sums AS (
-                    SELECT z.zone, z.day, u.key_id, sum(u.n) AS total
-                    FROM moved, unnest(moved.key_ids, moved.buckets, moved.counts) AS u(key_id, bucket, n),
+                    SELECT z.zone, z.day, q.key_id, sum(q.total) AS total
+                    FROM quarter_sums q,
                          unnest($5::text[], $6::bigint[], $7::bigint[], $8::bigint[]) AS z(zone, day, from_s, to_s)
-                    WHERE u.bucket >= z.from_s AND u.bucket < z.to_s
+                    WHERE q.quarter >= z.from_s AND q.quarter < z.to_s
                     GROUP BY 1, 2, 3),
                  added_zone_days AS (
                     INSERT INTO {s}.zone_day_totals (zone, day, key_id, total)

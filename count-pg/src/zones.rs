@@ -121,7 +121,7 @@ pub(crate) async fn forget_quarters_before(
         .map_err(|e| classify(&doing(), e))?
         .get(0);
     tx.execute(
-        &format!("DELETE FROM {schema}.quarter_key_totals WHERE quarter < $1::bigint"),
+        &format!("DELETE FROM {schema}.quarter_batches WHERE quarter < $1::bigint"),
         &[&(from * 86_400)],
     )
     .await
@@ -169,7 +169,7 @@ pub(crate) async fn keep_zone(
     .map_err(|e| classify(&doing("adding it"), e))?;
     let span: Option<(i64, i64)> = tx
         .query_one(
-            &format!("SELECT min(quarter), max(quarter) FROM {schema}.quarter_key_totals"),
+            &format!("SELECT min(quarter), max(quarter) FROM {schema}.quarter_batches"),
             &[],
         )
         .await
@@ -180,11 +180,11 @@ pub(crate) async fn keep_zone(
         tx.execute(
             &format!(
                 "INSERT INTO {schema}.zone_day_totals (zone, day, key_id, total)
-                 SELECT $1, {day}, q.key_id, LEAST(sum(q.total), {MAX})::bigint
-                 FROM {schema}.quarter_key_totals q,
+                 SELECT $1, {day}, u.key_id, LEAST(sum(u.n), {MAX})::bigint
+                 FROM {schema}.quarter_batches q, unnest(q.key_ids, q.totals) AS u(key_id, n),
                       unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS z(from_s, to_s, off)
                  WHERE q.quarter >= z.from_s AND q.quarter < z.to_s
-                 GROUP BY 2, q.key_id",
+                 GROUP BY 2, u.key_id",
                 day = local_day("q.quarter"),
             ),
             &[&zone.name(), &from_s, &to_s, &offsets],
@@ -268,8 +268,8 @@ pub(crate) async fn totals(
     let stretches = "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS z(from_s, to_s, off, since)";
     let rolled = match source {
         Source::Quarters => format!(
-            "SELECT {} AS slot, q.key_id, q.total AS n
-             FROM {schema}.quarter_key_totals q, {stretches}
+            "SELECT {} AS slot, u.key_id, u.n
+             FROM {schema}.quarter_batches q, unnest(q.key_ids, q.totals) AS u(key_id, n), {stretches}
              WHERE q.quarter >= z.from_s AND q.quarter < z.to_s",
             slot("q.quarter")
         ),
