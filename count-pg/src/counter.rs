@@ -256,28 +256,30 @@ impl Counter for PgCounter {
                 .transaction()
                 .await
                 .map_err(|e| classify("starting a rollup chunk", e))?;
-            let fold = Fold::new(&tx, &inner.sql.schema, day).await?;
+            let mut fold = Fold::new(&tx, &inner.sql.schema, day).await?;
             let chunk = tx
                 .prepare_cached(&inner.sql.rollup_chunk)
                 .await
                 .map_err(|e| classify("preparing the rollup", e))?;
-            let last: Option<i64> = tx
-                .query_one(
-                    &chunk,
-                    &[
-                        &d,
-                        &inner.rollup_chunk,
-                        &after,
-                        &fold.keep_quarters,
-                        &fold.zones,
-                        &fold.days,
-                        &fold.from,
-                        &fold.to,
-                    ],
-                )
+            let rows = tx
+                .query(&chunk, &[&d, &inner.rollup_chunk, &after])
                 .await
-                .map_err(|e| classify(&format!("rolling up {day}"), e))?
-                .get(0);
+                .map_err(|e| classify(&format!("rolling up {day}"), e))?;
+            let mut last = None;
+            for row in &rows {
+                last = row.get::<_, Option<i64>>(0);
+                let arrays = (
+                    row.get::<_, Option<Vec<i64>>>(1),
+                    row.get::<_, Option<Vec<i64>>>(2),
+                    row.get::<_, Option<Vec<i64>>>(3),
+                );
+                if let (Some(keys), Some(buckets), Some(counts)) = arrays {
+                    fold.add(&keys, &buckets, &counts);
+                }
+            }
+            if last.is_some() {
+                fold.write(&tx, &inner.sql, d).await?;
+            }
             tx.commit()
                 .await
                 .map_err(|e| ambiguous(&format!("committing a rollup chunk of {day}"), e))?;

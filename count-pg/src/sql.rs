@@ -32,6 +32,9 @@ pub(crate) struct Sql {
     pub(crate) insert_keys: String,
     pub(crate) select_keys: String,
     pub(crate) rollup_chunk: String,
+    pub(crate) add_days: String,
+    pub(crate) add_quarter: String,
+    pub(crate) add_zone_days: String,
     pub(crate) prune_batches: String,
     pub(crate) daily: String,
     pub(crate) period: String,
@@ -75,15 +78,12 @@ impl Sql {
                    ON k.method = t.m AND k.path = t.p AND k.subject = t.sub AND k.status = t.st",
             ),
             // One chunk: the day's next rows after id $3 holding up to $2 counts (at
-            // least one row), deleted, their counts summed per key and added to the
-            // daily totals, per quarter hour to the quarters (when $4: see zones.rs;
-            // one row of arrays per quarter and chunk, appended, as raw counts are)
-            // and per local day to the days of the zones kept ($5 to $8: each zone's
-            // local days over the UTC day, as stretches of Unix seconds, which begin
-            // on quarter hours wherever a zone's days can be asked for). Returns the chunk's last id (NULL: the day is done). No
-            // row locks first: a concurrent rollup's DELETE waits on ours and then
-            // skips the rows we deleted (RETURNING gives only what a statement deleted
-            // itself), so each row is summed exactly once.
+            // least one row), deleted and returned (with the chunk's last id: NULL
+            // when the day is done) to be summed in Rust and added by the statements
+            // below, in the same transaction. No row locks first: a concurrent
+            // rollup's DELETE waits on ours and then skips the rows we deleted
+            // (RETURNING gives only what a statement deleted itself), so each row is
+            // summed exactly once.
             rollup_chunk: s(
                 "WITH chunk AS (
                     SELECT max(id) AS last FROM (
@@ -96,34 +96,26 @@ impl Sql {
                     DELETE FROM {s}.raw_batches
                     WHERE day = DATE '1970-01-01' + $1::bigint::int AND id > $3
                       AND id <= (SELECT last FROM chunk)
-                    RETURNING key_ids, buckets, counts),
-                 quarter_sums AS (
-                    SELECT u.bucket - ((u.bucket % 900) + 900) % 900 AS quarter, u.key_id, sum(u.n) AS total
-                    FROM moved, unnest(moved.key_ids, moved.buckets, moved.counts) AS u(key_id, bucket, n)
-                    GROUP BY 1, 2),
-                 sums AS (
-                    SELECT key_id, sum(total) AS total FROM quarter_sums GROUP BY key_id),
-                 added AS (
-                    INSERT INTO {s}.daily_key_totals (day, key_id, total)
-                    SELECT DATE '1970-01-01' + $1::bigint::int, key_id, LEAST(total, {max})::bigint FROM sums
-                    ON CONFLICT (day, key_id) DO UPDATE
-                    SET total = LEAST({s}.daily_key_totals.total::numeric + excluded.total, {max})::bigint),
-                 added_quarters AS (
-                    INSERT INTO {s}.quarter_batches (quarter, key_ids, totals)
-                    SELECT quarter, array_agg(key_id), array_agg(LEAST(total, {max})::bigint)
-                    FROM quarter_sums WHERE $4::bool GROUP BY quarter),
-                 zone_sums AS (
-                    SELECT z.zone, z.day, q.key_id, sum(q.total) AS total
-                    FROM quarter_sums q,
-                         unnest($5::text[], $6::bigint[], $7::bigint[], $8::bigint[]) AS z(zone, day, from_s, to_s)
-                    WHERE q.quarter >= z.from_s AND q.quarter < z.to_s
-                    GROUP BY 1, 2, 3),
-                 added_zone_days AS (
-                    INSERT INTO {s}.zone_day_totals (zone, day, key_id, total)
-                    SELECT zone, day, key_id, LEAST(total, {max})::bigint FROM zone_sums
-                    ON CONFLICT (zone, day, key_id) DO UPDATE
-                    SET total = LEAST({s}.zone_day_totals.total::numeric + excluded.total, {max})::bigint)
-                 SELECT (SELECT last FROM chunk)::bigint",
+                    RETURNING key_ids, buckets, counts)
+                 SELECT (SELECT last FROM chunk)::bigint, m.key_ids, m.buckets, m.counts
+                 FROM (SELECT 1) one LEFT JOIN moved m ON true",
+            ),
+            add_days: s(
+                "INSERT INTO {s}.daily_key_totals (day, key_id, total)
+                 SELECT DATE '1970-01-01' + $1::bigint::int, key_id, total
+                 FROM unnest($2::bigint[], $3::bigint[]) AS t(key_id, total)
+                 ON CONFLICT (day, key_id) DO UPDATE
+                 SET total = LEAST({s}.daily_key_totals.total::numeric + excluded.total, {max})::bigint",
+            ),
+            add_quarter: s(
+                "INSERT INTO {s}.quarter_batches (quarter, key_ids, totals)
+                 VALUES ($1::bigint, $2::bigint[], $3::bigint[])",
+            ),
+            add_zone_days: s(
+                "INSERT INTO {s}.zone_day_totals (zone, day, key_id, total)
+                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+                 ON CONFLICT (zone, day, key_id) DO UPDATE
+                 SET total = LEAST({s}.zone_day_totals.total::numeric + excluded.total, {max})::bigint",
             ),
             prune_batches: s(
                 "DELETE FROM {s}.batches WHERE applied_at < now() - $1::float8 * INTERVAL '1 second'",

@@ -11,6 +11,8 @@
 //! filled from the quarters once every chunk before has committed, and every chunk
 //! after adds to them. A report reads what is kept and the counts in one snapshot.
 
+use std::collections::{BTreeMap, HashMap};
+
 use count_core::backend::Source;
 use count_core::{
     Day, Dimension, GroupedTotal, Hour, Kept, QUARTER_SECONDS, Result, TotalsQuery, Zone,
@@ -19,17 +21,19 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::IsolationLevel;
 use tokio_postgres::types::ToSql;
 
-use crate::error::classify;
+use crate::error::{ambiguous, classify};
 use crate::keys::{endpoint_of, status_of, subject_of};
 
-/// What the rollup chunk statement's hour and zone parameters ($4 to $8) hold.
+/// What a rollup chunk adds, summed here from the raw counts it deleted: per key to
+/// the UTC day, per quarter hour and key to the quarters (when kept for the day), and
+/// per local day and key to the days of each zone kept.
 #[derive(Debug, Default)]
 pub(crate) struct Fold {
-    pub(crate) keep_quarters: bool,
-    pub(crate) zones: Vec<String>,
-    pub(crate) days: Vec<i64>,
-    pub(crate) from: Vec<i64>,
-    pub(crate) to: Vec<i64>,
+    keep_quarters: bool,
+    /// Each kept zone's local days over the UTC day: (zone, local day, from, to).
+    zones: Vec<(String, i64, i64, i64)>,
+    days: HashMap<i64, i64>,
+    quarters: BTreeMap<i64, HashMap<i64, i64>>,
 }
 
 impl Fold {
@@ -56,19 +60,87 @@ impl Fold {
             .map_err(|e| classify(&doing(), e))?
         {
             let name: String = row.get(0);
+            // A zone this build cannot read stops the rollup: its days would miss
+            // these counts.
             let zone = Zone::new(&name)?;
             let mut at = start;
             while at < end {
                 let local = zone.day_of(at);
                 let until = zone.end(local).min(end);
-                fold.zones.push(name.clone());
-                fold.days.push(local.unix_day());
-                fold.from.push(at);
-                fold.to.push(until);
+                fold.zones.push((name.clone(), local.unix_day(), at, until));
                 at = until;
             }
         }
         Ok(fold)
+    }
+
+    /// Adds one deleted row of raw counts.
+    pub(crate) fn add(&mut self, key_ids: &[i64], buckets: &[i64], counts: &[i64]) {
+        let by_quarter = self.keep_quarters || !self.zones.is_empty();
+        for ((&key_id, &bucket), &n) in key_ids.iter().zip(buckets).zip(counts) {
+            let day = self.days.entry(key_id).or_default();
+            *day = day.saturating_add(n);
+            if by_quarter {
+                let quarter = bucket - bucket.rem_euclid(QUARTER_SECONDS);
+                let sum = self
+                    .quarters
+                    .entry(quarter)
+                    .or_default()
+                    .entry(key_id)
+                    .or_default();
+                *sum = sum.saturating_add(n);
+            }
+        }
+    }
+
+    /// Adds the sums to the day `day` (days since 1970), its quarters and its zones'
+    /// days, with the statements of `sql`, in the chunk's transaction.
+    pub(crate) async fn write(
+        self,
+        tx: &impl GenericClient,
+        sql: &crate::sql::Sql,
+        day: i64,
+    ) -> Result<()> {
+        let doing = |what: &str| format!("rolling up a chunk: adding to {what}");
+        let (keys, totals): (Vec<i64>, Vec<i64>) = self.days.into_iter().unzip();
+        tx.execute(&sql.add_days, &[&day, &keys, &totals])
+            .await
+            .map_err(|e| classify(&doing("the daily totals"), e))?;
+        if self.keep_quarters {
+            for (quarter, sums) in &self.quarters {
+                let (keys, totals): (Vec<i64>, Vec<i64>) =
+                    sums.iter().map(|(k, n)| (*k, *n)).unzip();
+                tx.execute(&sql.add_quarter, &[quarter, &keys, &totals])
+                    .await
+                    .map_err(|e| classify(&doing("the quarter hours"), e))?;
+            }
+        }
+        if self.zones.is_empty() {
+            return Ok(());
+        }
+        let mut zone_days = HashMap::<(&str, i64, i64), i64>::new();
+        for (zone, local, from, to) in &self.zones {
+            for sums in self.quarters.range(*from..*to).map(|(_, sums)| sums) {
+                for (&key_id, &n) in sums {
+                    let sum = zone_days.entry((zone, *local, key_id)).or_default();
+                    *sum = sum.saturating_add(n);
+                }
+            }
+        }
+        let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((zone, local, key_id), n) in zone_days {
+            columns.0.push(zone);
+            columns.1.push(local);
+            columns.2.push(key_id);
+            columns.3.push(n);
+        }
+        tx.execute(
+            &sql.add_zone_days,
+            &[&columns.0, &columns.1, &columns.2, &columns.3],
+        )
+        .await
+        .map_err(|e| classify(&doing("the zones' days"), e))?;
+        Ok(())
     }
 }
 
@@ -126,7 +198,8 @@ pub(crate) async fn forget_quarters_before(
     )
     .await
     .map_err(|e| classify(&doing(), e))?;
-    tx.commit().await.map_err(|e| classify(&doing(), e))
+    // Lost on the way, the commit may have applied: forgetting again is the same.
+    tx.commit().await.map_err(|e| ambiguous(&doing(), e))
 }
 
 /// Keeps `zone`'s days: filled from the quarters kept, complete from their first day.
@@ -192,9 +265,10 @@ pub(crate) async fn keep_zone(
         .await
         .map_err(|e| classify(&doing("filling its days"), e))?;
     }
+    // Lost on the way, the commit may have applied: keeping it again finds it kept.
     tx.commit()
         .await
-        .map_err(|e| classify(&doing("committing"), e))?;
+        .map_err(|e| ambiguous(&doing("committing"), e))?;
     Day::from_unix_day(from)
 }
 
