@@ -140,6 +140,14 @@ impl Ask {
         self
     }
 
+    /// The days (and hours) of `zone` instead of UTC: `--tz` and `tz=`.
+    fn zone(mut self, zone: &str) -> Ask {
+        self.cli.extend(["--tz".to_owned(), zone.to_owned()]);
+        self.http.push(("tz".to_owned(), zone.to_owned()));
+        self.query = self.query.in_zone(count_core::Zone::new(zone).unwrap());
+        self
+    }
+
     fn http_path(&self, format: &str) -> String {
         let mut query: Vec<String> = self
             .http
@@ -183,6 +191,16 @@ fn asks(today: Day) -> Vec<Ask> {
         Ask::range(month_ago, today, &[Dimension::Endpoint, Dimension::Status])
             .filter("subject", "acme"),
         Ask::range(month_ago, today, Dimension::ALL.as_slice()).filter("status", "200"),
+        // Midnight UTC, when the known counts were made, is the evening before in New
+        // York and 05:30 in Kolkata.
+        Ask::range(month_ago, today, &[Dimension::Day, Dimension::Endpoint])
+            .zone("America/New_York"),
+        Ask::range(
+            days_before(today, 7),
+            today,
+            &[Dimension::Day, Dimension::Hour],
+        )
+        .zone("Asia/Kolkata"),
     ]
 }
 
