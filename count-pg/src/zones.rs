@@ -102,7 +102,11 @@ impl Fold {
         day: i64,
     ) -> Result<()> {
         let doing = |what: &str| format!("rolling up a chunk: adding to {what}");
-        let (keys, totals): (Vec<i64>, Vec<i64>) = self.days.into_iter().unzip();
+        // In key order, as the zones' days below: concurrent rollups upsert rows in
+        // one order, so they wait on each other but never deadlock.
+        let mut days: Vec<(i64, i64)> = self.days.into_iter().collect();
+        days.sort_unstable();
+        let (keys, totals): (Vec<i64>, Vec<i64>) = days.into_iter().unzip();
         tx.execute(&sql.add_days, &[&day, &keys, &totals])
             .await
             .map_err(|e| classify(&doing("the daily totals"), e))?;
@@ -118,7 +122,7 @@ impl Fold {
         if self.zones.is_empty() {
             return Ok(());
         }
-        let mut zone_days = HashMap::<(&str, i64, i64), i64>::new();
+        let mut zone_days = BTreeMap::<(&str, i64, i64), i64>::new();
         for (zone, local, from, to) in &self.zones {
             for sums in self.quarters.range(*from..*to).map(|(_, sums)| sums) {
                 for (&key_id, &n) in sums {
@@ -181,17 +185,21 @@ pub(crate) async fn forget_quarters_before(
         .transaction()
         .await
         .map_err(|e| classify(&doing(), e))?;
-    let from: i64 = tx
-        .query_one(
+    // Only when it moves: a scheduler's pass that forgets nothing new writes nothing.
+    let Some(row) = tx
+        .query_opt(
             &format!(
-                "UPDATE {schema}.quarters_kept SET from_day = GREATEST(from_day, $1::bigint) \
-                 RETURNING from_day"
+                "UPDATE {schema}.quarters_kept SET from_day = $1::bigint \
+                 WHERE from_day < $1::bigint RETURNING from_day"
             ),
             &[&day.unix_day()],
         )
         .await
         .map_err(|e| classify(&doing(), e))?
-        .get(0);
+    else {
+        return Ok(());
+    };
+    let from: i64 = row.get(0);
     tx.execute(
         &format!("DELETE FROM {schema}.quarter_batches WHERE quarter < $1::bigint"),
         &[&(from * 86_400)],
@@ -253,7 +261,7 @@ pub(crate) async fn keep_zone(
         tx.execute(
             &format!(
                 "INSERT INTO {schema}.zone_day_totals (zone, day, key_id, total)
-                 SELECT $1, {day}, u.key_id, LEAST(sum(u.n), {MAX})::bigint
+                 SELECT $1::text, {day}, u.key_id, LEAST(sum(u.n), {MAX})::bigint
                  FROM {schema}.quarter_batches q, unnest(q.key_ids, q.totals) AS u(key_id, n),
                       unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS z(from_s, to_s, off)
                  WHERE q.quarter >= z.from_s AND q.quarter < z.to_s
@@ -276,12 +284,15 @@ const MAX: &str = "9223372036854775807";
 
 /// The local day number of the Unix second `t` in the stretch `z`.
 fn local_day(t: &str) -> String {
-    format!("(({t} + z.off) - ((({t} + z.off) % 86400) + 86400) % 86400) / 86400")
+    // Cast: CockroachDB's `int / int` is a decimal.
+    format!("((({t} + z.off) - ((({t} + z.off) % 86400) + 86400) % 86400) / 86400)::bigint")
 }
 
 /// The first second of the local hour of `t` in the stretch `z`.
 fn local_hour(t: &str) -> String {
-    format!("GREATEST(({t} + z.off) - ((({t} + z.off) % 3600) + 3600) % 3600 - z.off, z.since)")
+    format!(
+        "GREATEST(({t} + z.off) - ((({t} + z.off) % 3600) + 3600) % 3600 - z.off, z.since)::bigint"
+    )
 }
 
 type Columns = (Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>);
@@ -344,7 +355,8 @@ pub(crate) async fn totals(
         Source::Quarters => format!(
             "SELECT {} AS slot, u.key_id, u.n
              FROM {schema}.quarter_batches q, unnest(q.key_ids, q.totals) AS u(key_id, n), {stretches}
-             WHERE q.quarter >= z.from_s AND q.quarter < z.to_s",
+             WHERE q.quarter >= {start} AND q.quarter < {end}
+               AND q.quarter >= z.from_s AND q.quarter < z.to_s",
             slot("q.quarter")
         ),
         Source::ZoneDays => {
