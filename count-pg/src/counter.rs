@@ -15,7 +15,7 @@ use tokio_postgres::types::ToSql;
 use crate::builder::PgCounterBuilder;
 use crate::error::{self, ambiguous, classify};
 use crate::flavor::Flavor;
-use crate::keys::{KeyIds, endpoint_of, status_of, subject_of};
+use crate::keys::{KeyIds, endpoint_of};
 use crate::sql::Sql;
 use crate::zones::{self, Fold};
 
@@ -337,27 +337,9 @@ impl Counter for PgCounter {
         let params: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
         let rows = inner.report(&sql, query.range, &params, true).await?;
-        let mut totals = rows
-            .iter()
-            .map(|row| {
-                let mut total = GroupedTotal::new(total_of(row.get(5))?);
-                if let Some(day) = row.get::<_, Option<i64>>(0) {
-                    total = total.with_day(Day::from_unix_day(day)?);
-                }
-                if let (Some(method), Some(path)) = (row.get(1), row.get(2)) {
-                    total = total.with_endpoint(endpoint_of(method, path)?);
-                }
-                if let Some(subject) = row.get::<_, Option<&str>>(3) {
-                    total = total.with_subject(subject_of(subject)?);
-                }
-                if let Some(status) = row.get::<_, Option<i64>>(4) {
-                    total = total.with_status(status_of(status)?);
-                }
-                Ok(total)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        totals.sort_unstable();
-        Ok(totals)
+        crate::sql::totals_of(&rows, |day, total| {
+            Ok(total.with_day(Day::from_unix_day(day)?))
+        })
     }
 
     async fn kept(&self) -> Result<Kept> {

@@ -8,7 +8,7 @@
 //! `numeric` (PostgreSQL's `sum(bigint)`) and stop at `i64::MAX` ([`MAX_TOTAL`]), so no
 //! report or rollup fails with `bigint out of range`.
 
-use count_core::{Dimension, Status, TotalsQuery};
+use count_core::{Dimension, GroupedTotal, Result, Status, TotalsQuery};
 use tokio_postgres::types::ToSql;
 
 use crate::config::quote_ident;
@@ -245,4 +245,34 @@ pub(crate) fn grouped(
         columns.join(", "),
     );
     (sql, params)
+}
+
+/// The rows of a [`grouped`] report as totals, ordered: `time` sets a row's day or
+/// hour from its time column (when not NULL).
+pub(crate) fn totals_of(
+    rows: &[tokio_postgres::Row],
+    time: impl Fn(i64, GroupedTotal) -> Result<GroupedTotal>,
+) -> Result<Vec<GroupedTotal>> {
+    use crate::keys::{endpoint_of, status_of, subject_of};
+    let mut totals = rows
+        .iter()
+        .map(|row| {
+            let mut total = GroupedTotal::new(crate::counter::total_of(row.get(5))?);
+            if let Some(at) = row.get::<_, Option<i64>>(0) {
+                total = time(at, total)?;
+            }
+            if let (Some(method), Some(path)) = (row.get(1), row.get(2)) {
+                total = total.with_endpoint(endpoint_of(method, path)?);
+            }
+            if let Some(subject) = row.get::<_, Option<&str>>(3) {
+                total = total.with_subject(subject_of(subject)?);
+            }
+            if let Some(status) = row.get::<_, Option<i64>>(4) {
+                total = total.with_status(status_of(status)?);
+            }
+            Ok(total)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    totals.sort_unstable();
+    Ok(totals)
 }

@@ -22,7 +22,6 @@ use tokio_postgres::IsolationLevel;
 use tokio_postgres::types::ToSql;
 
 use crate::error::{ambiguous, classify};
-use crate::keys::{endpoint_of, status_of, subject_of};
 
 /// What a rollup chunk adds, summed here from the raw counts it deleted: per key to
 /// the UTC day, per quarter hour and key to the quarters (when kept for the day), and
@@ -392,36 +391,18 @@ pub(crate) async fn totals(
     // which ends (rolled back) when dropped; a commit lost on the way would fail a
     // good report.
     drop(tx);
-    let mut totals = rows
-        .iter()
-        .map(|row| {
-            let mut total = GroupedTotal::new(crate::counter::total_of(row.get(5))?);
-            if let Some(slot) = row.get::<_, Option<i64>>(0) {
-                if by_hour {
-                    let hour = Hour::starting_at(
-                        count_core::jiff::Timestamp::from_second(slot)
-                            .map_err(|e| count_core::Error::invalid("hour", slot, e.to_string()))?,
-                    )?;
-                    total = total.with_hour(hour);
-                    if by_day {
-                        total = total.with_day(query.zone.day_of(slot));
-                    }
-                } else if by_day {
-                    total = total.with_day(Day::from_unix_day(slot)?);
-                }
-            }
-            if let (Some(method), Some(path)) = (row.get(1), row.get(2)) {
-                total = total.with_endpoint(endpoint_of(method, path)?);
-            }
-            if let Some(subject) = row.get::<_, Option<&str>>(3) {
-                total = total.with_subject(subject_of(subject)?);
-            }
-            if let Some(status) = row.get::<_, Option<i64>>(4) {
-                total = total.with_status(status_of(status)?);
-            }
-            Ok(total)
+    // The time column: an hour's first second, or a local day (days since 1970).
+    crate::sql::totals_of(&rows, |slot, total| {
+        if !by_hour {
+            return Ok(total.with_day(Day::from_unix_day(slot)?));
+        }
+        let start = count_core::jiff::Timestamp::from_second(slot)
+            .map_err(|e| count_core::Error::invalid("hour", slot, e.to_string()))?;
+        let total = total.with_hour(Hour::starting_at(start)?);
+        Ok(if by_day {
+            total.with_day(query.zone.day_of(slot))
+        } else {
+            total
         })
-        .collect::<Result<Vec<_>>>()?;
-    totals.sort_unstable();
-    Ok(totals)
+    })
 }
