@@ -6,7 +6,9 @@ use async_trait::async_trait;
 
 use crate::{
     Batch, DailyTotal, DateRange, Day, Endpoint, Error, GroupedTotal, Kept, Period, PeriodTotal,
-    Result, TotalsQuery, Zone, backend::sum_by_endpoint,
+    Result, TotalsQuery, Zone,
+    backend::sum_by_endpoint,
+    limits::{LeaseAsk, LeaseGrant, Policy},
 };
 #[cfg(doc)]
 use crate::{BatchId, QUARTER_SECONDS};
@@ -150,6 +152,43 @@ pub trait Counter: Send + Sync + Debug + 'static {
         ))
     }
 
+    /// The policy of limits ([`Policy`]) if its version is not `version`; `None` when
+    /// it is (version 0: never set, the empty policy). Every replica of a
+    /// [`Limiter`](crate::limits::Limiter) polls it.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    async fn policy_since(&self, version: u64) -> Result<Option<StoredPolicy>> {
+        Ok((version != 0).then(StoredPolicy::default))
+    }
+
+    /// Replaces the policy if its version is still `expected`, and returns the new
+    /// version.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conflict`] when the policy was changed since `expected` (read it
+    /// again); [`Error::InvalidInput`] when the backend does not store limits; when
+    /// the backend fails.
+    async fn replace_policy(&self, expected: u64, policy: &Policy) -> Result<u64> {
+        let _ = (expected, policy);
+        Err(no_limits())
+    }
+
+    /// Applies `ask` to the ledger of its subject, limit and window atomically, by
+    /// [`LeaseAsk::apply`], and returns the grant.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when the backend does not store limits; when the
+    /// backend fails ([`Error::Ambiguous`]: the grant may have been taken, and is
+    /// lost to the window, never handed out twice).
+    async fn lease(&self, ask: &LeaseAsk<'_>) -> Result<LeaseGrant> {
+        let _ = ask;
+        Err(no_limits())
+    }
+
     /// Checks that the backend is reachable and working.
     ///
     /// # Errors
@@ -158,6 +197,19 @@ pub trait Counter: Send + Sync + Debug + 'static {
     async fn health(&self) -> Result<()> {
         Ok(())
     }
+}
+
+fn no_limits() -> Error {
+    Error::invalid("limits", "", "this backend does not store limits")
+}
+
+/// The policy of limits as stored, with its version (bumped by every change).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredPolicy {
+    /// 0 for a policy never set.
+    pub version: u64,
+    /// The limits, plans and subjects' plans.
+    pub policy: Policy,
 }
 
 /// Conveniences over any [`Counter`].
@@ -183,6 +235,15 @@ pub trait CounterExt: Counter {
             .iter()
             .find(|t| t.endpoint == endpoint)
             .map_or(0, |t| t.total))
+    }
+
+    /// The policy of limits as stored now.
+    ///
+    /// # Errors
+    ///
+    /// When the backend fails.
+    async fn policy(&self) -> Result<StoredPolicy> {
+        Ok(self.policy_since(u64::MAX).await?.unwrap_or_default())
     }
 }
 

@@ -64,6 +64,10 @@ pub enum Error {
         /// The reused id.
         id: crate::BatchId,
     },
+    /// What was changed was changed by someone else first (a policy of limits whose
+    /// version moved): read it again, then change it.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The [`CountQueue`](crate::CountQueue) was shut down.
     #[error("the count queue is shut down")]
     Closed,

@@ -18,6 +18,7 @@ mod rollup;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod layer;
+pub mod limits;
 
 #[cfg(feature = "metrics")]
 mod metrics;
@@ -35,7 +36,7 @@ pub use model::{
 
 pub use queue::{CountQueue, CountQueueBuilder, Recorded, Stats};
 
-pub use counter::{Counter, CounterExt};
+pub use counter::{Counter, CounterExt, StoredPolicy};
 pub use error::{Error, Result, SourceError};
 
 pub use rollup::{RollupScheduler, RollupStats};

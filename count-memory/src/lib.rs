@@ -10,8 +10,9 @@ use async_trait::async_trait;
 use count_core::jiff::Timestamp;
 use count_core::{
     Batch, BatchDigest, BatchId, CountKey, Counter, DailyTotal, DateRange, Day, Error,
-    GroupedTotal, Kept, QUARTER_SECONDS, Result, TotalsQuery, Zone,
+    GroupedTotal, Kept, QUARTER_SECONDS, Result, StoredPolicy, TotalsQuery, Zone,
     backend::{Source, add_saturating},
+    limits::{LeaseAsk, LeaseGrant, Policy},
 };
 
 /// A [`Counter`] in memory. One mutex guards it all: a write is one short critical
@@ -36,6 +37,10 @@ struct State {
     quarters_from: Option<Day>,
     /// The zones whose days are kept, as `keep_zone_days` named them.
     zones: Vec<ZoneDays>,
+    /// The policy of limits.
+    policy: StoredPolicy,
+    /// The limits' ledger: quota taken per subject, limit and window start.
+    ledger: HashMap<(String, String, i64), u64>,
 }
 
 /// One zone's days: rolled-up totals per local day and key, complete from `from`.
@@ -216,6 +221,39 @@ impl Counter for MemoryCounter {
         Ok(())
     }
 
+    async fn policy_since(&self, version: u64) -> Result<Option<StoredPolicy>> {
+        let state = self.lock();
+        Ok((state.policy.version != version).then(|| state.policy.clone()))
+    }
+
+    async fn replace_policy(&self, expected: u64, policy: &Policy) -> Result<u64> {
+        policy.check()?;
+        let mut state = self.lock();
+        let current = state.policy.version;
+        if current != expected {
+            return Err(Error::Conflict(format!(
+                "the policy is at version {current}, not {expected}: read it again"
+            )));
+        }
+        state.policy = StoredPolicy {
+            version: current + 1,
+            policy: policy.clone(),
+        };
+        Ok(current + 1)
+    }
+
+    async fn lease(&self, ask: &LeaseAsk<'_>) -> Result<LeaseGrant> {
+        let mut state = self.lock();
+        let key = (
+            ask.subject.to_owned(),
+            ask.limit.to_owned(),
+            ask.window.start,
+        );
+        let grant = ask.apply(state.ledger.get(&key).copied());
+        state.ledger.insert(key, grant.taken);
+        Ok(grant)
+    }
+
     async fn keep_zone_days(&self, zone: &Zone) -> Result<Day> {
         let mut state = self.lock();
         if zone.is_utc() {
@@ -263,6 +301,7 @@ mod tests {
         let counter = Arc::new(MemoryCounter::new());
         count_core::testkit::run_all(counter.clone()).await;
         count_core::testkit::run_zones(&*counter).await;
+        count_core::testkit::run_limits(counter).await;
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 //! behind it that aggregates them and writes batches to a [`Counter`](crate::Counter).
 
 mod builder;
-mod clock;
+pub(crate) mod clock;
 mod fence;
 mod flusher;
 mod lanes;

@@ -8,11 +8,13 @@
 
 mod dimensions;
 mod faults;
+mod limits;
 mod suite;
 mod zones;
 
 pub use dimensions::*;
 pub use faults::{Fault, FlakyCounter};
+pub use limits::*;
 pub use suite::*;
 pub use zones::*;
 
