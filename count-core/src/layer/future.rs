@@ -19,17 +19,20 @@ use http::{HeaderMap, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 
 use super::layer::Config;
+use crate::limits::Ticket;
 use crate::{CountKey, Method, Path, Status, Subject};
 
 /// What a request will be counted as, once it is known how it ended.
 #[derive(Debug)]
-pub(super) struct Recording {
+pub(crate) struct Recording {
     config: Arc<Config>,
     target: Target,
     subject: Option<Subject>,
     /// For gRPC: what the response's head said.
     answer: Answer,
     done: bool,
+    /// The request's hold on its limits' quota, settled with its status.
+    pub(super) ticket: Option<Ticket>,
 }
 
 /// What a gRPC call's response head said, as far as it came.
@@ -71,6 +74,7 @@ impl Recording {
             subject,
             answer: Answer::Pending,
             done: false,
+            ticket: None,
         }
     }
 
@@ -81,16 +85,34 @@ impl Recording {
             subject,
             answer: Answer::Pending,
             done: false,
+            ticket: None,
         }
     }
 
+    /// The method and route text a limit sees: the route template, or the gRPC
+    /// method path.
+    pub(super) fn limit_target(&self) -> (Method, &str) {
+        match &self.target {
+            Target::Http(method, path) => (*method, path.as_str()),
+            Target::Grpc(uri) => (Method::Grpc, uri.path()),
+        }
+    }
+
+    /// A gRPC answer with its status in the headers.
+    pub(super) fn answer_trailers_only(&mut self) {
+        self.answer = Answer::TrailersOnly;
+    }
+
     /// Records the request with `status`.
-    fn finish(mut self, status: Option<Status>) {
+    pub(super) fn finish(mut self, status: Option<Status>) {
         self.done = true;
         self.record(status);
     }
 
-    fn record(&self, status: Option<Status>) {
+    fn record(&mut self, status: Option<Status>) {
+        if let Some(ticket) = self.ticket.take() {
+            ticket.settle(status);
+        }
         let config = &*self.config;
         let (method, path) = match &self.target {
             // 405: the route does not serve this method, so it names no endpoint.
@@ -116,7 +138,7 @@ impl Recording {
             .record_key(CountKey::of(method, path, self.subject, status));
     }
 
-    fn is_grpc(&self) -> bool {
+    pub(super) fn is_grpc(&self) -> bool {
         matches!(self.target, Target::Grpc(_))
     }
 }
@@ -141,7 +163,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> CountFuture<F> {
-    pub(super) fn new(inner: F, recording: Recording) -> CountFuture<F> {
+    pub(crate) fn new(inner: F, recording: Recording) -> CountFuture<F> {
         CountFuture {
             inner,
             recording: Some(recording),
@@ -171,7 +193,13 @@ where
 
 /// Records an HTTP response at once; a gRPC one at once if its status is in the
 /// headers (trailers-only), else when its body's trailers arrive.
-fn count_response<B>(response: Response<B>, mut recording: Recording) -> Response<CountBody<B>> {
+fn count_response<B>(
+    mut response: Response<B>,
+    mut recording: Recording,
+) -> Response<CountBody<B>> {
+    if let Some(ticket) = &recording.ticket {
+        super::limits::quota_headers(response.headers_mut(), &ticket.quota());
+    }
     if !recording.is_grpc() {
         let status = Status::http(response.status().as_u16()).ok();
         recording.finish(status);
@@ -218,7 +246,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<B> CountBody<B> {
-    fn new(inner: B, recording: Option<Recording>) -> CountBody<B> {
+    pub(super) fn new(inner: B, recording: Option<Recording>) -> CountBody<B> {
         CountBody { inner, recording }
     }
 

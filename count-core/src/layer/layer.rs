@@ -8,8 +8,10 @@ use http::Request;
 use http::header::CONTENT_TYPE;
 
 use super::future::Recording;
+use super::limits::{NoLimits, WithLimits};
 use super::service::Count;
 use super::subject::NoSubject;
+use crate::limits::Limiter;
 use crate::{CountQueue, Method, Path, Subject};
 
 /// The route template of a request, for routers other than axum's: insert it into the
@@ -23,12 +25,14 @@ pub const UNMATCHED_PATH: &str = "(unmatched)";
 /// Counts each request into a [`CountQueue`]; see the [module docs](super).
 ///
 /// `X` extracts the subject: [`NoSubject`] until [`CountLayer::subject`] sets one.
+/// `L` says whether limits are enforced: [`NoLimits`] until [`CountLayer::limits`].
 /// Cloning is one reference count (and a clone of `X`): axum clones a route's service
 /// for every request.
 #[derive(Debug, Clone)]
-pub struct CountLayer<X = NoSubject> {
+pub struct CountLayer<X = NoSubject, L = NoLimits> {
     config: Arc<Config>,
     subject: X,
+    limits: L,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +42,7 @@ pub(super) struct Config {
     raw_paths: bool,
     fallback_method: Method,
     counters: Arc<Counters>,
+    pub(super) limiter: Option<Limiter>,
 }
 
 #[derive(Debug, Default)]
@@ -73,20 +78,41 @@ impl CountLayer {
                 raw_paths: false,
                 fallback_method: Method::Other,
                 counters: Arc::default(),
+                limiter: None,
             }),
             subject: NoSubject,
+            limits: NoLimits,
         }
     }
 }
 
-impl<X> CountLayer<X> {
+impl<X, L> CountLayer<X, L> {
     /// Counts each request for the subject `extract` gives (`None`: no subject), such
     /// as a tenant an auth middleware put in the request's extensions. Keep it cheap:
     /// it runs on every request.
-    pub fn subject<Y>(self, extract: Y) -> CountLayer<Y> {
+    pub fn subject<Y>(self, extract: Y) -> CountLayer<Y, L> {
         CountLayer {
             config: self.config,
             subject: extract,
+            limits: self.limits,
+        }
+    }
+
+    /// Enforces `limiter`'s limits before the inner service runs: a subject over a
+    /// hard limit gets `429 Too Many Requests` (gRPC: `RESOURCE_EXHAUSTED`) with
+    /// `Retry-After` and the `RateLimit-Policy` and `RateLimit` headers, without
+    /// reaching the service; it is counted with that status and uses no quota.
+    /// Admitted responses carry the headers too. Requests without a subject, and
+    /// subjects without a plan, pass untouched. See [`crate::limits`].
+    ///
+    /// The inner service must be `Clone` (axum's and tonic's are): a subject's first
+    /// request in a window waits for its lease, and the service is called after.
+    pub fn limits(mut self, limiter: Limiter) -> CountLayer<X, WithLimits> {
+        Arc::make_mut(&mut self.config).limiter = Some(limiter);
+        CountLayer {
+            config: self.config,
+            subject: self.subject,
+            limits: WithLimits,
         }
     }
 
@@ -187,14 +213,15 @@ fn is_grpc<B>(request: &Request<B>) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
-impl<S, X: Clone> tower_layer::Layer<S> for CountLayer<X> {
-    type Service = Count<S, X>;
+impl<S, X: Clone, L> tower_layer::Layer<S> for CountLayer<X, L> {
+    type Service = Count<S, X, L>;
 
-    fn layer(&self, inner: S) -> Count<S, X> {
+    fn layer(&self, inner: S) -> Count<S, X, L> {
         Count {
             inner,
             config: Arc::clone(&self.config),
             subject: self.subject.clone(),
+            limits: std::marker::PhantomData,
         }
     }
 }

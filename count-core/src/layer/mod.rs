@@ -63,10 +63,12 @@ mod future;
 // Laid out as tower-http lays out a middleware: layer.rs holds the layer.
 #[allow(clippy::module_inception)]
 mod layer;
+mod limits;
 mod service;
 mod subject;
 
 pub use future::{CountBody, CountFuture};
 pub use layer::{CountLayer, LayerStats, Route, UNMATCHED_PATH};
+pub use limits::{LimitedFuture, NoLimits, RATELIMIT, RATELIMIT_POLICY, WithLimits};
 pub use service::Count;
 pub use subject::{NoSubject, SubjectOf};

@@ -23,7 +23,7 @@ use super::lease::LeaseAsk;
 use super::policy::{Limit, LimitPeriod, Policy};
 use super::window::{Window, used_in};
 use crate::queue::clock;
-use crate::{Counter, Error, Method, Path, Result, Status, Subject};
+use crate::{Counter, Error, Method, Result, Status, Subject};
 
 /// The most limits a plan may have (a [`Ticket`] keeps one bit and one epoch each).
 pub const MAX_LIMITS_PER_PLAN: usize = 16;
@@ -255,6 +255,19 @@ enum Take {
     Out(Window),
 }
 
+/// Ready when any of `notified` is (a refill of any slot the request waits on).
+async fn any_of(notified: Vec<tokio::sync::futures::Notified<'_>>) {
+    let mut notified: Vec<_> = notified.into_iter().map(Box::pin).collect();
+    poll_fn(|cx| {
+        if notified.is_empty() || notified.iter_mut().any(|n| n.as_mut().poll(cx).is_ready()) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
 /// The limit a response's headers describe: the one with the least left.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -421,7 +434,7 @@ impl Limiter {
 
     /// Decides at once whether a request of `subject` to `method path` may go on.
     /// Lock-free, allocation-free, no I/O.
-    pub fn admit_now(&self, subject: Option<Subject>, method: Method, path: Path) -> Admission {
+    pub fn admit_now(&self, subject: Option<Subject>, method: Method, path: &str) -> Admission {
         let Some(subject) = subject else {
             return Admission::Untouched;
         };
@@ -487,7 +500,7 @@ impl Limiter {
     /// [`admit_now`](Limiter::admit_now), waiting (a bounded while) when it says
     /// [`Admission::Wait`]: for a subject's first lease in a window, or a refill a
     /// burst outran. Refused with `Retry-After: 1` when no lease came in time.
-    pub async fn admit(&self, subject: Option<Subject>, method: Method, path: Path) -> Admission {
+    pub async fn admit(&self, subject: Option<Subject>, method: Method, path: &str) -> Admission {
         let first = self.admit_now(subject, method, path);
         if !matches!(first, Admission::Wait) {
             return first;
@@ -501,12 +514,7 @@ impl Limiter {
                 Admission::Wait => {}
                 decided => return decided,
             }
-            let waited = tokio::time::timeout_at(deadline, async {
-                for n in notified {
-                    n.await;
-                }
-            })
-            .await;
+            let waited = tokio::time::timeout_at(deadline, any_of(notified)).await;
             if waited.is_err() {
                 return match self.admit_now(subject, method, path) {
                     Admission::Wait => {
@@ -529,7 +537,7 @@ impl Limiter {
         &self,
         subject: Option<Subject>,
         method: Method,
-        path: Path,
+        path: &str,
     ) -> Vec<Arc<Slot>> {
         let Some(subject) = subject else {
             return Vec::new();

@@ -102,7 +102,7 @@ pub async fn used_in(
         .filter(|row| hour.is_none() || row.hour == hour)
         .filter(|row| {
             let endpoint = row.endpoint.expect("grouped by endpoint");
-            limit.covers(endpoint.method, endpoint.path) && limit.counts_status(row.status)
+            limit.covers(endpoint.method, endpoint.path.as_str()) && limit.counts_status(row.status)
         })
         .fold(0u64, |sum, row| sum.saturating_add(row.total)))
 }

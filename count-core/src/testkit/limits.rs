@@ -195,14 +195,19 @@ pub async fn a_limiter_admits_exactly_the_amount(counter: Arc<dyn Counter>) {
     let path = s.path("/search");
     let other = crate::Path::new("/not/limited").unwrap();
     assert!(matches!(
-        limiter.admit(Some(subject), Method::Get, other).await,
+        limiter
+            .admit(Some(subject), Method::Get, other.as_str())
+            .await,
         Admission::Untouched
     ));
     let ok = Status::http(200).unwrap();
     let failed = Status::http(500).unwrap();
     let (mut oks, mut fails, mut refused) = (0u64, 0u64, 0u64);
     while refused < 3 {
-        match limiter.admit(Some(subject), Method::Get, path).await {
+        match limiter
+            .admit(Some(subject), Method::Get, path.as_str())
+            .await
+        {
             Admission::Admitted(ticket) => {
                 if (oks + fails) % 8 == 7 {
                     fails += 1;
@@ -251,7 +256,10 @@ pub async fn a_limiter_admits_exactly_the_amount(counter: Arc<dyn Counter>) {
     counter.replace_policy(version, &policy).await.unwrap();
     let mut more = 0;
     for _ in 0..100 {
-        match limiter.admit(Some(subject), Method::Get, path).await {
+        match limiter
+            .admit(Some(subject), Method::Get, path.as_str())
+            .await
+        {
             Admission::Admitted(ticket) => {
                 more += 1;
                 ticket.settle(Some(ok));
@@ -264,7 +272,9 @@ pub async fn a_limiter_admits_exactly_the_amount(counter: Arc<dyn Counter>) {
     }
     assert_eq!(more, 5, "the raised amount's 5 more");
     assert!(matches!(
-        limiter.admit(Some(subject), Method::Get, path).await,
+        limiter
+            .admit(Some(subject), Method::Get, path.as_str())
+            .await,
         Admission::Refused(_)
     ));
     limiter.stop().await;
