@@ -6,7 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use count_core::{
     Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Period, PeriodTotal, Result,
-    TotalsQuery,
+    StoredPolicy, TotalsQuery,
+    limits::{LeaseAsk, LeaseGrant, Policy},
 };
 use count_pg::{Flavor, PgCounter, PgCounterBuilder};
 
@@ -108,6 +109,22 @@ impl CockroachCounter {
         F: Future<Output = Result<T>>,
     {
         retrying(&self.retry, &self.stats, op).await
+    }
+
+    /// Retries restarts (40001: nothing applied) only; an ambiguous outcome is
+    /// returned as is.
+    async fn retrying_restarts<T, F>(&self, op: impl Fn() -> F) -> Result<T>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        let nested = retrying(&self.retry, &self.stats, || async {
+            match op().await {
+                Err(error @ Error::Ambiguous { .. }) => Ok(Err(error)),
+                other => other.map(Ok),
+            }
+        })
+        .await;
+        nested.and_then(|outcome| outcome)
     }
 }
 
@@ -224,6 +241,23 @@ impl Counter for CockroachCounter {
 
     async fn unrolled_days(&self, before: Day) -> Result<Vec<Day>> {
         self.retrying(|| self.pg.unrolled_days(before)).await
+    }
+
+    async fn policy_since(&self, version: u64) -> Result<Option<StoredPolicy>> {
+        self.retrying(|| self.pg.policy_since(version)).await
+    }
+
+    async fn replace_policy(&self, expected: u64, policy: &Policy) -> Result<u64> {
+        // A lost commit is not retried: the replace may have applied, and a retry
+        // would then say the policy changed under it.
+        self.retrying_restarts(|| self.pg.replace_policy(expected, policy))
+            .await
+    }
+
+    async fn lease(&self, ask: &LeaseAsk<'_>) -> Result<LeaseGrant> {
+        // A lost commit is not retried: a grant taken twice only strands quota, but
+        // quota given back twice would be handed out again.
+        self.retrying_restarts(|| self.pg.lease(ask)).await
     }
 
     async fn health(&self) -> Result<()> {

@@ -12,7 +12,12 @@ use count_pg::{Fills, Migration};
 /// Every integer is `INT8`; ids are `unique_rowid()` (unique, not ordered by commit,
 /// above 2^53). The time-ordered keys of `raw_batches` and `batches` are
 /// hash-sharded, so that the newest rows do not all land on one range.
-pub const COCKROACH: &[Migration] = &[V1, V2, count_pg::schema::HOURS_AND_ZONES];
+pub const COCKROACH: &[Migration] = &[
+    V1,
+    V2,
+    count_pg::schema::HOURS_AND_ZONES,
+    count_pg::schema::LIMITS,
+];
 
 /// The first schema, kept as deployed, so that existing databases migrate from it.
 const V1: Migration = Migration {

@@ -64,6 +64,7 @@ async fn conforms_to_the_counter_contract() {
     let counter = Arc::new(counter);
     count_core::testkit::run_all(counter.clone()).await;
     count_core::testkit::run_zones(&*counter).await;
+    count_core::testkit::run_limits(counter.clone()).await;
     assert_eq!(counter.retries().gave_up, 0);
 }
 
@@ -80,6 +81,7 @@ async fn conforms_with_30_percent_restarts_and_5_percent_ambiguous_commits() {
     let counter = Arc::new(counter);
     count_core::testkit::run_all(counter.clone()).await;
     count_core::testkit::run_zones(&*counter).await;
+    count_core::testkit::the_ledger_never_overgrants_under_faults(&*counter).await;
 
     let retries = counter.retries();
     let injected = emulation.restarts_injected();

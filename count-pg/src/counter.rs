@@ -7,7 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use count_core::{
     Batch, CountKey, Counter, DailyTotal, DateRange, Day, Dimension, Error, GroupedTotal, Kept,
-    Period, PeriodTotal, Result, TotalsQuery, Zone,
+    Period, PeriodTotal, Result, StoredPolicy, TotalsQuery, Zone,
+    limits::{LeaseAsk, LeaseGrant, Policy},
 };
 use deadpool_postgres::Pool;
 use tokio_postgres::types::ToSql;
@@ -16,6 +17,7 @@ use crate::builder::PgCounterBuilder;
 use crate::error::{self, ambiguous, classify};
 use crate::flavor::Flavor;
 use crate::keys::{KeyIds, endpoint_of};
+use crate::limits;
 use crate::sql::Sql;
 use crate::zones::{self, Fold};
 
@@ -355,6 +357,21 @@ impl Counter for PgCounter {
     async fn keep_zone_days(&self, zone: &Zone) -> Result<Day> {
         let mut client = self.inner.client().await?;
         zones::keep_zone(&mut client, &self.inner.sql.schema, zone).await
+    }
+
+    async fn policy_since(&self, version: u64) -> Result<Option<StoredPolicy>> {
+        let client = self.inner.client().await?;
+        limits::policy_since(&client, &self.inner.sql.schema, version).await
+    }
+
+    async fn replace_policy(&self, expected: u64, policy: &Policy) -> Result<u64> {
+        let client = self.inner.client().await?;
+        limits::replace_policy(&client, &self.inner.sql.schema, expected, policy).await
+    }
+
+    async fn lease(&self, ask: &LeaseAsk<'_>) -> Result<LeaseGrant> {
+        let mut client = self.inner.client().await?;
+        limits::lease(&mut client, &self.inner.sql.schema, ask).await
     }
 
     async fn unrolled_days(&self, before: Day) -> Result<Vec<Day>> {

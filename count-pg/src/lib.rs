@@ -6,6 +6,7 @@ mod counter;
 mod error;
 mod flavor;
 mod keys;
+mod limits;
 pub mod schema;
 mod sql;
 mod tls;

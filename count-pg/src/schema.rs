@@ -37,7 +37,7 @@ pub struct Migration {
 /// - `daily_key_totals`: rolled-up totals per day and key id.
 /// - `batches`: the exactly-once record (writer, seq, digest of the counts), written
 ///   in the batch's own transaction, pruned after the batch retention.
-pub const POSTGRES: &[Migration] = &[V1, V2, HOURS_AND_ZONES];
+pub const POSTGRES: &[Migration] = &[V1, V2, HOURS_AND_ZONES, LIMITS];
 
 /// The first schema, per endpoint only; kept as deployed, so that existing databases
 /// migrate from it.
@@ -139,6 +139,28 @@ pub const HOURS_AND_ZONES: Migration = Migration {
             key_id BIGINT NOT NULL,
             total BIGINT NOT NULL CHECK (total > 0),
             PRIMARY KEY (zone, day, key_id))",
+    ],
+};
+
+/// The tables of limits (count-pg's and count-cockroach's version 4; see `limits.rs`):
+/// the policy, one row of JSON and its version; the ledger of quota handed out per
+/// subject, limit and window, forgotten a day after the window ends.
+pub const LIMITS: Migration = Migration {
+    version: 4,
+    name: "limits: the policy, and the ledger of quota handed out",
+    sql: &[
+        "CREATE TABLE {schema}.limits_policy (
+            one BIGINT NOT NULL PRIMARY KEY CHECK (one = 1),
+            version BIGINT NOT NULL,
+            policy TEXT NOT NULL)",
+        "CREATE TABLE {schema}.limit_ledger (
+            subject TEXT NOT NULL,
+            limit_name TEXT NOT NULL,
+            window_start BIGINT NOT NULL,
+            window_end BIGINT NOT NULL,
+            taken BIGINT NOT NULL,
+            PRIMARY KEY (subject, limit_name, window_start))",
+        "CREATE INDEX limit_ledger_ends ON {schema}.limit_ledger (window_end)",
     ],
 };
 

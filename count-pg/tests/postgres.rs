@@ -25,6 +25,7 @@ async fn conforms_to_the_counter_contract() {
     let counter = Arc::new(counter);
     count_core::testkit::run_all(counter.clone()).await;
     count_core::testkit::run_zones(&*counter).await;
+    count_core::testkit::run_limits(counter).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,6 +151,28 @@ impl Counter for WriteWatched {
         self.inner.keep_zone_days(zone).await
     }
 
+    async fn policy_since(
+        &self,
+        version: u64,
+    ) -> count_core::Result<Option<count_core::StoredPolicy>> {
+        self.inner.policy_since(version).await
+    }
+
+    async fn replace_policy(
+        &self,
+        expected: u64,
+        policy: &count_core::limits::Policy,
+    ) -> count_core::Result<u64> {
+        self.inner.replace_policy(expected, policy).await
+    }
+
+    async fn lease(
+        &self,
+        ask: &count_core::limits::LeaseAsk<'_>,
+    ) -> count_core::Result<count_core::limits::LeaseGrant> {
+        self.inner.lease(ask).await
+    }
+
     async fn health(&self) -> count_core::Result<()> {
         self.inner.health().await?;
         match self.writes.unready_reason() {

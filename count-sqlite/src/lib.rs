@@ -15,6 +15,8 @@ mod write;
 mod writer;
 mod zones;
 
+mod limits;
+
 mod names;
 mod packed;
 mod readers;
@@ -29,7 +31,8 @@ use count_core::backend::Backoff;
 use count_core::jiff::Timestamp;
 use count_core::{
     Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Kept, Period, PeriodTotal,
-    Result, TotalsQuery, Zone,
+    Result, StoredPolicy, TotalsQuery, Zone,
+    limits::{LeaseAsk, LeaseGrant, Policy},
 };
 use rusqlite::Connection;
 
@@ -234,6 +237,40 @@ impl Counter for SqliteCounter {
         self.inner
             .writer()?
             .run(move |db| zones::forget_quarters_before(&mut db.conn, day))
+            .await
+    }
+
+    async fn policy_since(&self, version: u64) -> Result<Option<StoredPolicy>> {
+        self.inner
+            .read(move |conn| limits::policy_since(conn, version))
+            .await
+    }
+
+    async fn replace_policy(&self, expected: u64, policy: &Policy) -> Result<u64> {
+        let policy = policy.clone();
+        self.inner
+            .writer()?
+            .run(move |db| limits::replace_policy(&mut db.conn, expected, &policy))
+            .await
+    }
+
+    async fn lease(&self, ask: &LeaseAsk<'_>) -> Result<LeaseGrant> {
+        let (subject, limit) = (ask.subject.to_owned(), ask.limit.to_owned());
+        let ask = LeaseAsk {
+            subject: "",
+            limit: "",
+            ..*ask
+        };
+        self.inner
+            .writer()?
+            .run(move |db| {
+                let ask = LeaseAsk {
+                    subject: &subject,
+                    limit: &limit,
+                    ..ask
+                };
+                limits::lease(&mut db.conn, &ask)
+            })
             .await
     }
 

@@ -22,7 +22,7 @@ pub(crate) struct Migration {
 }
 
 /// The latest schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The schema. Storage grows with distinct keys × buckets, never with requests or
 /// batches: a bucket holds each of its keys once, added to in place, and a rollup
@@ -103,6 +103,23 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             key_id INTEGER NOT NULL,
             total INTEGER NOT NULL,
             PRIMARY KEY (zone_id, day, key_id)) WITHOUT ROWID;",
+    },
+    Migration {
+        version: 3,
+        name: "limits: the policy, and the ledger of quota handed out",
+        sql: "
+        CREATE TABLE limits_policy (
+            one INTEGER PRIMARY KEY CHECK (one = 1),
+            version INTEGER NOT NULL,
+            policy TEXT NOT NULL);
+        CREATE TABLE limit_ledger (
+            subject TEXT NOT NULL,
+            limit_name TEXT NOT NULL,
+            window_start INTEGER NOT NULL,
+            window_end INTEGER NOT NULL,
+            taken INTEGER NOT NULL,
+            PRIMARY KEY (subject, limit_name, window_start)) WITHOUT ROWID;
+        CREATE INDEX limit_ledger_ends ON limit_ledger (window_end);",
     },
 ];
 
@@ -279,9 +296,9 @@ mod tests {
     #[test]
     fn a_new_database_gets_every_migration_once() {
         let mut conn = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut conn, MIGRATIONS, "test.db").unwrap(), 2);
+        assert_eq!(migrate(&mut conn, MIGRATIONS, "test.db").unwrap(), 3);
         assert_eq!(migrate(&mut conn, MIGRATIONS, "test.db").unwrap(), 0);
-        assert_eq!(versions(&conn), [1, 2]);
+        assert_eq!(versions(&conn), [1, 2, 3]);
         let from: i64 = conn
             .query_row("SELECT from_day FROM quarters_kept", [], |r| r.get(0))
             .unwrap();
@@ -301,8 +318,8 @@ mod tests {
              INSERT INTO daily_totals (day, key_id, total) VALUES (20000, 1, 5), (20400, 1, 7);",
         )
         .unwrap();
-        assert_eq!(migrate(&mut conn, MIGRATIONS, "test.db").unwrap(), 1);
-        assert_eq!(versions(&conn), [1, 2]);
+        assert_eq!(migrate(&mut conn, MIGRATIONS, "test.db").unwrap(), 2);
+        assert_eq!(versions(&conn), [1, 2, 3]);
         let row: (String, i64, i64) = conn
             .query_row(
                 "SELECT path, (SELECT sum(total) FROM daily_totals), \
@@ -317,18 +334,23 @@ mod tests {
     #[test]
     fn a_newer_schema_is_refused_and_left_alone() {
         let mut conn = Connection::open_in_memory().unwrap();
-        migrate(&mut conn, &[MIGRATIONS[0], MIGRATIONS[1], LATER], "test.db").unwrap();
+        migrate(
+            &mut conn,
+            &[MIGRATIONS[0], MIGRATIONS[1], MIGRATIONS[2], LATER],
+            "test.db",
+        )
+        .unwrap();
         let err = migrate(&mut conn, MIGRATIONS, "test.db")
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("\"test.db\"")
                 && err.contains("newer version of count")
-                && err.contains("schema version 3")
-                && err.contains("up to 2"),
+                && err.contains("schema version 4")
+                && err.contains("up to 3"),
             "{err}"
         );
-        assert_eq!(versions(&conn), [1, 2, 3]);
+        assert_eq!(versions(&conn), [1, 2, 3, 4]);
     }
 
     #[test]
@@ -341,12 +363,12 @@ mod tests {
         );
         migrate(&mut conn, MIGRATIONS, "t.db").unwrap();
         check(&conn, MIGRATIONS, "t.db").unwrap();
-        let later = [MIGRATIONS[0], MIGRATIONS[1], LATER];
+        let later = [MIGRATIONS[0], MIGRATIONS[1], MIGRATIONS[2], LATER];
         let err = check(&conn, &later, "t.db").unwrap_err().to_string();
         assert!(
-            err.contains("at schema version 2")
-                && err.contains("missing migration 3 (a label per key);")
-                && err.contains("needs 3"),
+            err.contains("at schema version 3")
+                && err.contains("missing migration 4 (a label per key);")
+                && err.contains("needs 4"),
             "{err}"
         );
         migrate(&mut conn, &later, "t.db").unwrap();

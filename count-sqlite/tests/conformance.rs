@@ -16,6 +16,7 @@ async fn a_file_conforms_to_the_counter_contract() {
     let counter = Arc::new(SqliteCounter::connect(&file_url(&dir)).await.unwrap());
     testkit::run_all(counter.clone()).await;
     testkit::run_zones(&*counter).await;
+    testkit::run_limits(counter).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,6 +24,7 @@ async fn memory_conforms_to_the_counter_contract() {
     let counter = Arc::new(SqliteCounter::connect("sqlite::memory:").await.unwrap());
     testkit::run_all(counter.clone()).await;
     testkit::run_zones(&*counter).await;
+    testkit::run_limits(counter).await;
 }
 
 /// Small rollup steps, so every rollup of the suite takes several transactions.

@@ -151,6 +151,25 @@ impl<C: Counter> Counter for FlakyCounter<C> {
         self.inner.keep_zone_days(zone).await
     }
 
+    async fn policy_since(&self, version: u64) -> crate::Result<Option<crate::StoredPolicy>> {
+        self.inner.policy_since(version).await
+    }
+
+    async fn replace_policy(
+        &self,
+        expected: u64,
+        policy: &crate::limits::Policy,
+    ) -> crate::Result<u64> {
+        self.inner.replace_policy(expected, policy).await
+    }
+
+    async fn lease(
+        &self,
+        ask: &crate::limits::LeaseAsk<'_>,
+    ) -> crate::Result<crate::limits::LeaseGrant> {
+        self.inner.lease(ask).await
+    }
+
     async fn period_totals(&self, period: Period) -> Result<Vec<PeriodTotal>> {
         self.inner.period_totals(period).await
     }

@@ -102,6 +102,44 @@ pub async fn the_ledger_never_hands_out_past_the_amount(counter: &dyn Counter) {
     assert_eq!(counter.lease(&soft).await.unwrap().taken, 1475);
 }
 
+/// As [`the_ledger_never_hands_out_past_the_amount`], on a backend that fails some
+/// transactions (restarts, lost commits): leases that fail are given up, and what
+/// was granted in all never passes the amount less the seed.
+pub async fn the_ledger_never_overgrants_under_faults(counter: &dyn Counter) {
+    let s = Scope::new();
+    let subject = s.subject("faulty");
+    let window = Window {
+        start: 1_796_083_200,
+        end: 1_796_169_600,
+    };
+    let tasks = (0..8).map(|i| async move {
+        let mut granted = 0;
+        let mut failures = 0;
+        loop {
+            match counter
+                .lease(&ask(subject.as_str(), "daily", window, 5 + i % 3))
+                .await
+            {
+                Ok(grant) if grant.granted == 0 => return granted,
+                Ok(grant) => granted += grant.granted,
+                Err(error) => {
+                    assert!(error.is_retryable(), "{error}");
+                    failures += 1;
+                    assert!(failures < 200, "the backend fails every lease");
+                }
+            }
+        }
+    });
+    let granted: u64 = join_all(tasks).await.into_iter().sum();
+    assert!(granted <= 990, "granted {granted} past the amount less the seed");
+    let read = counter
+        .lease(&ask(subject.as_str(), "daily", window, 0))
+        .await;
+    if let Ok(read) = read {
+        assert_eq!(read.taken, 1000, "every lease that may have applied is taken");
+    }
+}
+
 /// Runs `tasks` together on this task: their leases interleave at every await.
 async fn join_all<F: Future<Output = u64>>(tasks: impl Iterator<Item = F>) -> Vec<u64> {
     let mut tasks: Vec<_> = tasks.map(|t| Some(Box::pin(t))).collect();

@@ -225,6 +225,28 @@ impl Counter for Shared {
         self.0.keep_zone_days(zone).await
     }
 
+    async fn policy_since(
+        &self,
+        version: u64,
+    ) -> count_core::Result<Option<count_core::StoredPolicy>> {
+        self.0.policy_since(version).await
+    }
+
+    async fn replace_policy(
+        &self,
+        expected: u64,
+        policy: &count_core::limits::Policy,
+    ) -> count_core::Result<u64> {
+        self.0.replace_policy(expected, policy).await
+    }
+
+    async fn lease(
+        &self,
+        ask: &count_core::limits::LeaseAsk<'_>,
+    ) -> count_core::Result<count_core::limits::LeaseGrant> {
+        self.0.lease(ask).await
+    }
+
     async fn unrolled_days(
         &self,
         before: count_core::Day,
