@@ -42,8 +42,8 @@ pub struct LimiterSettings {
     /// How many seconds of a subject's rate one lease covers: fewer round trips for
     /// more, less quota held by one replica for fewer. Default 1 s.
     pub lease_seconds: f64,
-    /// The largest lease, as a share of the amount: 1/64 by default, which is the
-    /// most one replica that crashes can strand of one subject's limit in a window.
+    /// The largest lease, as a share of the amount: 1/64 by default. A replica that
+    /// crashes strands less than one and a half of these per subject and limit.
     pub max_lease_share: u64,
     /// A lease unused this long is given back, so a replica that stopped seeing a
     /// subject does not strand its quota. Default 5 s.

@@ -131,12 +131,18 @@ pub async fn the_ledger_never_overgrants_under_faults(counter: &dyn Counter) {
         }
     });
     let granted: u64 = join_all(tasks).await.into_iter().sum();
-    assert!(granted <= 990, "granted {granted} past the amount less the seed");
+    assert!(
+        granted <= 990,
+        "granted {granted} past the amount less the seed"
+    );
     let read = counter
         .lease(&ask(subject.as_str(), "daily", window, 0))
         .await;
     if let Ok(read) = read {
-        assert_eq!(read.taken, 1000, "every lease that may have applied is taken");
+        assert_eq!(
+            read.taken, 1000,
+            "every lease that may have applied is taken"
+        );
     }
 }
 
