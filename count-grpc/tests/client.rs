@@ -22,6 +22,7 @@ async fn grpc_counter_conforms_through_the_server() {
     let remote = Arc::new(remote);
     count_core::testkit::run_all(remote.clone()).await;
     count_core::testkit::run_zones(&*remote).await;
+    count_core::testkit::run_limits(remote).await;
     server.stop().await;
 }
 

@@ -250,7 +250,14 @@ fn count_v1_keeps_the_go_servers_names_numbers_and_types() {
     for (name, shape) in added {
         assert_eq!(rpcs[name], shape, "{name}");
     }
-    for name in ["GetKept", "ForgetQuartersBefore", "KeepZoneDays"] {
+    for name in [
+        "GetKept",
+        "ForgetQuartersBefore",
+        "KeepZoneDays",
+        "GetPolicy",
+        "ReplacePolicy",
+        "Lease",
+    ] {
         let shape = (
             format!(".count.v1.{name}Request"),
             format!(".count.v1.{name}Response"),
@@ -259,7 +266,7 @@ fn count_v1_keeps_the_go_servers_names_numbers_and_types() {
         assert_eq!((got.0.to_string(), got.1.to_string()), shape, "{name}");
         assert!(!got.2 && !got.3, "{name} streams nothing");
     }
-    assert_eq!(rpcs.len(), 10, "{rpcs:?}");
+    assert_eq!(rpcs.len(), 13, "{rpcs:?}");
 
     // Reflection clients need every imported file too.
     file("google/protobuf/timestamp.proto");

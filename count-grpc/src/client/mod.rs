@@ -9,7 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use count_core::{
     Batch, Counter, DailyTotal, DateRange, Day, Error, GroupedTotal, Period, PeriodTotal, Result,
-    TotalsQuery,
+    StoredPolicy, TotalsQuery,
+    limits::{LeaseAsk, LeaseGrant, Policy},
 };
 use tonic::Request;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -333,6 +334,68 @@ impl Counter for GrpcCounter {
             .map_err(|s| error(s, Call::Read))?
             .into_inner();
         convert::day("kept_from", response.kept_from)
+    }
+
+    async fn policy_since(&self, version: u64) -> Result<Option<StoredPolicy>> {
+        let request = self.request(pb::GetPolicyRequest {
+            known_version: version,
+        });
+        let response = self
+            .client
+            .clone()
+            .get_policy(request)
+            .await
+            .map_err(|s| error(s, Call::Read))?
+            .into_inner();
+        response
+            .policy_json
+            .map(|json| {
+                Ok(StoredPolicy {
+                    version: response.version,
+                    policy: Policy::from_json(&json)?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn replace_policy(&self, expected: u64, policy: &Policy) -> Result<u64> {
+        policy.check()?;
+        let request = self.request(pb::ReplacePolicyRequest {
+            expected_version: expected,
+            policy_json: policy.to_json(),
+        });
+        let response = self
+            .client
+            .clone()
+            .replace_policy(request)
+            .await
+            .map_err(|s| error(s, Call::Change))?
+            .into_inner();
+        Ok(response.version)
+    }
+
+    /// Leases through the server, which applies its own policy's amount.
+    async fn lease(&self, ask: &LeaseAsk<'_>) -> Result<LeaseGrant> {
+        let request = self.request(pb::LeaseRequest {
+            subject: ask.subject.to_owned(),
+            limit: ask.limit.to_owned(),
+            window_start: ask.window.start,
+            window_end: ask.window.end,
+            want: ask.want,
+            give_back: ask.give_back,
+            seed: ask.seed,
+        });
+        let response = self
+            .client
+            .clone()
+            .lease(request)
+            .await
+            .map_err(|s| error(s, Call::Change))?
+            .into_inner();
+        Ok(LeaseGrant {
+            granted: response.granted.min(ask.want),
+            taken: response.taken,
+        })
     }
 
     async fn unrolled_days(&self, before: Day) -> Result<Vec<Day>> {

@@ -16,6 +16,7 @@ use tonic::{Code, Status};
 /// | `Unavailable`, `Closed` | `UNAVAILABLE` (retry) |
 /// | `Ambiguous` | `UNKNOWN` (may have applied) |
 /// | `NotFound` | `NOT_FOUND` |
+/// | `Conflict` | `FAILED_PRECONDITION` (read again, then change) |
 /// | `Backend` and the rest | `INTERNAL` |
 pub(crate) fn status(error: Error) -> Status {
     let code = match &error {
@@ -25,6 +26,7 @@ pub(crate) fn status(error: Error) -> Status {
         Error::Unavailable { .. } | Error::Closed => Code::Unavailable,
         Error::Ambiguous { .. } => Code::Unknown,
         Error::NotFound(_) => Code::NotFound,
+        Error::Conflict(_) => Code::FailedPrecondition,
         _ => Code::Internal,
     };
     Status::new(code, error.to_string())
@@ -37,6 +39,9 @@ pub(crate) enum Call {
     Read,
     /// A write of this batch: an unknown outcome may have applied it.
     Write(BatchId),
+    /// A change that is not idempotent (a lease, a policy): an unknown outcome may
+    /// have applied it, and it must not be retried blindly.
+    Change,
 }
 
 /// A server's status back to a count error, retryable only when retrying can cure it:
@@ -54,7 +59,7 @@ pub(crate) fn error(status: Status, call: Call) -> Error {
             source: Some(source),
         },
         Code::Unknown | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => match call {
-            Call::Write(_) => Error::Ambiguous {
+            Call::Write(_) | Call::Change => Error::Ambiguous {
                 message,
                 source: Some(source),
             },
@@ -65,9 +70,10 @@ pub(crate) fn error(status: Status, call: Call) -> Error {
         },
         Code::AlreadyExists => match call {
             Call::Write(id) => Error::BatchConflict { id },
-            Call::Read => Error::Backend { message, source },
+            Call::Read | Call::Change => Error::Backend { message, source },
         },
         Code::NotFound => Error::NotFound(message),
+        Code::FailedPrecondition => Error::Conflict(message),
         Code::ResourceExhausted => Error::LimitReached(message),
         Code::InvalidArgument => Error::Backend {
             message: format!("{message} (the server refused the request)"),

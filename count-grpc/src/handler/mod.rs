@@ -4,6 +4,7 @@
 mod budget;
 mod deadline;
 mod feed;
+mod limits;
 mod part;
 mod scope;
 mod stats;
@@ -72,6 +73,8 @@ struct Shared {
     budget: Arc<Budget>,
     /// How many feeds are open.
     feeds_open: watch::Sender<u64>,
+    /// The policy of limits, for leases.
+    policy: limits::PolicyCache,
 }
 
 /// Builds a [`CountV1Handler`]; every setter says its default.
@@ -269,6 +272,7 @@ impl CountV1HandlerBuilder {
                 next_seq: AtomicU64::new(0),
                 stats: Arc::default(),
                 feeds_open: watch::Sender::new(0),
+                policy: limits::PolicyCache::default(),
             }),
         }
     }
@@ -516,6 +520,31 @@ impl CountService for CountV1Handler {
         Ok(Response::new(pb::KeepZoneDaysResponse {
             kept_from: Some(convert::date(from)),
         }))
+    }
+
+    async fn get_policy(
+        &self,
+        request: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::GetPolicyResponse>, Status> {
+        let answer = limits::get_policy(&*self.shared.counter, request.into_inner()).await;
+        answer.map(Response::new).map_err(codes::status)
+    }
+
+    async fn replace_policy(
+        &self,
+        request: Request<pb::ReplacePolicyRequest>,
+    ) -> Result<Response<pb::ReplacePolicyResponse>, Status> {
+        let answer = limits::replace_policy(&*self.shared.counter, request.into_inner()).await;
+        answer.map(Response::new).map_err(codes::status)
+    }
+
+    async fn lease(
+        &self,
+        request: Request<pb::LeaseRequest>,
+    ) -> Result<Response<pb::LeaseResponse>, Status> {
+        let shared = &*self.shared;
+        let answer = limits::lease(&*shared.counter, &shared.policy, request.into_inner()).await;
+        answer.map(Response::new).map_err(codes::status)
     }
 
     async fn get_totals(
