@@ -48,6 +48,7 @@
 mod lease;
 mod limiter;
 mod policy;
+mod usage;
 mod window;
 
 pub use lease::{LeaseAsk, LeaseGrant};
@@ -58,4 +59,5 @@ pub use policy::{
     Assignment, Class, EndpointText, Endpoints, Limit, LimitPeriod, MAX_AMOUNT, MAX_NAME_LEN,
     Policy, Threshold, is_quota_refusal,
 };
-pub use window::{Window, used_in};
+pub use usage::{Usage, usage};
+pub use window::{Window, used_by_subject, used_in};

@@ -412,8 +412,11 @@ impl Policy {
     /// [`Error::InvalidInput`] (field `policy`) naming the value, the rule and where
     /// it is; or as [`Policy::check`].
     pub fn from_json(text: &str) -> Result<Policy> {
-        let policy: Policy = serde_json::from_str(text)
-            .map_err(|e| Error::invalid("policy", shorten(text), e.to_string()))?;
+        let json = &mut serde_json::Deserializer::from_str(text);
+        let policy: Policy = serde_path_to_error::deserialize(json).map_err(|e| {
+            let rule = format!("at {}: {}", e.path(), e.inner());
+            Error::invalid("policy", shorten(text), rule)
+        })?;
         policy.check()?;
         Ok(policy)
     }

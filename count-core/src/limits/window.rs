@@ -1,6 +1,8 @@
 //! [`Window`]: the stretch of time one period of a limit covers, in its zone, and what
 //! a limit has used in it according to the reports.
 
+use std::collections::BTreeMap;
+
 use jiff::ToSpan;
 
 use super::policy::{Limit, LimitPeriod};
@@ -83,28 +85,50 @@ pub async fn used_in(
     limit: &Limit,
     window: Window,
 ) -> Result<u64> {
+    let used = used_by_subject(counter, Some(subject), limit, window).await?;
+    Ok(used.get(subject).copied().unwrap_or(0))
+}
+
+/// What `limit` has used in `window` for each subject with counts (only `subject`,
+/// when given), as [`used_in`] reads it: one report for them all.
+///
+/// # Errors
+///
+/// As [`Counter::totals`].
+pub async fn used_by_subject(
+    counter: &dyn Counter,
+    subject: Option<&str>,
+    limit: &Limit,
+    window: Window,
+) -> Result<BTreeMap<String, u64>> {
     let zone = &limit.zone;
     let range = DateRange::new(zone.day_of(window.start), zone.day_of(window.end - 1))?;
     let by_hour = limit.period == LimitPeriod::Hour;
-    let mut group = vec![Dimension::Endpoint, Dimension::Status];
+    let mut group = vec![Dimension::Subject, Dimension::Endpoint, Dimension::Status];
     if by_hour {
         group.push(Dimension::Hour);
     }
-    let query = TotalsQuery::new(range, &group)?
-        .in_zone(zone.clone())
-        .subject(subject);
+    let mut query = TotalsQuery::new(range, &group)?.in_zone(zone.clone());
+    if let Some(subject) = subject {
+        query = query.subject(subject);
+    }
     let hour = Hour::starting_at(jiff::Timestamp::from_second(window.start).expect("in range"))
         .ok()
         .filter(|_| by_hour);
-    let rows = counter.totals(&query).await?;
-    Ok(rows
-        .iter()
-        .filter(|row| hour.is_none() || row.hour == hour)
-        .filter(|row| {
-            let endpoint = row.endpoint.expect("grouped by endpoint");
-            limit.covers(endpoint.method, endpoint.path.as_str()) && limit.counts_status(row.status)
-        })
-        .fold(0u64, |sum, row| sum.saturating_add(row.total)))
+    let mut used = BTreeMap::<String, u64>::new();
+    for row in counter.totals(&query).await? {
+        let (Some(subject), Some(endpoint)) = (row.subject, row.endpoint) else {
+            continue;
+        };
+        let counts = (hour.is_none() || row.hour == hour)
+            && limit.covers(endpoint.method, endpoint.path.as_str())
+            && limit.counts_status(row.status);
+        if counts {
+            let sum = used.entry(subject.as_str().to_owned()).or_default();
+            *sum = sum.saturating_add(row.total);
+        }
+    }
+    Ok(used)
 }
 
 #[cfg(test)]

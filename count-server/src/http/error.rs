@@ -36,6 +36,17 @@ pub(crate) enum ApiError {
     Timeout(String),
     /// 413: the request is larger than the server takes.
     TooLarge(String),
+    /// 400: a field of a JSON body (or a parameter) breaks its rule.
+    Invalid {
+        /// The field.
+        field: String,
+        /// What is wrong, naming the value and the rule.
+        message: String,
+    },
+    /// 404: nothing of that name.
+    NotFound(String),
+    /// 409: changed by someone else first.
+    Conflict(String),
 }
 
 impl ApiError {
@@ -118,6 +129,17 @@ impl IntoResponse for ApiError {
                 Json(json!({ "error": message })),
             )
                 .into_response(),
+            ApiError::Invalid { field, message } => (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": message, "field": field })),
+            )
+                .into_response(),
+            ApiError::NotFound(message) => {
+                (StatusCode::NOT_FOUND, Json(json!({ "error": message }))).into_response()
+            }
+            ApiError::Conflict(message) => {
+                (StatusCode::CONFLICT, Json(json!({ "error": message }))).into_response()
+            }
             ApiError::BadRequest(message) => {
                 (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
             }

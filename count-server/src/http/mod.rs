@@ -9,11 +9,13 @@
 //! | `GET /readyz` | yes | 200 when the backend answers its health check in time and writes are not failing (see `health.rs`), else 503 with the kind of failure (and, for failing writes, the reason) |
 //! | `GET /metrics` | yes | the server's figures, Prometheus text format 0.0.4 |
 //! | `GET /api/v1/totals` | yes | totals as JSON or CSV (the parameters in the crate docs) |
+//! | `/api/v1/policy`, `/limits`, `/plans`, `/subjects/{s}/plan`, `/usage` | yes | limits: see `policy.rs` |
 
 pub(crate) mod error;
 mod format;
 pub(crate) mod headers;
 mod params;
+mod policy;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +55,31 @@ pub(crate) fn guarded(api: Arc<Api>) -> Router {
     Router::new()
         .route("/api/v1/totals", get(totals))
         .route("/api/v1/kept", get(kept))
+        .route(
+            "/api/v1/policy",
+            get(policy::get_policy).put(policy::put_policy),
+        )
+        .route("/api/v1/limits", get(policy::list_limits))
+        .route(
+            "/api/v1/limits/{name}",
+            get(policy::get_limit)
+                .put(policy::put_limit)
+                .delete(policy::delete_limit),
+        )
+        .route("/api/v1/plans", get(policy::list_plans))
+        .route(
+            "/api/v1/plans/{name}",
+            get(policy::get_plan)
+                .put(policy::put_plan)
+                .delete(policy::delete_plan),
+        )
+        .route(
+            "/api/v1/subjects/{subject}/plan",
+            get(policy::get_subject_plan)
+                .put(policy::put_subject_plan)
+                .delete(policy::delete_subject_plan),
+        )
+        .route("/api/v1/usage", get(policy::get_usage))
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .method_not_allowed_fallback(method_not_allowed)

@@ -269,7 +269,7 @@ fn parse_format(text: &str) -> Result<Format, ParamError> {
 
 /// Percent-decodes one name or value of a query string (`+` is a space), refusing a
 /// `%` not followed by two hex digits and bytes that are not UTF-8.
-fn decode(text: &str) -> Result<Cow<'_, str>, String> {
+pub(super) fn decode(text: &str) -> Result<Cow<'_, str>, String> {
     let bytes = text.as_bytes();
     if let Some(at) = bytes.iter().enumerate().position(|(i, &b)| {
         b == b'%'

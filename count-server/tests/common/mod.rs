@@ -97,6 +97,42 @@ impl Running {
         http1_get(tcp, &self.address.to_string(), path, headers).await
     }
 
+    /// `method path` with a JSON `body`, over HTTP/1.1.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let tcp = tokio::net::TcpStream::connect(self.address).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.address.to_string())
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = http_body_util::Full::new(Bytes::from(body.to_owned()));
+        let response = sender
+            .send_request(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8(body.to_vec()).unwrap(),
+        }
+    }
+
     /// Asks the server to stop; returns once it has.
     pub async fn stop(mut self) -> count_core::Result<()> {
         let _ = self.stop.take().unwrap().send(());
