@@ -1069,3 +1069,128 @@ async fn backup_copies_a_running_servers_database_whole() {
     let run = cli(&["backup", "--db-path", missing.to_str().unwrap(), to], &[]);
     assert_exit(&run, 3);
 }
+
+/// `count-server limits`: limits, plans and subjects' plans set and read back from a
+/// SQLite file; bad values refused (exit 2) naming them; nothing to remove is exit 3.
+#[test]
+fn limits_are_managed_from_the_command_line() {
+    let dir = scratch("limits");
+    let db = dir.join("count.db");
+    let db = db.to_str().unwrap();
+    let migrated = cli(&["migrate", "--db-path", db], &[]);
+    assert_eq!(migrated.code, 0, "{}", migrated.stderr);
+    let ok = |args: &[&str]| {
+        let mut all = vec!["limits"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--db-path", db]);
+        let run = cli(&all, &[]);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        run.stdout
+    };
+    ok(&[
+        "set-limit",
+        "free-daily",
+        "--period",
+        "day",
+        "--amount",
+        "1000",
+        "--zone",
+        "Europe/Zurich",
+    ]);
+    ok(&[
+        "set-limit",
+        "pro-monthly",
+        "--period",
+        "cycle/15",
+        "--amount",
+        "3000000",
+        "--status",
+        "2xx",
+        "--soft",
+        "--threshold",
+        "50%",
+        "--threshold",
+        "2500000",
+    ]);
+    ok(&["set-plan", "free", "free-daily"]);
+    ok(&["set-plan", "pro", "pro-monthly"]);
+    let assigned = ok(&["assign", "acme", "pro", "--override", "pro-monthly=5000000"]);
+    assert_eq!(
+        assigned,
+        "policy version 5: 2 limits, 2 plans, 1 subject on plans\n"
+    );
+    let shown: serde_json::Value = serde_json::from_str(&ok(&["show"])).unwrap();
+    assert_eq!(shown["limits"]["free-daily"]["zone"], "Europe/Zurich");
+    assert_eq!(shown["limits"]["pro-monthly"]["period"], "cycle/15");
+    assert_eq!(shown["limits"]["pro-monthly"]["hard"], false);
+    assert_eq!(
+        shown["limits"]["pro-monthly"]["thresholds"],
+        serde_json::json!(["50%", 2500000])
+    );
+    assert_eq!(
+        shown["subjects"]["acme"]["overrides"]["pro-monthly"],
+        5_000_000
+    );
+    let usage = ok(&["usage"]);
+    assert!(usage.starts_with("SUBJECT"), "{usage}");
+    assert!(
+        usage.contains("acme") && usage.contains("5,000,000"),
+        "{usage}"
+    );
+
+    let refused = |args: &[&str], code: i32, says: &str| {
+        let mut all = vec!["limits"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--db-path", db]);
+        let run = cli(&all, &[]);
+        assert_eq!(run.code, code, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    };
+    refused(
+        &["set-limit", "x", "--period", "fortnight", "--amount", "1"],
+        2,
+        "fortnight",
+    );
+    refused(
+        &[
+            "set-limit",
+            "x",
+            "--period",
+            "day",
+            "--amount",
+            "1",
+            "--zone",
+            "Mars/Olympus",
+        ],
+        2,
+        "Mars/Olympus",
+    );
+    refused(
+        &[
+            "set-limit",
+            "x",
+            "--period",
+            "day",
+            "--amount",
+            "1",
+            "--status",
+            "404",
+        ],
+        2,
+        "classes of statuses",
+    );
+    refused(
+        &["remove-limit", "free-daily"],
+        2,
+        "names a limit that does not exist",
+    );
+    refused(&["assign", "globex", "gold"], 2, "invalid plan \"gold\"");
+    refused(
+        &["assign", "globex", "free", "--override", "free-daily"],
+        2,
+        "LIMIT=AMOUNT",
+    );
+    refused(&["unassign", "globex"], 3, "globex");
+    ok(&["unassign", "acme"]);
+    assert_eq!(ok(&["usage"]), "No subject is on a plan with limits.\n");
+}

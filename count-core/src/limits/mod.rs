@@ -59,5 +59,5 @@ pub use policy::{
     Assignment, Class, EndpointText, Endpoints, Limit, LimitPeriod, MAX_AMOUNT, MAX_NAME_LEN,
     Policy, Threshold, is_quota_refusal,
 };
-pub use usage::{Usage, usage};
+pub use usage::{Usage, change_policy, usage};
 pub use window::{Window, used_by_subject, used_in};

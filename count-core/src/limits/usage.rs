@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::policy::{LimitPeriod, Policy};
 use super::window::{Window, used_by_subject};
 use crate::{Counter, Result};
+use crate::{CounterExt, Error, StoredPolicy};
 
 /// One subject against one limit of its plan, in the window holding now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,4 +80,39 @@ pub async fn usage(
             .then_with(|| (&a.subject, &a.limit).cmp(&(&b.subject, &b.limit)))
     });
     Ok(out)
+}
+
+/// How many times [`change_policy`] reads again when another change came first.
+const CHANGE_ATTEMPTS: usize = 8;
+
+/// Reads the policy, changes it with `change`, checks it and replaces it from the
+/// version read: again when another change came first. Returns what was stored.
+///
+/// # Errors
+///
+/// What `change` returns; [`Error::InvalidInput`] when the changed policy breaks a
+/// rule ([`Policy::check`]); [`Error::Conflict`] when other changes kept coming
+/// first; when the backend fails.
+pub async fn change_policy(
+    counter: &dyn Counter,
+    change: impl Fn(&mut Policy) -> Result<()>,
+) -> Result<StoredPolicy> {
+    for _ in 0..CHANGE_ATTEMPTS {
+        let mut stored = counter.policy().await?;
+        change(&mut stored.policy)?;
+        stored.policy.check()?;
+        match counter.replace_policy(stored.version, &stored.policy).await {
+            Ok(version) => {
+                return Ok(StoredPolicy {
+                    version,
+                    policy: stored.policy,
+                });
+            }
+            Err(Error::Conflict(_)) => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Err(Error::Conflict(format!(
+        "the policy changed {CHANGE_ATTEMPTS} times while this change was made: try again"
+    )))
 }

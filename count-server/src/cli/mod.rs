@@ -16,6 +16,7 @@
 
 mod backup;
 mod failure;
+mod limits;
 mod migrate;
 mod rollup;
 mod source;
@@ -26,6 +27,7 @@ use std::process::ExitCode;
 
 pub use backup::BackupArgs;
 use failure::Failure;
+pub use limits::LimitsArgs;
 pub use migrate::MigrateArgs;
 pub use rollup::RollupArgs;
 pub use source::{Database, Source};
@@ -54,6 +56,7 @@ pub const HELP: &str = concat!(
   count-server migrate --check --db-url postgresql://count@db/count
   count-server backup --db-path /var/lib/count/count.db /backups/count.db
     (the way to back up a SQLite database, also while the server runs)
+  count-server limits set-limit free-daily --period day --amount 1000
 
 ",
     exit_codes!()
@@ -78,6 +81,10 @@ pub enum Command {
     /// writes to it: the way to back one up (a plain copy misses what is in its -wal).
     #[command(after_help = backup::HELP)]
     Backup(BackupArgs),
+    /// Manage limits: the limits, the plans that name them, the subjects' plans; and
+    /// see who stands where against them.
+    #[command(after_help = limits::HELP)]
+    Limits(LimitsArgs),
 }
 
 /// Runs `command`: its output goes to standard output, a failure is printed on
@@ -88,6 +95,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Totals(args) => totals::run(args).await,
         Command::Rollup(args) => rollup::run(args).await,
         Command::Migrate(args) => migrate::run(args).await,
+        Command::Limits(args) => limits::run(args).await,
         Command::Backup(args) => backup::run(args).await,
     };
     match result {

@@ -16,12 +16,13 @@ use crate::backend::{Backend, Location, sqlite_url};
 pub struct Source {
     /// A running count-server, as http://host:7777 or https://host:7777. Wins over
     /// --db-url, --db-path and DB_URL.
-    #[arg(long, env = "COUNT_SERVER", value_name = "URL")]
+    #[arg(long, global = true, env = "COUNT_SERVER", value_name = "URL")]
     server: Option<String>,
 
     /// The access token the server asks for (sent as a bearer token to --server).
     #[arg(
         long,
+        global = true,
         env = "COUNT_TOKEN",
         hide_env_values = true,
         value_name = "TOKEN"
@@ -29,7 +30,7 @@ pub struct Source {
     token: Option<String>,
 
     /// Trust this CA certificate (PEM) for an https --server, besides the system's.
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, global = true, value_name = "PEM")]
     ca_cert: Option<PathBuf>,
 
     #[command(flatten)]
@@ -42,18 +43,24 @@ pub struct Source {
 pub struct Database {
     /// The database, as the server takes it: sqlite:PATH, postgresql://... or
     /// postgres://... Not with --db-path (as for the server: naming both is refused).
-    #[arg(long, env = "DB_URL", hide_env_values = true, value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "DB_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     db_url: Option<String>,
 
     /// The SQLite database file. Not with --db-url. Without either, the file the
     /// server counts into by default ($XDG_DATA_HOME/count/count.db, else
     /// ~/.local/share/count/count.db, else ./count.db).
-    #[arg(long, env = "COUNT_DB_PATH", value_name = "FILE")]
+    #[arg(long, global = true, env = "COUNT_DB_PATH", value_name = "FILE")]
     db_path: Option<PathBuf>,
 
     /// Which database --db-url is: auto tells PostgreSQL and CockroachDB apart by the
     /// server's version().
-    #[arg(long, env = "COUNT_BACKEND", value_enum, default_value_t = Backend::Auto)]
+    #[arg(long, global = true, env = "COUNT_BACKEND", value_enum, default_value_t = Backend::Auto)]
     backend: Backend,
 }
 

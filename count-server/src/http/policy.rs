@@ -22,7 +22,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use count_core::limits::{Assignment, Limit, Policy, usage};
+use count_core::limits::{Assignment, Limit, Policy, change_policy, usage};
 use count_core::{CounterExt, Error, StoredPolicy};
 use serde_json::{Value, json};
 
@@ -30,8 +30,6 @@ use super::Api;
 use super::error::ApiError;
 use super::params::decode;
 
-/// How many times a change is tried again when another change came first.
-const ATTEMPTS: usize = 8;
 /// How many rows `/api/v1/usage` answers at most by default, and at most at all.
 const USAGE_ROWS: usize = 50;
 const MAX_USAGE_ROWS: usize = 10_000;
@@ -43,6 +41,7 @@ fn refused(error: Error) -> ApiError {
             message: error.to_string(),
         },
         Error::Conflict(message) => ApiError::Conflict(message),
+        Error::NotFound(message) => ApiError::NotFound(message),
         other => ApiError::backend(&other),
     }
 }
@@ -58,33 +57,17 @@ async fn read(api: &Api) -> Result<StoredPolicy, ApiError> {
 /// another change came first.
 async fn change(
     api: &Api,
-    change: impl Fn(&mut Policy) -> Result<(), ApiError>,
+    change: impl Fn(&mut Policy) -> count_core::Result<()>,
 ) -> Result<StoredPolicy, ApiError> {
-    for _ in 0..ATTEMPTS {
-        let mut stored = read(api).await?;
-        change(&mut stored.policy)?;
-        stored.policy.check().map_err(refused)?;
-        let replaced = tokio::time::timeout(
-            api.backend_timeout,
-            api.counter.replace_policy(stored.version, &stored.policy),
-        )
+    let changed = tokio::time::timeout(api.backend_timeout, change_policy(&*api.counter, change))
         .await
-        .map_err(|_| ApiError::backend_timeout(api.backend_timeout))?;
-        match replaced {
-            Ok(version) => {
-                tracing::info!(version, "count-server: the policy of limits changed");
-                return Ok(StoredPolicy {
-                    version,
-                    policy: stored.policy,
-                });
-            }
-            Err(Error::Conflict(_)) => continue,
-            Err(error) => return Err(refused(error)),
-        }
-    }
-    Err(ApiError::Conflict(format!(
-        "the policy changed {ATTEMPTS} times while this change was made: try again"
-    )))
+        .map_err(|_| ApiError::backend_timeout(api.backend_timeout))?
+        .map_err(refused)?;
+    tracing::info!(
+        version = changed.version,
+        "count-server: the policy of limits changed"
+    );
+    Ok(changed)
 }
 
 /// The JSON body as a `T`; a refusal names the field by its path in the body
@@ -105,8 +88,8 @@ fn answer(value: Value) -> Response {
     Json(value).into_response()
 }
 
-fn not_found(what: &str, name: &str) -> ApiError {
-    ApiError::NotFound(format!("no {what} {name:?}"))
+fn not_found(what: &str, name: &str) -> Error {
+    Error::NotFound(format!("no {what} {name:?}"))
 }
 
 pub(super) async fn get_policy(State(api): State<Arc<Api>>) -> Result<Response, ApiError> {
@@ -154,7 +137,7 @@ pub(super) async fn get_limit(
         .policy
         .limits
         .get(&name)
-        .ok_or_else(|| not_found("limit", &name))?;
+        .ok_or_else(|| refused(not_found("limit", &name)))?;
     Ok(answer(
         json!({ "version": stored.version, "name": name, "limit": limit }),
     ))
@@ -207,7 +190,7 @@ pub(super) async fn get_plan(
         .policy
         .plans
         .get(&name)
-        .ok_or_else(|| not_found("plan", &name))?;
+        .ok_or_else(|| refused(not_found("plan", &name)))?;
     Ok(answer(
         json!({ "version": stored.version, "name": name, "limits": plan }),
     ))
@@ -253,7 +236,7 @@ pub(super) async fn get_subject_plan(
         .policy
         .subjects
         .get(&subject)
-        .ok_or_else(|| not_found("plan for subject", &subject))?;
+        .ok_or_else(|| refused(not_found("plan for subject", &subject)))?;
     Ok(answer(
         json!({ "version": stored.version, "subject": subject, "plan": assignment }),
     ))
