@@ -117,7 +117,7 @@ async fn check(limits: Vec<ModelLimit>, zone: &str, requests: Vec<(usize, bool, 
             Admission::Untouched => assert!(covering.is_empty(), "request {i}: untouched"),
             Admission::Admitted(ticket) => {
                 assert!(admit, "request {i}: admitted past a limit: {used:?}");
-                ticket.settle(Some(Status::http(code).unwrap()));
+                limiter.settle(ticket, Some(Status::http(code).unwrap()));
                 for &l in &covering {
                     used[l] += u64::from(limits[l].counts(code));
                 }

@@ -219,7 +219,7 @@ fn replica() {
                                 refused_since = None;
                                 admitted.fetch_add(1, Relaxed);
                                 queue.record_key(key(200));
-                                ticket.settle(Status::http(200).ok());
+                                limiter.settle(ticket, Status::http(200).ok());
                             }
                             Admission::Refused(_) => {
                                 queue.record_key(key(429));

@@ -110,8 +110,8 @@ impl Recording {
     }
 
     fn record(&mut self, status: Option<Status>) {
-        if let Some(ticket) = self.ticket.take() {
-            ticket.settle(status);
+        if let (Some(ticket), Some(limiter)) = (self.ticket.take(), &self.config.limiter) {
+            limiter.settle(ticket, status);
         }
         let config = &*self.config;
         let (method, path) = match &self.target {
@@ -197,8 +197,11 @@ fn count_response<B>(
     mut response: Response<B>,
     mut recording: Recording,
 ) -> Response<CountBody<B>> {
-    if let Some(ticket) = &recording.ticket {
-        super::limits::quota_headers(response.headers_mut(), &ticket.quota());
+    if let (Some(ticket), Some(limiter)) = (&recording.ticket, &recording.config.limiter) {
+        let headers = response.headers_mut();
+        limiter.with_remaining(ticket, |limit, remaining, reset| {
+            super::limits::remaining_header(headers, (limit, remaining, reset));
+        });
     }
     if !recording.is_grpc() {
         let status = Status::http(response.status().as_u16()).ok();

@@ -27,18 +27,77 @@ pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-pol
 /// `RateLimit`, of draft-ietf-httpapi-ratelimit-headers.
 pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
-/// Writes the quota headers: `RateLimit-Policy: "daily";q=1000;w=86400` and
-/// `RateLimit: "daily";r=120;t=3600` (remaining, seconds to the window's end).
-pub(super) fn quota_headers(headers: &mut HeaderMap, quota: &Quota) {
-    let policy = format!("\"{}\";q={};w={}", quota.limit, quota.amount, quota.window);
-    let state = format!(
-        "\"{}\";r={};t={}",
-        quota.limit, quota.remaining, quota.reset
-    );
-    // Limit names are letters, digits, '-', '_' and '.': always a valid value.
-    if let (Ok(policy), Ok(state)) = (HeaderValue::try_from(policy), HeaderValue::try_from(state)) {
-        headers.insert(RATELIMIT_POLICY.clone(), policy);
+/// Writes `RateLimit: "daily";r=120;t=3600` (what is left, seconds to the window's
+/// end) on an admitted response: the one field each admitted response needs, kept
+/// cheap (refusals carry `RateLimit-Policy` too, see [`policy_headers`]).
+pub(super) fn remaining_header(
+    headers: &mut HeaderMap,
+    (limit, remaining, reset): (&str, u64, u64),
+) {
+    // Written into a buffer on the stack, not with `format!`: this runs on every
+    // admitted response. Limit names are at most 64 letters, digits, '-', '_', '.'.
+    let mut state = Field::default();
+    state.text(limit).number(";r=", remaining);
+    if let Some(state) = state.number(";t=", reset).value() {
         headers.insert(RATELIMIT.clone(), state);
+    }
+}
+
+/// Writes `RateLimit-Policy: "daily";q=1000;w=86400` (the amount, the window's
+/// length) and `RateLimit`.
+pub(super) fn policy_headers(headers: &mut HeaderMap, quota: &Quota) {
+    let mut policy = Field::default();
+    policy.text(&quota.limit).number(";q=", quota.amount);
+    if let Some(policy) = policy.number(";w=", quota.window).value() {
+        headers.insert(RATELIMIT_POLICY.clone(), policy);
+    }
+    remaining_header(headers, (&quota.limit, quota.remaining, quota.reset));
+}
+
+/// A structured header field written on the stack: a quoted name, then
+/// `;key=number` parameters.
+struct Field {
+    bytes: [u8; 128],
+    len: usize,
+}
+
+impl Default for Field {
+    fn default() -> Field {
+        Field {
+            bytes: [0; 128],
+            len: 0,
+        }
+    }
+}
+
+impl Field {
+    fn push(&mut self, bytes: &[u8]) -> &mut Field {
+        let end = (self.len + bytes.len()).min(self.bytes.len());
+        self.bytes[self.len..end].copy_from_slice(&bytes[..end - self.len]);
+        self.len = end;
+        self
+    }
+
+    fn text(&mut self, name: &str) -> &mut Field {
+        self.push(b"\"").push(name.as_bytes()).push(b"\"")
+    }
+
+    fn number(&mut self, key: &str, mut n: u64) -> &mut Field {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(key.as_bytes()).push(&digits[at..])
+    }
+
+    fn value(&self) -> Option<HeaderValue> {
+        HeaderValue::from_bytes(&self.bytes[..self.len]).ok()
     }
 }
 
@@ -51,7 +110,7 @@ pub(super) fn refused<R: Default>(
     let mut response = Response::new(R::default());
     let headers = response.headers_mut();
     if let Some(quota) = refusal.quota() {
-        quota_headers(headers, &quota);
+        policy_headers(headers, &quota);
     }
     headers.insert(RETRY_AFTER, HeaderValue::from(refusal.retry_after));
     let what = refusal.quota().map_or_else(
@@ -114,6 +173,14 @@ fn retry_info_status(message: &str, retry_after: u64) -> Vec<u8> {
 
 type Admitting = Pin<Box<dyn Future<Output = Admission> + Send>>;
 
+/// A request waiting for its subject's lease.
+struct Waiting<S, B> {
+    admit: Admitting,
+    service: S,
+    request: Request<B>,
+    recording: Recording,
+}
+
 pin_project_lite::pin_project! {
     /// The future of a request through a [`Count`](super::Count) that enforces
     /// limits: the inner service's response, once the request is admitted.
@@ -132,15 +199,14 @@ pin_project_lite::pin_project! {
             inner: CountFuture<F>,
         },
         // Waiting for the subject's lease; the ready service is called after.
+        // Boxed, as the refusal: both are rare, and a smaller future is cheaper to
+        // move on every request.
         Admitting {
-            admit: Admitting,
-            service: Option<S>,
-            request: Option<Request<B>>,
-            recording: Option<Recording>,
+            waiting: Option<Box<Waiting<S, B>>>,
         },
         // Refused: the answer is ready.
         Refused {
-            response: Option<Response<CountBody<R>>>,
+            response: Option<Box<Response<CountBody<R>>>>,
         },
     }
 }
@@ -167,7 +233,7 @@ impl<F, S, B, R> LimitedFuture<F, S, B, R> {
     pub(super) fn refused(response: Response<CountBody<R>>) -> Self {
         LimitedFuture {
             state: State::Refused {
-                response: Some(response),
+                response: Some(Box::new(response)),
             },
         }
     }
@@ -180,10 +246,12 @@ impl<F, S, B, R> LimitedFuture<F, S, B, R> {
     ) -> Self {
         LimitedFuture {
             state: State::Admitting {
-                admit,
-                service: Some(service),
-                request: Some(request),
-                recording: Some(recording),
+                waiting: Some(Box::new(Waiting {
+                    admit,
+                    service,
+                    request,
+                    recording,
+                })),
             },
         }
     }
@@ -203,18 +271,19 @@ where
             let next = match state.as_mut().project() {
                 StateProj::Running { inner } => return inner.poll(cx),
                 StateProj::Refused { response } => {
-                    return Poll::Ready(Ok(response.take().expect("polled after completion")));
+                    return Poll::Ready(Ok(*response.take().expect("polled after completion")));
                 }
-                StateProj::Admitting {
-                    admit,
-                    service,
-                    request,
-                    recording,
-                } => {
-                    let admission = ready!(admit.as_mut().poll(cx));
-                    let mut recording = recording.take().expect("polled after completion");
-                    let request = request.take().expect("polled after completion");
-                    let mut service = service.take().expect("polled after completion");
+                StateProj::Admitting { waiting } => {
+                    let admission = {
+                        let waiting = waiting.as_mut().expect("polled after completion");
+                        ready!(waiting.admit.as_mut().poll(cx))
+                    };
+                    let Waiting {
+                        mut recording,
+                        request,
+                        mut service,
+                        ..
+                    } = *waiting.take().expect("polled after completion");
                     match admission {
                         Admission::Refused(refusal) => {
                             LimitedFuture::refused(refused(recording, &refusal))

@@ -7,10 +7,12 @@
 //! request pushes its slot onto a lock-free queue and wakes the limiter's task, which
 //! leases more from the backend ([`Counter::lease`]) while requests go on.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::poll_fn;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -77,7 +79,13 @@ pub struct Limiter {
 struct Shared {
     counter: Arc<dyn Counter>,
     settings: LimiterSettings,
-    subjects: papaya::HashMap<Subject, Arc<Assigned>, foldhash::fast::RandomState>,
+    /// Who is on which plan: replaced whole when the policy changes, read by the
+    /// hot path through each thread's copy of the `Arc` ([`Limiter::with_plans`]).
+    plans: Mutex<Arc<Plans>>,
+    /// Bumped when `plans` is replaced.
+    generation: AtomicU64,
+    /// Tells this limiter's plans apart in a thread's cache.
+    id: u64,
     /// Slots whose lease ran low or out, for the task.
     asks: ArrayQueue<Arc<Slot>>,
     wake: AtomicWaker,
@@ -102,7 +110,8 @@ struct Cells {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LimiterStats {
-    /// Requests admitted under at least one limit.
+    /// Units of quota used by admitted requests: one per request and limit that
+    /// covered it (a request under two limits counts twice).
     pub admitted: u64,
     /// Requests refused.
     pub refused: u64,
@@ -122,6 +131,19 @@ pub struct LimiterStats {
     pub policy_version: u64,
 }
 
+/// Who is on which plan.
+type Plans = HashMap<Subject, Arc<Assigned>, foldhash::fast::RandomState>;
+
+/// Gives each limiter its own [`Shared::id`].
+static NEXT_LIMITER: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's copy of the plans of the limiter it last admitted for: its id,
+    /// the generation, and the plans. Taken again (under the mutex) only when the
+    /// policy changed, or another limiter admits on this thread.
+    static PLANS: RefCell<Option<(u64, u64, Arc<Plans>)>> = const { RefCell::new(None) };
+}
+
 /// One subject's plan, as the hot path reads it.
 #[derive(Debug)]
 struct Assigned {
@@ -135,8 +157,16 @@ struct Slot {
     name: Arc<str>,
     limit: Arc<Limit>,
     amount: u64,
+    /// The limit covers every endpoint / counts some statuses only: read by the hot
+    /// path without following `limit`.
+    covers_all: bool,
+    selective: bool,
     /// The epoch of the lease's window (16 bits) and what is left of it (48 bits).
     state: AtomicU64,
+    /// Units leased in all, and given back to the ledger in all: what this slot
+    /// admitted is their difference less what is left.
+    leased_all: AtomicU64,
+    returned_all: AtomicU64,
     /// Each epoch's window, by `epoch % 4`: written before the epoch is published,
     /// and not again for three more windows.
     windows: [(AtomicI64, AtomicI64); 4],
@@ -175,9 +205,13 @@ impl Slot {
         Slot {
             subject,
             name,
+            covers_all: matches!(limit.endpoints, super::policy::Endpoints::All),
+            selective: !limit.statuses.is_empty(),
             limit,
             amount,
             state: AtomicU64::new(0),
+            leased_all: AtomicU64::new(0),
+            returned_all: AtomicU64::new(0),
             windows: [never(), never(), never(), never()],
             taken: AtomicU64::new(0),
             low: AtomicU64::new(0),
@@ -233,6 +267,15 @@ impl Slot {
             let (now_epoch, left) = unpack(state);
             (now_epoch as u16 == epoch && left < LEFT_MASK).then_some(state + 1)
         });
+    }
+
+    /// Units this slot admitted against (leased, less given back, less left).
+    fn used(&self) -> u64 {
+        let (_, left) = unpack(self.state.load(Relaxed));
+        self.leased_all
+            .load(Relaxed)
+            .saturating_sub(self.returned_all.load(Relaxed))
+            .saturating_sub(left)
     }
 
     /// What is left for the subject in the window, as far as this replica knows: the
@@ -305,65 +348,42 @@ pub enum Admission {
     Wait,
 }
 
-/// An admitted request's hold on its limits' quota. Settle it with the response's
-/// status ([`Ticket::settle`]): a status a limit does not count gives its unit back.
-/// Dropped unsettled, it settles without a status.
+/// An admitted request's hold on its limits' quota: settle it with the response's
+/// status ([`Limiter::settle`]), and a status a limit does not count gives its unit
+/// back. It holds no reference (taking one would cost the hot path an atomic
+/// read-modify-write): the limiter finds the slots again when it settles. Dropped
+/// unsettled, its units stay used (never more admitted than the amount).
 #[derive(Debug)]
+#[must_use = "settle it with Limiter::settle, or its units stay used"]
 pub struct Ticket {
-    assigned: Arc<Assigned>,
+    subject: Subject,
+    /// The plans' generation the slots were taken in.
+    generation: u64,
+    /// Which of the subject's slots a unit was taken from, and which of them count
+    /// some statuses only (those may give it back when the response comes).
     taken: u16,
+    selective: u16,
     epochs: [u16; MAX_LIMITS_PER_PLAN],
-    tightest: u8,
     now: i64,
 }
 
 impl Ticket {
-    /// The limit with the least left, for the response's headers.
-    pub fn quota(&self) -> Quota {
-        quota_of(&self.assigned.slots[usize::from(self.tightest)], self.now)
-    }
-
-    /// Whether a soft limit is past its amount (the request was admitted anyway).
-    pub fn over(&self) -> bool {
-        self.slots()
-            .any(|(slot, _)| !slot.limit.hard && slot.taken.load(Relaxed) > slot.amount)
-    }
-
-    fn slots(&self) -> impl Iterator<Item = (&Arc<Slot>, u16)> {
-        self.assigned
+    fn slots<'a>(&self, assigned: &'a Assigned) -> impl Iterator<Item = (&'a Arc<Slot>, u16)> {
+        let (taken, epochs) = (self.taken, self.epochs);
+        assigned
             .slots
             .iter()
             .enumerate()
-            .filter(|(i, _)| self.taken & (1 << i) != 0)
-            .map(|(i, slot)| (slot, self.epochs[i]))
-    }
-
-    /// Settles with the response's status (`None`: it ended without one).
-    pub fn settle(mut self, status: Option<Status>) {
-        self.give_back_unless(status);
-        self.taken = 0;
-    }
-
-    /// Gives back every unit taken (another limit refused the request).
-    fn give_all_back(&mut self) {
-        for (slot, epoch) in self.slots() {
-            slot.give(epoch);
-        }
-        self.taken = 0;
-    }
-
-    fn give_back_unless(&self, status: Option<Status>) {
-        for (slot, epoch) in self.slots() {
-            if !slot.limit.counts_status(status) {
-                slot.give(epoch);
-            }
-        }
+            .filter(move |(i, _)| taken & (1 << i) != 0)
+            .map(move |(i, slot)| (slot, epochs[i]))
     }
 }
 
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.give_back_unless(None);
+/// Gives back every unit `ticket` took from `assigned` (another limit refused the
+/// request, or it must wait).
+fn give_all_back(assigned: &Assigned, ticket: &Ticket) {
+    for (slot, epoch) in ticket.slots(assigned) {
+        slot.give(epoch);
     }
 }
 
@@ -418,7 +438,9 @@ impl Limiter {
             shared: Arc::new(Shared {
                 counter,
                 settings,
-                subjects: papaya::HashMap::with_hasher(foldhash::fast::RandomState::default()),
+                plans: Mutex::new(Arc::default()),
+                generation: AtomicU64::new(0),
+                id: NEXT_LIMITER.fetch_add(1, Relaxed),
                 asks: ArrayQueue::new(1 << 16),
                 wake: AtomicWaker::new(),
                 version: AtomicU64::new(0),
@@ -438,40 +460,48 @@ impl Limiter {
         let Some(subject) = subject else {
             return Admission::Untouched;
         };
-        let guard = self.shared.subjects.pin();
-        let Some(assigned) = guard.get(&subject) else {
+        self.with_plans(|generation, plans| {
+            self.admit_planned(subject, generation, plans.get(&subject), method, path)
+        })
+    }
+
+    fn admit_planned(
+        &self,
+        subject: Subject,
+        generation: u64,
+        assigned: Option<&Arc<Assigned>>,
+        method: Method,
+        path: &str,
+    ) -> Admission {
+        let Some(assigned) = assigned else {
             return Admission::Untouched;
         };
         let now = clock::now_second();
         let stats = &self.shared.stats;
         let mut ticket = Ticket {
-            assigned: Arc::clone(assigned),
+            subject,
+            generation,
             taken: 0,
+            selective: 0,
             epochs: [0; MAX_LIMITS_PER_PLAN],
-            tightest: 0,
             now,
         };
-        let mut least = u64::MAX;
         for (i, slot) in assigned.slots.iter().enumerate() {
-            if !slot.limit.covers(method, path) {
+            if !(slot.covers_all || slot.limit.covers(method, path)) {
                 continue;
             }
             match slot.take(now) {
                 Take::Took(epoch, left) => {
                     ticket.taken |= 1 << i;
+                    ticket.selective |= u16::from(slot.selective) << i;
                     ticket.epochs[i] = epoch;
                     if left < slot.low.load(Relaxed) {
                         self.ask(slot);
                     }
-                    let remaining = slot.remaining();
-                    if remaining < least {
-                        least = remaining;
-                        ticket.tightest = i as u8;
-                    }
                 }
                 Take::Out(window) if slot.limit.hard => {
                     self.ask(slot);
-                    ticket.give_all_back();
+                    give_all_back(assigned, &ticket);
                     stats.refused.fetch_add(1, Relaxed);
                     return Admission::Refused(Refusal {
                         assigned: Some(Arc::clone(assigned)),
@@ -482,7 +512,7 @@ impl Limiter {
                 }
                 Take::Out(_) | Take::Stale | Take::Empty => {
                     self.ask(slot);
-                    ticket.give_all_back();
+                    give_all_back(assigned, &ticket);
                     return Admission::Wait;
                 }
             }
@@ -491,7 +521,6 @@ impl Limiter {
             // No limit of the plan covers this endpoint.
             return Admission::Untouched;
         }
-        stats.admitted.fetch_add(1, Relaxed);
         Admission::Admitted(ticket)
     }
 }
@@ -532,6 +561,63 @@ impl Limiter {
         }
     }
 
+    /// Settles `ticket` with the response's status (`None`: it ended without one):
+    /// each limit that does not count that status gets its unit back. Costs nothing
+    /// more when every limit that took a unit counts every status.
+    pub fn settle(&self, ticket: Ticket, status: Option<Status>) {
+        let refused = status.is_some_and(super::policy::is_quota_refusal);
+        if ticket.selective == 0 && !refused {
+            return;
+        }
+        self.with_plans(|generation, plans| {
+            // After a policy change the slots may be others: keep the units.
+            let Some(assigned) = plans
+                .get(&ticket.subject)
+                .filter(|_| generation == ticket.generation)
+            else {
+                return;
+            };
+            for (slot, epoch) in ticket.slots(assigned) {
+                if !slot.limit.counts_status(status) {
+                    slot.give(epoch);
+                }
+            }
+        });
+    }
+
+    /// Calls `f` with what the `RateLimit` header says of `ticket`'s limit with the
+    /// least left: its name, what is left, and the seconds to its window's end.
+    pub fn with_remaining<R>(
+        &self,
+        ticket: &Ticket,
+        f: impl FnOnce(&str, u64, u64) -> R,
+    ) -> Option<R> {
+        self.with_plans(|generation, plans| {
+            let assigned = plans
+                .get(&ticket.subject)
+                .filter(|_| generation == ticket.generation)?;
+            let (slot, _) = ticket
+                .slots(assigned)
+                .min_by_key(|(slot, _)| slot.remaining())?;
+            let (epoch, _) = unpack(slot.state.load(Relaxed));
+            let reset = slot.window(epoch).seconds_left(ticket.now);
+            Some(f(&slot.name, slot.remaining().min(slot.amount), reset))
+        })
+    }
+
+    /// The limit with the least left of `ticket`, for headers or a log.
+    pub fn quota(&self, ticket: &Ticket) -> Option<Quota> {
+        self.with_plans(|generation, plans| {
+            let assigned = plans
+                .get(&ticket.subject)
+                .filter(|_| generation == ticket.generation)?;
+            let (slot, _) = ticket
+                .slots(assigned)
+                .min_by_key(|(slot, _)| slot.remaining())?;
+            Some(quota_of(slot, ticket.now))
+        })
+    }
+
     /// The slots of `subject` that cover the endpoint and hold no usable lease.
     fn waiting_slots(
         &self,
@@ -543,8 +629,8 @@ impl Limiter {
             return Vec::new();
         };
         let now = clock::now_second();
-        let guard = self.shared.subjects.pin();
-        guard.get(&subject).map_or_else(Vec::new, |assigned| {
+        let assigned = self.with_plans(|_, plans| plans.get(&subject).cloned());
+        assigned.map_or_else(Vec::new, |assigned| {
             assigned
                 .slots
                 .iter()
@@ -557,6 +643,33 @@ impl Limiter {
                 .cloned()
                 .collect()
         })
+    }
+
+    /// Runs `f` on the plans in force, from this thread's copy: no lock, no
+    /// reference count, unless the policy changed since this thread last looked.
+    fn with_plans<R>(&self, f: impl FnOnce(u64, &Plans) -> R) -> R {
+        let shared = &*self.shared;
+        let generation = shared.generation.load(Acquire);
+        PLANS.with(|cached| {
+            let mut cached = cached.borrow_mut();
+            let current =
+                matches!(&*cached, Some((id, g, _)) if *id == shared.id && *g == generation);
+            if !current {
+                let plans = Arc::clone(&shared.plans.lock().unwrap_or_else(|e| e.into_inner()));
+                *cached = Some((shared.id, generation, plans));
+            }
+            let (_, generation, plans) = cached.as_ref().expect("just set");
+            f(*generation, plans)
+        })
+    }
+
+    /// Every slot of the plans in force.
+    fn all_slots(&self) -> Vec<Arc<Slot>> {
+        let plans = Arc::clone(&self.shared.plans.lock().unwrap_or_else(|e| e.into_inner()));
+        plans
+            .values()
+            .flat_map(|a| a.slots.iter().cloned())
+            .collect()
     }
 
     /// Queues `slot` for a lease, once.
@@ -576,7 +689,8 @@ impl Limiter {
     pub fn stats(&self) -> LimiterStats {
         let c = &self.shared.stats;
         LimiterStats {
-            admitted: c.admitted.load(Relaxed),
+            admitted: c.admitted.load(Relaxed)
+                + self.all_slots().iter().map(|slot| slot.used()).sum::<u64>(),
             refused: c.refused.load(Relaxed),
             waits: c.waits.load(Relaxed),
             leases: c.leases.load(Relaxed),
@@ -598,14 +712,7 @@ impl Limiter {
         let stopped = self.shared.stopped.notified();
         self.shared.wake.wake();
         stopped.await;
-        let slots: Vec<Arc<Slot>> = {
-            let guard = self.shared.subjects.pin();
-            guard
-                .values()
-                .flat_map(|a| a.slots.iter().cloned())
-                .collect()
-        };
-        for slot in slots {
+        for slot in self.all_slots() {
             self.give_back_lease(&slot).await;
         }
     }
@@ -719,12 +826,16 @@ impl Limiter {
                 return Ok(());
             }
             slot.leased.fetch_add(grant.granted, Relaxed);
+            slot.leased_all.fetch_add(grant.granted, Relaxed);
         } else {
             let next = (epoch + 1) & 0xffff;
             let (start, end) = &slot.windows[(next % 4) as usize];
             start.store(window.start, Release);
             end.store(window.end, Release);
-            slot.state.store(pack(next, grant.granted), Release);
+            // What the old window left unused is lost with it: not admitted.
+            let (_, unused) = unpack(slot.state.swap(pack(next, grant.granted), AcqRel));
+            slot.returned_all.fetch_add(unused, Relaxed);
+            slot.leased_all.fetch_add(grant.granted, Relaxed);
             slot.leased.store(grant.granted, Relaxed);
             slot.used_at_lease.store(0, Relaxed);
         }
@@ -754,6 +865,7 @@ impl Limiter {
         if left == 0 {
             return;
         }
+        slot.returned_all.fetch_add(left, Relaxed);
         let ask = LeaseAsk {
             subject: slot.subject.as_str(),
             limit: &slot.name,
@@ -781,10 +893,8 @@ impl Limiter {
         let now_ms = jiff::Timestamp::now().as_millisecond();
         let idle_ms = self.shared.settings.idle_after.as_millis() as i64;
         let idle: Vec<Arc<Slot>> = {
-            let guard = self.shared.subjects.pin();
-            guard
-                .values()
-                .flat_map(|a| a.slots.iter())
+            self.all_slots()
+                .into_iter()
                 .filter(|slot| {
                     let (_, left) = unpack(slot.state.load(Relaxed));
                     if left == 0 || slot.idle_left.swap(left, Relaxed) != left {
@@ -793,7 +903,6 @@ impl Limiter {
                     }
                     now_ms - slot.idle_since_ms.load(Relaxed) >= idle_ms
                 })
-                .cloned()
                 .collect()
         };
         for slot in idle {
@@ -813,14 +922,15 @@ impl Limiter {
         for slot in retired {
             slot.retired.store(true, Release);
             self.give_back_lease(&slot).await;
+            self.shared.stats.admitted.fetch_add(slot.used(), Relaxed);
         }
         Ok(())
     }
 
     /// Builds every subject's slots from `policy`; returns the slots dropped.
     fn put_in_force(&self, policy: &Policy) -> Vec<Arc<Slot>> {
-        let map = self.shared.subjects.pin();
-        let mut kept = std::collections::HashSet::new();
+        let old_plans = Arc::clone(&self.shared.plans.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut plans = Plans::default();
         let mut retired = Vec::new();
         let limits: std::collections::BTreeMap<&str, (Arc<str>, Arc<Limit>)> = policy
             .limits
@@ -838,7 +948,7 @@ impl Limiter {
                 tracing::warn!(subject = %text, "limits: cannot intern the subject (its budget is spent): its requests pass unlimited");
                 continue;
             };
-            let old = map.get(&subject);
+            let old = old_plans.get(&subject);
             let names = policy
                 .plans
                 .get(&assignment.plan)
@@ -876,15 +986,15 @@ impl Limiter {
                         .cloned(),
                 );
             }
-            kept.insert(subject);
-            map.insert(subject, Arc::new(Assigned { slots }));
+            plans.insert(subject, Arc::new(Assigned { slots }));
         }
-        let gone: Vec<Subject> = map.keys().filter(|s| !kept.contains(*s)).copied().collect();
-        for subject in gone {
-            if let Some(old) = map.remove(&subject) {
+        for (subject, old) in old_plans.iter() {
+            if !plans.contains_key(subject) {
                 retired.extend(old.slots.iter().cloned());
             }
         }
+        *self.shared.plans.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(plans);
+        self.shared.generation.fetch_add(1, Release);
         retired
     }
 }

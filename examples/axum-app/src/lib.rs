@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use count::layer::CountLayer;
+use count::limits::{Assignment, Endpoints, Limit, LimitPeriod, Limiter, Policy};
 use count::{
     CountQueue, Counter, CounterExt, DateRange, Day, Dimension, Error, Subject, TotalsQuery,
 };
@@ -53,12 +54,44 @@ struct Counting {
     counter: Arc<dyn Counter>,
 }
 
+/// The demo's plans: `free`, 5 requests a day to `/users` routes (so a key hits its
+/// limit after five), and `pro`, 1,000 a day; `acme` is on pro, `globex` on free.
+/// Days begin at midnight UTC.
+pub fn demo_policy() -> Policy {
+    let users = |amount| {
+        let mut limit = Limit::new(LimitPeriod::Day, amount);
+        limit.endpoints = Endpoints::Prefix("/users".into());
+        limit
+    };
+    let mut policy = Policy::default();
+    policy.limits.insert("free-daily".into(), users(5));
+    policy.limits.insert("pro-daily".into(), users(1_000));
+    policy
+        .plans
+        .insert("free".into(), vec!["free-daily".into()]);
+    policy.plans.insert("pro".into(), vec!["pro-daily".into()]);
+    policy
+        .subjects
+        .insert("acme".into(), Assignment::plan("pro"));
+    policy
+        .subjects
+        .insert("globex".into(), Assignment::plan("free"));
+    policy
+}
+
 /// The app: user routes that need an API key, and two open reports, all counted into
-/// `queue` (which writes to `counter`) by route, caller and status.
-pub fn app(queue: CountQueue, counter: Arc<dyn Counter>, keys: ApiKeys) -> Router {
+/// `queue` (which writes to `counter`) by route, caller and status; callers past
+/// their plan's limit (`limiter`'s policy) get 429 before reaching a route.
+pub fn app(
+    queue: CountQueue,
+    counter: Arc<dyn Counter>,
+    keys: ApiKeys,
+    limiter: Limiter,
+) -> Router {
     let owners = keys.clone();
     let counted = CountLayer::new(queue.clone())
-        .subject(move |request: &axum::http::Request<Body>| owners.owner(request));
+        .subject(move |request: &axum::http::Request<Body>| owners.owner(request))
+        .limits(limiter);
     let users = Router::new()
         .route("/users", get(list_users).post(create_user))
         .route("/users/{id}", get(get_user).patch(update_user))

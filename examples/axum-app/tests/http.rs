@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use axum_app::ApiKeys;
+use count::limits::{Limiter, LimiterSettings};
 use count::memory::MemoryCounter;
-use count::{CountQueue, Counter};
+use count::{CountQueue, Counter, CounterExt};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -62,16 +63,77 @@ async fn get_json(address: std::net::SocketAddr, path: &str, field: &str) -> Vec
     report[field].as_array().unwrap().clone()
 }
 
-async fn the_app_counts_into(counter: Arc<dyn Counter>) {
+/// The app on a free port, counting into `counter`, with the demo's plans.
+async fn serve(counter: Arc<dyn Counter>) -> std::net::SocketAddr {
     let queue = CountQueue::builder(counter.clone()).build().unwrap();
     let keys = ApiKeys::new([("key-a", "acme"), ("key-g", "globex")]).unwrap();
+    let version = counter.policy().await.unwrap().version;
+    counter
+        .replace_policy(version, &axum_app::demo_policy())
+        .await
+        .unwrap();
+    let limiter = Limiter::start(counter.clone(), LimiterSettings::default())
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, axum_app::app(queue, counter, keys))
+        axum::serve(listener, axum_app::app(queue, counter, keys, limiter))
             .await
             .unwrap();
     });
+    address
+}
+
+/// globex is on the free plan, 5 requests a day to `/users`: the sixth gets 429 with
+/// `Retry-After` and the quota headers, never reaching the route; acme (pro) goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_past_its_daily_limit_gets_429_with_the_headers() {
+    let address = serve(Arc::new(MemoryCounter::new())).await;
+    for left in (0..5).rev() {
+        let (status, head) = http_head(address, "/users/1", "key-g").await;
+        assert_eq!(status, 200);
+        assert!(
+            head.contains(&format!("ratelimit: \"free-daily\";r={left};t=")),
+            "{head}"
+        );
+    }
+    let (status, head) = http_head(address, "/users/1", "key-g").await;
+    assert_eq!(status, 429, "{head}");
+    assert!(head.contains("retry-after: "), "{head}");
+    assert!(head.contains("ratelimit: \"free-daily\";r=0;t="), "{head}");
+    assert!(
+        head.contains("ratelimit-policy: \"free-daily\";q=5;w=86400"),
+        "{head}"
+    );
+    assert_eq!(http(address, "GET", "/users/1", Some("key-a")).await.0, 200);
+    let calls = get_json(address, "/stats/callers", "calls").await;
+    let refused = calls
+        .iter()
+        .find(|c| c["caller"] == "globex" && c["status"] == 429)
+        .expect("the refusal is counted");
+    assert_eq!(refused["count"], 1);
+}
+
+/// The status and the head (lower-cased) of `GET path` with `key`.
+async fn http_head(address: std::net::SocketAddr, path: &str, key: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nx-api-key: {key}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let head = response
+        .split_once("\r\n\r\n")
+        .unwrap()
+        .0
+        .to_ascii_lowercase();
+    (response[9..12].parse().unwrap(), head)
+}
+
+async fn the_app_counts_into(counter: Arc<dyn Counter>) {
+    let address = serve(counter).await;
 
     assert_eq!(http(address, "GET", "/users/1", Some("key-a")).await.0, 200);
     assert_eq!(http(address, "GET", "/users/2", Some("key-a")).await.0, 200);
