@@ -8,6 +8,7 @@
     cargo bench -p count-benches --bench sqlite && python3 benches/report.py
     cargo bench -p count-benches --bench grpc && python3 benches/report.py
     cargo bench -p count-benches --bench http && python3 benches/report.py
+    cargo bench -p count-benches --bench limits && python3 benches/report.py
 """
 import json
 import pathlib
@@ -142,7 +143,31 @@ def http():
     print(f"| dashboard page load in headless Chromium | {cells} |")
 
 
-for table in (hot_path, layer, pg, sqlite, cockroach, grpc, http):
+def limits():
+    m = {name: median_ns("limits_layer_adds", name) for name in (
+        "identity_layer", "count_layer_subject", "count_layer_subject_limits_no_plan",
+        "count_layer_subject_limited")}
+    identity = m["identity_layer"]
+    unlimited = m["count_layer_subject"] - identity
+    limited = m["count_layer_subject_limited"] - identity
+    print("| identity adds | CountLayer + subject adds | + limits, subject without a plan | + a limit on the subject | limited ÷ unlimited, over identity (target ≤ 1.5×) |")
+    print("|---|---|---|---|---|")
+    print(f"| {identity:.0f} ns | {m['count_layer_subject']:.0f} ns | {m['count_layer_subject_limits_no_plan']:.0f} ns "
+          f"| {m['count_layer_subject_limited']:.0f} ns | {limited / unlimited:.2f}× |")
+    print()
+    print("| threads | Limiter::admit_now + settle | governor check_key | count ÷ governor (target ≤ 1 on one thread, < 1 on two) |")
+    print("|---|---|---|---|")
+    for threads in (1, 2):
+        group = f"admission_{threads}-thread"
+        ours, theirs = median_ns(group, "count_limiter"), median_ns(group, "governor_keyed")
+        print(f"| {threads} | {ours:.1f} ns | {theirs:.1f} ns | {ours / theirs:.2f}× |")
+    leases = json.loads((ROOT / "limits_leases.json").read_text())
+    print()
+    print(f"Lease round trips: {leases['leases']} for {leases['admitted']:,} admitted at "
+          f"{leases['rate']:,}/s over {leases['seconds']} s: {leases['per_million']:.0f} per 1,000,000.")
+
+
+for table in (hot_path, layer, pg, sqlite, cockroach, grpc, http, limits):
     try:
         table()
         print()
