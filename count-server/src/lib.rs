@@ -13,6 +13,7 @@ pub mod logging;
 mod metrics;
 mod server;
 mod tls;
+mod usage;
 
 pub use config::{ServerConfig, defaults};
 pub use count_grpc::SERVICE_NAME;

@@ -61,6 +61,7 @@ pub(crate) struct Figures {
     pub(crate) writes: Arc<WriteHealth>,
     pub(crate) limits: Arc<Limits>,
     pub(crate) connections: Arc<ConnectionFigures>,
+    pub(crate) usage: Arc<crate::usage::UsageWatch>,
 }
 
 /// A counter's name without Prometheus' `_total`, which the encoder adds.
@@ -213,6 +214,8 @@ impl Collector for Figures {
             failing.as_secs_f64(),
         )?;
 
+        usage_families(out, &self.usage)?;
+
         let info = ConstGauge::new(1_i64);
         let mut encoder = out.encode_descriptor(
             "count_server_info",
@@ -234,6 +237,49 @@ fn seconds(at: Option<Timestamp>) -> f64 {
 fn counter(out: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
     let metric = ConstCounter::new(value);
     metric.encode(out.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// The subjects nearest their limits: used, amount and their ratio, labelled by
+/// subject and limit (at most [`crate::usage::NEAREST`] of them).
+fn usage_families(out: &mut DescriptorEncoder, watch: &crate::usage::UsageWatch) -> fmt::Result {
+    let nearest = watch.nearest();
+    let families: [(&str, &str, fn(&count_core::limits::Usage) -> f64); 3] = [
+        (
+            "count_limit_usage_ratio",
+            "Used over amount in the window holding now, for the subjects nearest their limits (read every 15 s; at most 20).",
+            |u| u.share(),
+        ),
+        (
+            "count_limit_used",
+            "Requests a limit counted in the window holding now, for the same subjects and limits.",
+            |u| u.used as f64,
+        ),
+        (
+            "count_limit_amount",
+            "The subject's amount of the limit, for the same subjects and limits.",
+            |u| u.amount as f64,
+        ),
+    ];
+    for (name, help, value) in families {
+        let mut encoder = out.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for u in &nearest {
+            let labels = [("subject", u.subject.as_str()), ("limit", u.limit.as_str())];
+            ConstGauge::new(value(u)).encode(encoder.encode_family(&labels)?)?;
+        }
+    }
+    let failures = ConstCounter::new(watch.failures());
+    failures.encode(out.encode_descriptor(
+        "count_limit_usage_read_failures",
+        "Readings of usage against limits that failed (logged).",
+        None,
+        failures.metric_type(),
+    )?)?;
+    gauge(
+        out,
+        "count_limit_usage_read_timestamp_seconds",
+        "When usage against limits was last read (0: not yet).",
+        watch.read_at() as f64,
+    )
 }
 
 fn gauge(out: &mut DescriptorEncoder, name: &str, help: &str, value: f64) -> fmt::Result {

@@ -102,6 +102,7 @@ pub async fn serve(
         config.max_message_bytes,
     ));
     let connection_figures = Arc::new(ConnectionFigures::default());
+    let (usage, usage_task) = crate::usage::UsageWatch::spawn(counter.clone());
     let api = Arc::new(Api {
         counter: counter.clone(),
         metrics: Metrics::new(Figures {
@@ -112,6 +113,7 @@ pub async fn serve(
             writes: writes.clone(),
             limits: limits.clone(),
             connections: connection_figures.clone(),
+            usage,
         }),
         backend_timeout: config.backend_timeout,
         health_timeout: config.health_timeout(),
@@ -174,6 +176,7 @@ pub async fn serve(
         );
     }
 
+    usage_task.abort();
     if let Some(task) = rollup_task {
         task.stop().await;
     }
