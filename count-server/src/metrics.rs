@@ -243,7 +243,8 @@ fn counter(out: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> f
 /// subject and limit (at most [`crate::usage::NEAREST`] of them).
 fn usage_families(out: &mut DescriptorEncoder, watch: &crate::usage::UsageWatch) -> fmt::Result {
     let nearest = watch.nearest();
-    let families: [(&str, &str, fn(&count_core::limits::Usage) -> f64); 3] = [
+    type Read = fn(&count_core::limits::Usage) -> f64;
+    let families: [(&str, &str, Read); 3] = [
         (
             "count_limit_usage_ratio",
             "Used over amount in the window holding now, for the subjects nearest their limits (read every 15 s; at most 20).",
