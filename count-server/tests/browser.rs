@@ -400,3 +400,77 @@ async fn a_server_with_a_token_asks_for_it_and_refuses_a_wrong_one() {
     }
     browser.close().await;
 }
+
+/// The limits card: the subjects nearest their limits, used against amount, the one
+/// over its limit marked; absent on a server without limits.
+#[tokio::test]
+async fn the_dashboard_shows_who_is_near_or_over_a_limit() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let (spawned, today, _) = serving_known_counts(&[], None).await;
+    let client = count_grpc::GrpcCounter::connect(&spawned.url())
+        .await
+        .unwrap();
+    let mut policy = count_core::limits::Policy::default();
+    policy.limits.insert(
+        "daily".into(),
+        count_core::limits::Limit::new(count_core::limits::LimitPeriod::Day, 10),
+    );
+    policy.plans.insert("free".into(), vec!["daily".into()]);
+    for subject in ["near-co", "over-co", "quiet-co"] {
+        policy
+            .subjects
+            .insert(subject.into(), count_core::limits::Assignment::plan("free"));
+    }
+    count_core::CounterExt::policy(&client).await.unwrap();
+    client.replace_policy(0, &policy).await.unwrap();
+    let now = count_core::jiff::Timestamp::now();
+    let key = |subject: &str| {
+        CountKey::of(
+            Method::Get,
+            Path::new("/limited").unwrap(),
+            Some(count_core::Subject::new(subject).unwrap()),
+            count_core::Status::http(200).ok(),
+        )
+    };
+    let counts = vec![
+        BucketCount::new(key("near-co"), now, 8),
+        BucketCount::new(key("over-co"), now, 12),
+    ];
+    let id = BatchId {
+        writer: count_core::uuid::Uuid::new_v4(),
+        seq: 1,
+    };
+    client
+        .write(&Batch::new(id, counts).unwrap())
+        .await
+        .unwrap();
+
+    browser
+        .goto(&format!("{}/#from={today}&to={today}", spawned.url()))
+        .await;
+    wait_ready(&browser, today, today).await;
+    let rows = browser
+        .js(
+            "return [...document.querySelectorAll('#limit-list li')].map((li) =>
+               [li.dataset.subject, li.dataset.limit, li.querySelector('.bar-val').textContent,
+                li.querySelector('.bar-fill').className]);",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        rows,
+        json!([
+            ["over-co", "daily", "12 / 10", "bar-fill over"],
+            ["near-co", "daily", "8 / 10", "bar-fill near"],
+            ["quiet-co", "daily", "0 / 10", "bar-fill"],
+        ])
+    );
+    let visible = "return !document.getElementById('limits-card').hidden";
+    assert_eq!(browser.js(visible, vec![]).await, json!(true));
+    let errors = console_errors(&browser).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    browser.screenshot("limits").await;
+    browser.close().await;
+}
