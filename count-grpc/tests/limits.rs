@@ -13,11 +13,16 @@ use tonic::Code;
 const POLICY: &str = r#"{"limits":{"daily":{"period":"day","amount":5}},"plans":{"free":["daily"]},"subjects":{"acme":{"plan":"free"}}}"#;
 
 fn lease(subject: &str, limit: &str, want: u64) -> pb::LeaseRequest {
+    let today = count_core::limits::Window::of(
+        count_core::limits::LimitPeriod::Day,
+        &count_core::Zone::UTC,
+        count_core::jiff::Timestamp::now().as_second(),
+    );
     pb::LeaseRequest {
         subject: subject.into(),
         limit: limit.into(),
-        window_start: 1_796_083_200,
-        window_end: 1_796_169_600,
+        window_start: today.start,
+        window_end: today.end,
         want,
         give_back: 0,
         seed: 0,
@@ -90,6 +95,15 @@ async fn policies_and_leases_on_the_wire() {
     let backwards = client.lease(backwards).await.unwrap_err();
     assert_eq!(backwards.code(), Code::InvalidArgument);
     assert!(backwards.message().contains("window_end"));
+    // A window far from now (which could make the ledger forget others): refused.
+    let mut far = lease("acme", "daily", 0);
+    far.window_start += 400 * 86_400;
+    far.window_end += 400 * 86_400;
+    let far = client.lease(far).await.unwrap_err();
+    assert_eq!(far.code(), Code::InvalidArgument);
+    assert!(far.message().contains("window_start"), "{}", far.message());
+    let unknown_give_back = client.lease(lease("acme", "weekly", 0)).await.unwrap_err();
+    assert_eq!(unknown_give_back.code(), Code::FailedPrecondition);
     let bad_subject = client.lease(lease("", "daily", 1)).await.unwrap_err();
     assert_eq!(bad_subject.code(), Code::InvalidArgument);
     assert!(bad_subject.message().contains("subject"));

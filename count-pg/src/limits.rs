@@ -134,9 +134,12 @@ pub(crate) async fn lease(
         .map_err(|e| classify(&doing(), e))?
         .get(0);
     let grant = ask.apply(Some(taken.max(0) as u64));
+    // A window that starts where another did (a day's and a week's, after a change
+    // of period) keeps the later end: the row is not forgotten mid-window.
     tx.execute(
         &format!(
-            "UPDATE {schema}.limit_ledger SET taken = $4::bigint \
+            "UPDATE {schema}.limit_ledger SET taken = $4::bigint, \
+             window_end = GREATEST(window_end, $5::bigint) \
              WHERE subject = $1 AND limit_name = $2 AND window_start = $3::bigint"
         ),
         &[
@@ -144,20 +147,27 @@ pub(crate) async fn lease(
             &ask.limit,
             &ask.window.start,
             &db(grant.taken),
+            &ask.window.end,
         ],
     )
     .await
     .map_err(|e| classify(&doing(), e))?;
-    if inserted == 1 {
-        tx.execute(
-            &format!("DELETE FROM {schema}.limit_ledger WHERE window_end < $1::bigint"),
-            &[&(ask.window.start - KEEP_ENDED_SECONDS)],
-        )
-        .await
-        .map_err(|e| classify(&doing(), e))?;
-    }
     // Lost on the way, the grant may have been taken: it is lost to the window (never
     // handed out twice); a give-back lost so is not retried (see count-cockroach).
     tx.commit().await.map_err(|e| ambiguous(&doing(), e))?;
+    if inserted == 1 {
+        // A new window: forget the ended ones, by this machine's clock (never the
+        // ask's window), in a statement of its own so the lease holds no lock for it.
+        let now = count_core::jiff::Timestamp::now().as_second();
+        let forgot = client
+            .execute(
+                &format!("DELETE FROM {schema}.limit_ledger WHERE window_end < $1::bigint"),
+                &[&now.saturating_sub(KEEP_ENDED_SECONDS)],
+            )
+            .await;
+        if let Err(error) = forgot {
+            tracing::warn!(%error, "count-pg: cannot forget ended limit windows; next time");
+        }
+    }
     Ok(grant)
 }

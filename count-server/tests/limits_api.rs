@@ -174,10 +174,10 @@ async fn limits_plans_and_subjects_are_managed_over_http() {
         (Some(2), Some(3))
     );
     assert_eq!(row["over"], false);
-    let bad = server.get("/api/v1/usage?limit=0", &[]).await;
+    let bad = server.get("/api/v1/usage?top=0", &[]).await;
     assert_eq!(
         (bad.status, bad.json()["field"].as_str()),
-        (400, Some("limit"))
+        (400, Some("top"))
     );
 
     let gone = server

@@ -85,16 +85,22 @@ pub(crate) fn lease(conn: &mut Connection, ask: &LeaseAsk<'_>) -> Result<LeaseGr
         .map_err(|e| classify(&doing("reading the ledger"), e))?;
     let grant = ask.apply(taken.map(|t| t as u64));
     if taken.is_none() {
+        // By this machine's clock, never the ask's window: a window far ahead must
+        // not make every other ledger look ended.
+        let now = count_core::jiff::Timestamp::now().as_second();
         tx.execute(
             "DELETE FROM limit_ledger WHERE window_end < ?1",
-            [ask.window.start - KEEP_ENDED_SECONDS],
+            [now.saturating_sub(KEEP_ENDED_SECONDS)],
         )
         .map_err(|e| classify(&doing("forgetting ended windows"), e))?;
     }
+    // A window that starts where another did (a day's and a week's, after a change
+    // of period) keeps the later end: the row is not forgotten mid-window.
     tx.execute(
         "INSERT INTO limit_ledger (subject, limit_name, window_start, window_end, taken) \
          VALUES (?1, ?2, ?3, ?4, ?5) \
-         ON CONFLICT (subject, limit_name, window_start) DO UPDATE SET taken = excluded.taken",
+         ON CONFLICT (subject, limit_name, window_start) DO UPDATE SET taken = excluded.taken, \
+         window_end = max(window_end, excluded.window_end)",
         (
             ask.subject,
             ask.limit,

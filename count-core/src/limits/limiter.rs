@@ -31,6 +31,10 @@ use crate::{Counter, Error, Method, Result, Status, Subject};
 pub const MAX_LIMITS_PER_PLAN: usize = 16;
 
 const LEFT_BITS: u32 = 48;
+
+/// How long one backend call of the limiter's task may take: a lease that hangs
+/// would otherwise leave its slot asked for ever.
+const BACKEND_TIMEOUT: Duration = Duration::from_secs(5);
 const LEFT_MASK: u64 = (1 << LEFT_BITS) - 1;
 
 /// How a [`Limiter`] leases and reloads.
@@ -81,8 +85,9 @@ struct Shared {
     settings: LimiterSettings,
     /// Who is on which plan: replaced whole when the policy changes, read by the
     /// hot path through each thread's copy of the `Arc` ([`Limiter::with_plans`]).
-    plans: Mutex<Arc<Plans>>,
-    /// Bumped when `plans` is replaced.
+    plans: Mutex<Arc<PlansAt>>,
+    /// The generation of `plans`, for a thread to see at once that its copy is old
+    /// (the copy's own generation is the one inside it).
     generation: AtomicU64,
     /// Tells this limiter's plans apart in a thread's cache.
     id: u64,
@@ -134,6 +139,14 @@ pub struct LimiterStats {
 /// Who is on which plan.
 type Plans = HashMap<Subject, Arc<Assigned>, foldhash::fast::RandomState>;
 
+/// The plans, and their generation: together, so a ticket's generation always names
+/// the plans its slot indices are of.
+#[derive(Debug, Default)]
+struct PlansAt {
+    generation: u64,
+    plans: Plans,
+}
+
 /// Gives each limiter its own [`Shared::id`].
 static NEXT_LIMITER: AtomicU64 = AtomicU64::new(0);
 
@@ -141,7 +154,7 @@ thread_local! {
     /// This thread's copy of the plans of the limiter it last admitted for: its id,
     /// the generation, and the plans. Taken again (under the mutex) only when the
     /// policy changed, or another limiter admits on this thread.
-    static PLANS: RefCell<Option<(u64, u64, Arc<Plans>)>> = const { RefCell::new(None) };
+    static PLANS: RefCell<Option<(u64, Arc<PlansAt>)>> = const { RefCell::new(None) };
 }
 
 /// One subject's plan, as the hot path reads it.
@@ -300,9 +313,14 @@ enum Take {
 
 /// Ready when any of `notified` is (a refill of any slot the request waits on).
 async fn any_of(notified: Vec<tokio::sync::futures::Notified<'_>>) {
+    if notified.is_empty() {
+        // Nothing to wait on (the lease came meanwhile): look again shortly.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        return;
+    }
     let mut notified: Vec<_> = notified.into_iter().map(Box::pin).collect();
     poll_fn(|cx| {
-        if notified.is_empty() || notified.iter_mut().any(|n| n.as_mut().poll(cx).is_ready()) {
+        if notified.iter_mut().any(|n| n.as_mut().poll(cx).is_ready()) {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -377,6 +395,16 @@ impl Ticket {
             .filter(move |(i, _)| taken & (1 << i) != 0)
             .map(move |(i, slot)| (slot, epochs[i]))
     }
+}
+
+/// Whether a slot of `old` can go on enforcing `new`: what it counts and when are
+/// the same (thresholds and the like may differ), so its lease stays good.
+fn enforces_alike(old: &Limit, new: &Limit) -> bool {
+    old.endpoints == new.endpoints
+        && old.statuses == new.statuses
+        && old.period == new.period
+        && old.zone == new.zone
+        && old.hard == new.hard
 }
 
 /// Gives back every unit `ticket` took from `assigned` (another limit refused the
@@ -500,7 +528,7 @@ impl Limiter {
                     }
                 }
                 Take::Out(window) if slot.limit.hard => {
-                    self.ask(slot);
+                    // No ask: the ledger said none is left until `refused_until`.
                     give_all_back(assigned, &ticket);
                     stats.refused.fetch_add(1, Relaxed);
                     return Admission::Refused(Refusal {
@@ -565,8 +593,13 @@ impl Limiter {
     /// each limit that does not count that status gets its unit back. Costs nothing
     /// more when every limit that took a unit counts every status.
     pub fn settle(&self, ticket: Ticket, status: Option<Status>) {
-        let refused = status.is_some_and(super::policy::is_quota_refusal);
-        if ticket.selective == 0 && !refused {
+        // A request that ended without a status (cut off, or its stream reset before
+        // the trailers) keeps its units: else a client could end every call early
+        // and never pay for a limit that counts some statuses only.
+        let Some(status) = status else {
+            return;
+        };
+        if ticket.selective == 0 && !super::policy::is_quota_refusal(status) {
             return;
         }
         self.with_plans(|generation, plans| {
@@ -578,7 +611,7 @@ impl Limiter {
                 return;
             };
             for (slot, epoch) in ticket.slots(assigned) {
-                if !slot.limit.counts_status(status) {
+                if !slot.limit.counts_status(Some(status)) {
                     slot.give(epoch);
                 }
             }
@@ -652,21 +685,21 @@ impl Limiter {
         let generation = shared.generation.load(Acquire);
         PLANS.with(|cached| {
             let mut cached = cached.borrow_mut();
-            let current =
-                matches!(&*cached, Some((id, g, _)) if *id == shared.id && *g == generation);
+            let current = matches!(&*cached,
+                Some((id, at)) if *id == shared.id && at.generation == generation);
             if !current {
                 let plans = Arc::clone(&shared.plans.lock().unwrap_or_else(|e| e.into_inner()));
-                *cached = Some((shared.id, generation, plans));
+                *cached = Some((shared.id, plans));
             }
-            let (_, generation, plans) = cached.as_ref().expect("just set");
-            f(*generation, plans)
+            let (_, at) = cached.as_ref().expect("just set");
+            f(at.generation, &at.plans)
         })
     }
 
     /// Every slot of the plans in force.
     fn all_slots(&self) -> Vec<Arc<Slot>> {
-        let plans = Arc::clone(&self.shared.plans.lock().unwrap_or_else(|e| e.into_inner()));
-        plans
+        let at = Arc::clone(&self.shared.plans.lock().unwrap_or_else(|e| e.into_inner()));
+        at.plans
             .values()
             .flat_map(|a| a.slots.iter().cloned())
             .collect()
@@ -708,10 +741,12 @@ impl Limiter {
 
     /// Stops the task and gives back every lease held, so no quota is stranded.
     pub async fn stop(&self) {
-        self.shared.stop.store(true, Release);
         let stopped = self.shared.stopped.notified();
-        self.shared.wake.wake();
-        stopped.await;
+        if !self.shared.stop.swap(true, AcqRel) {
+            self.shared.wake.wake();
+            // Bounded: the task may have ended already (its runtime shut down).
+            let _ = tokio::time::timeout(Duration::from_secs(1), stopped).await;
+        }
         for slot in self.all_slots() {
             self.give_back_lease(&slot).await;
         }
@@ -760,7 +795,9 @@ impl Limiter {
 
     /// Leases more for `slot`, for the window holding now.
     async fn refill(&self, slot: &Arc<Slot>) {
-        let result = self.lease_for(slot).await;
+        let result = tokio::time::timeout(BACKEND_TIMEOUT, self.lease_for(slot))
+            .await
+            .unwrap_or_else(|_| Err(Error::ambiguous("a lease took over 5 s: given up")));
         slot.asked.store(false, Release);
         slot.refilled.notify_waiters();
         if let Err(error) = result {
@@ -792,11 +829,13 @@ impl Limiter {
                 window,
             )
             .await
-            .unwrap_or_else(|error| {
-                tracing::warn!(%error, subject = slot.subject.as_str(), limit = &*slot.name,
-                        "limits: cannot read what the window used before; the ledger starts at 0");
-                0
-            })
+            // Without it a new window's ledger could start below what was used:
+            // no lease then (the subject's requests wait, then are refused).
+            .map_err(|error| {
+                Error::unavailable(format!(
+                    "reading what the window used before its first lease: {error}"
+                ))
+            })?
         };
         let want = self.want(slot, same, left, now_ms);
         let ask = LeaseAsk {
@@ -877,7 +916,8 @@ impl Limiter {
             seed: 0,
         };
         self.shared.stats.leases.fetch_add(1, Relaxed);
-        match self.shared.counter.lease(&ask).await {
+        let given = tokio::time::timeout(BACKEND_TIMEOUT, self.shared.counter.lease(&ask)).await;
+        match given.unwrap_or_else(|_| Err(Error::ambiguous("giving back took over 5 s"))) {
             Ok(grant) => slot.taken.store(grant.taken, Relaxed),
             Err(error) => {
                 self.shared.stats.lease_failures.fetch_add(1, Relaxed);
@@ -929,7 +969,8 @@ impl Limiter {
 
     /// Builds every subject's slots from `policy`; returns the slots dropped.
     fn put_in_force(&self, policy: &Policy) -> Vec<Arc<Slot>> {
-        let old_plans = Arc::clone(&self.shared.plans.lock().unwrap_or_else(|e| e.into_inner()));
+        let old = Arc::clone(&self.shared.plans.lock().unwrap_or_else(|e| e.into_inner()));
+        let old_plans = &old.plans;
         let mut plans = Plans::default();
         let mut retired = Vec::new();
         let limits: std::collections::BTreeMap<&str, (Arc<str>, Arc<Limit>)> = policy
@@ -964,9 +1005,9 @@ impl Limiter {
                         .copied()
                         .unwrap_or(limit.amount);
                     let same = old.and_then(|a| {
-                        a.slots
-                            .iter()
-                            .find(|s| s.name == *name && *s.limit == **limit && s.amount == amount)
+                        a.slots.iter().find(|s| {
+                            s.name == *name && enforces_alike(&s.limit, limit) && s.amount == amount
+                        })
                     });
                     Some(same.cloned().unwrap_or_else(|| {
                         Arc::new(Slot::new(
@@ -993,8 +1034,11 @@ impl Limiter {
                 retired.extend(old.slots.iter().cloned());
             }
         }
-        *self.shared.plans.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(plans);
-        self.shared.generation.fetch_add(1, Release);
+        let mut current = self.shared.plans.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = current.generation + 1;
+        *current = Arc::new(PlansAt { generation, plans });
+        // Under the lock: the hint never runs ahead of, nor behind, the plans stored.
+        self.shared.generation.store(generation, Release);
         retired
     }
 }

@@ -14,15 +14,20 @@
 //!   request only against quota it was handed, so the requests admitted by every
 //!   replica together never pass the amount — replicas crashing, restarting or
 //!   losing the backend included. A request the limit does not count (a status it
-//!   leaves out, a refusal by another limit) gives its unit back to the lease.
+//!   leaves out, a refusal by another limit) gives its unit back to the lease; one
+//!   that ends without a status (cut off) keeps it, so ending calls early never
+//!   makes them free. When a window's first lease cannot read what the reports say
+//!   it used before, there is no lease: its requests wait, then are refused.
 //! - **How far under, at most.** Quota handed to a replica that then crashes is
 //!   never used in that window. A replica holds, per subject and limit, the rest of
 //!   its lease (below half of it when it asks for the next) and the next lease: less
 //!   than one and a half leases, and a lease is at most `amount / 64`
 //!   ([`LimiterSettings::max_lease_share`]) and at most half of what was left when it
 //!   was handed out. So a crashed replica strands less than `3 × amount / 128` (2.3 %)
-//!   of each subject's limit in the window it crashed in; the tests check it with
-//!   four processes, one SIGKILLed holding its leases. A replica that stops cleanly
+//!   of each subject's limit in the window it crashed in (for an amount under 64,
+//!   where a lease is one unit, at most 2 units), plus the units of requests then in
+//!   flight that would have been given back; the tests check it with four
+//!   processes, one SIGKILLed holding its leases. A replica that stops cleanly
 //!   ([`Limiter::stop`]) or stops seeing a subject for
 //!   [`LimiterSettings::idle_after`] gives its lease back.
 //! - **Changes.** A replica reads the policy's version every

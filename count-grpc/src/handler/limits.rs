@@ -1,6 +1,8 @@
 //! The RPCs of limits: `GetPolicy`, `ReplacePolicy` and `Lease`. A lease is applied
 //! with the amount and hardness of the server's own policy (read at most a second
-//! ago), never the client's: a client cannot lease past what the policy says.
+//! ago), never the client's, and only to a window of the limit near now by the
+//! server's clock. What a client gives back and its seed are its word: a token that
+//! may send counts is trusted that far.
 
 use std::time::Duration;
 
@@ -30,7 +32,13 @@ impl PolicyCache {
     }
 
     async fn refresh(&self, counter: &dyn Counter) -> Result<StoredPolicy> {
-        Self::read(&mut *self.0.lock().await, counter).await
+        let mut cached = self.0.lock().await;
+        if let Some((read, policy)) = &*cached
+            && read.elapsed() < Duration::from_millis(100)
+        {
+            return Ok(policy.clone());
+        }
+        Self::read(&mut cached, counter).await
     }
 
     async fn read(
@@ -103,26 +111,44 @@ pub(crate) async fn lease(
     }
     let mut policy = cache.current(counter).await?;
     let find = |p: &StoredPolicy| {
-        p.policy
-            .amount_for(&request.subject, &request.limit)
-            .zip(p.policy.limits.get(&request.limit).map(|l| l.hard))
+        let limit = p.policy.limits.get(&request.limit)?;
+        Some((
+            p.policy.amount_for(&request.subject, &request.limit)?,
+            limit.clone(),
+        ))
     };
     if find(&policy).is_none() {
-        // A client with a newer policy than the cached one: read it again.
+        // A client with a newer policy than the cached one: read it again (at most
+        // every 100 ms, so unknown limits cannot make every lease read the policy).
         policy = cache.refresh(counter).await?;
     }
-    let found = find(&policy);
-    let (amount, hard) = match found {
-        Some(found) => found,
-        // Giving back needs no policy: a limit dropped since the lease was taken.
-        None if request.want == 0 => (0, true),
-        None => {
-            return Err(Error::Conflict(format!(
-                "subject {:?} has no limit {:?} in the server's policy (version {})",
-                request.subject, request.limit, policy.version
-            )));
-        }
+    let Some((amount, limit)) = find(&policy) else {
+        return Err(Error::Conflict(format!(
+            "subject {:?} has no limit {:?} in the server's policy (version {})",
+            request.subject, request.limit, policy.version
+        )));
     };
+    // Only the limit's window holding now by the server's clock, or the one before
+    // or after (a client's clock a little off): the ledger's keys stay the policy's.
+    let now = count_core::jiff::Timestamp::now().as_second();
+    let current = Window::of(limit.period, &limit.zone, now);
+    let before = Window::of(limit.period, &limit.zone, current.start - 1);
+    let after = Window::of(limit.period, &limit.zone, current.end);
+    let asked = Window {
+        start: request.window_start,
+        end: request.window_end,
+    };
+    if ![before, current, after].contains(&asked) {
+        return Err(Error::invalid(
+            "window_start",
+            request.window_start,
+            format!(
+                "not a window of limit {:?} near now (its current one is {}..{})",
+                request.limit, current.start, current.end
+            ),
+        ));
+    }
+    let hard = limit.hard;
     let ask = LeaseAsk {
         subject: &request.subject,
         limit: &request.limit,

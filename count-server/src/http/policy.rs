@@ -9,7 +9,7 @@
 //! | `GET /api/v1/limits`, `GET/PUT/DELETE /api/v1/limits/{name}` | one limit (`PUT`'s body: the limit) |
 //! | `GET /api/v1/plans`, `GET/PUT/DELETE /api/v1/plans/{name}` | one plan (`PUT`'s body: `["daily", "monthly"]`) |
 //! | `GET/PUT/DELETE /api/v1/subjects/{subject}/plan` | a subject's plan (`PUT`'s body: `{"plan": "pro", "overrides": {"daily": 5000}}`) |
-//! | `GET /api/v1/usage?subject=&limit=50` | subjects against their limits now, nearest first |
+//! | `GET /api/v1/usage?subject=&top=50` | subjects against their limits now, nearest first |
 //!
 //! A change reads the policy, changes it and replaces it from the version read,
 //! again if another change came first: every replica's limiter has it within its
@@ -111,11 +111,13 @@ pub(super) async fn put_policy(
     }
     let replace: Replace = body("policy", &bytes)?;
     replace.policy.check().map_err(refused)?;
-    let version = api
-        .counter
-        .replace_policy(replace.version, &replace.policy)
-        .await
-        .map_err(refused)?;
+    let replaced = tokio::time::timeout(
+        api.backend_timeout,
+        api.counter.replace_policy(replace.version, &replace.policy),
+    )
+    .await
+    .map_err(|_| ApiError::backend_timeout(api.backend_timeout))?;
+    let version = replaced.map_err(refused)?;
     Ok(answer(
         json!({ "version": version, "policy": replace.policy }),
     ))
@@ -273,7 +275,7 @@ pub(super) async fn delete_subject_plan(
     Ok(answer(json!({ "version": stored.version })))
 }
 
-/// `subject=` (one subject) and `limit=` (rows, 1 to 10,000; default 50).
+/// `subject=` (one subject) and `top=` (rows, 1 to 10,000; default 50).
 fn usage_params(raw: Option<&str>) -> Result<(Option<String>, usize), ApiError> {
     let mut subject = None;
     let mut rows = USAGE_ROWS;
@@ -287,22 +289,22 @@ fn usage_params(raw: Option<&str>) -> Result<(Option<String>, usize), ApiError> 
         let value = decode(value).map_err(|rule| invalid(&key, rule))?;
         match &*key {
             "subject" => subject = Some(value.into_owned()),
-            "limit" => {
+            "top" => {
                 rows = value
                     .parse()
                     .ok()
                     .filter(|n| (1..=MAX_USAGE_ROWS).contains(n))
                     .ok_or_else(|| ApiError::Invalid {
-                        field: "limit".into(),
+                        field: "top".into(),
                         message: format!(
-                            "invalid limit {value:?}: the number of rows, 1 to {MAX_USAGE_ROWS}"
+                            "invalid top {value:?}: the number of rows, 1 to {MAX_USAGE_ROWS}"
                         ),
                     })?;
             }
             other => {
                 return Err(ApiError::Invalid {
                     field: other.into(),
-                    message: format!("unknown parameter {other:?}: expected subject or limit"),
+                    message: format!("unknown parameter {other:?}: expected subject or top"),
                 });
             }
         }
