@@ -81,7 +81,6 @@ async fn conforms_with_30_percent_restarts_and_5_percent_ambiguous_commits() {
     let counter = Arc::new(counter);
     count_core::testkit::run_all(counter.clone()).await;
     count_core::testkit::run_zones(&*counter).await;
-    count_core::testkit::the_ledger_never_overgrants_under_faults(&*counter).await;
 
     let retries = counter.retries();
     let injected = emulation.restarts_injected();
@@ -110,6 +109,10 @@ async fn conforms_with_30_percent_restarts_and_5_percent_ambiguous_commits() {
     assert!(retries.restarts >= injected, "{retries:?}");
     assert!(retries.ambiguous > 0, "{retries:?}");
     assert_eq!(retries.gave_up, 0);
+
+    // The ledger under the same faults, after the figures above: its eight leases
+    // in flight at once would blur the injected share they check.
+    count_core::testkit::the_ledger_never_overgrants_under_faults(&*counter).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
